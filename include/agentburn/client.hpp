@@ -1,0 +1,81 @@
+// agentburn: the Client an agent runtime keeps for its lifetime.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agentburn/event.hpp"
+#include "agentburn/options.hpp"
+#include "agentburn/status.hpp"
+
+namespace agentburn {
+
+// Counters since the client opened, plus what is on disk now.
+struct Stats {
+  std::uint64_t pending = 0;        // events on disk (or staged) waiting for delivery
+  std::uint64_t pending_bytes = 0;  // their encoded size
+  std::uint64_t delivered = 0;      // events acknowledged by the server
+  std::uint64_t resent = 0;         // events sent again after an attempt with no answer
+  std::uint64_t retries = 0;        // batch attempts that failed and were retried
+  std::uint64_t dead_letters = 0;   // events set aside after the server refused them
+  std::uint64_t dropped = 0;        // events deleted by FullPolicy::kDropOldest
+  std::uint64_t rejected = 0;       // track() calls refused (invalid event, buffer full)
+  std::uint64_t adopted = 0;        // events taken over from folders of dead processes
+  std::string last_error;           // the sender's last error, empty if none
+  std::int64_t last_delivery_at_ms = 0;  // Unix time of the last ack, 0 if none
+};
+
+// An event the server refused, kept on disk until requeued or purged.
+struct DeadLetter {
+  std::string event_json;  // the event as it was sent
+  std::string reason;      // why it was set aside
+};
+
+// Thread-safe: every method may be called from many threads at once. Move-only; the
+// destructor closes with Options::close_timeout_ms.
+class Client {
+ public:
+  // Opens (or creates) this process's buffer folder under Options::buffer_root, adopts the
+  // folders of dead processes, and starts the sender when an endpoint is set.
+  static Result<Client> open(const Options& options);
+
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client();
+
+  // Validates the event, fills in idempotency_key and timestamp when absent, and makes it
+  // durable as Options::durability says before returning. Never waits on the network.
+  // `key_out`, when given, receives the event's idempotency_key.
+  Status track(const Event& event, std::string* key_out = nullptr);
+  // The same for one event in the AgentBurn JSON form (camelCase names).
+  Status track_json(std::string_view json, std::string* key_out = nullptr);
+
+  // Waits until every event pending at the call was delivered or set aside. kTimeout when
+  // the deadline passed first (the events stay on disk); a timeout of 0 only checks.
+  Status flush(std::chrono::milliseconds timeout);
+
+  Stats stats() const;
+
+  std::vector<DeadLetter> dead_letters(std::size_t limit) const;
+  Status requeue_dead_letters();  // put them back in the queue, in their original order
+  Status purge_dead_letters();    // delete them for good
+
+  // Flushes for at most `timeout`, stops the sender (aborting a transfer in flight), and
+  // releases the buffer folder. OK when nothing is left pending, kTimeout when events stay
+  // on disk for the next start. Calls after close return kClosed.
+  Status close(std::chrono::milliseconds timeout);
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace agentburn

@@ -1,0 +1,93 @@
+// agentburn: everything a Client can be told, with its default and unit.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace agentburn {
+
+// What a crash can lose of the events that track() already accepted.
+enum class Durability {
+  // track() hands the event to an in-memory stage that a background thread writes to disk
+  // every `buffered_flush_ms` (default 5 ms) or every 1,000 events, whichever comes first.
+  // A killed process or a power loss can lose the events of that last interval. close() and
+  // flush() write the stage first. Fastest.
+  kBuffered,
+  // Default. The event is in RocksDB's write-ahead log (in the operating system's page
+  // cache) before track() returns: it survives a killed process (SIGKILL, abort, OOM kill),
+  // not a power loss or kernel crash.
+  kProcess,
+  // The write-ahead log is fsync'ed before track() returns, so the event survives a power
+  // loss. Threads that track at the same moment share one fsync (group commit).
+  kSystem,
+};
+
+// What track() does when the pending events reach `disk_cap_bytes`.
+enum class FullPolicy {
+  kReject,      // Default: track() returns Status::Code::kFull; nothing stored is touched.
+  kDropOldest,  // The oldest pending events are deleted to make room (counted as dropped).
+};
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+// Receives the library's warnings and errors. Runs on the thread that noticed (usually the
+// sender's); it must be quick and must not call back into the Client that logs.
+using LogCallback = std::function<void(LogLevel level, const std::string& message)>;
+
+struct Options {
+  // --- The buffer ---------------------------------------------------------------------
+  // Folder that holds one buffer folder per open client. Empty: $XDG_DATA_HOME/agentburn/buffer,
+  // or ~/.local/share/agentburn/buffer when XDG_DATA_HOME is unset.
+  std::string buffer_root;
+  Durability durability = Durability::kProcess;
+  // Interval of the kBuffered stage writer, milliseconds (1..1000).
+  int buffered_flush_ms = 5;
+  // Cap on pending events (and dead letters) in encoded bytes; 0 means no cap. Default 1 GiB.
+  std::uint64_t disk_cap_bytes = std::uint64_t{1} << 30;
+  FullPolicy full_policy = FullPolicy::kReject;
+  // A buffer folder that RocksDB cannot open (corrupt or truncated files) is renamed to
+  // `<folder>.corrupt-<time>` and a fresh one is started instead of failing the open.
+  bool set_aside_corrupt_buffer = false;
+
+  // --- Delivery -----------------------------------------------------------------------
+  // Base URL of an AgentBurn-compatible server, e.g. "https://agentburn.example.com".
+  // Empty: offline; events accumulate on disk until a client with an endpoint opens the root.
+  std::string endpoint;
+  // Sent as `x-api-key` and `Authorization: Bearer`. Never logged, stored or put in an error.
+  std::string api_key;
+  // Events per batch, 1..1000 (the API's limit). Default 1000.
+  int batch_max_events = 1000;
+  // Encoded bytes per batch (before gzip). Default 1 MiB.
+  std::size_t batch_max_bytes = 1 << 20;
+  // A batch that is not full goes out when its oldest event has waited this long. Default 1000.
+  int flush_interval_ms = 1000;
+  // Batches sent at once, 1..16. More than one helps against servers that take seconds per
+  // batch; each has its own connection. Default 1.
+  int max_batches_in_flight = 1;
+  int connect_timeout_ms = 5000;   // TCP + TLS connect. Default 5 s.
+  int request_timeout_ms = 30000;  // One whole request. Default 30 s.
+  int retry_initial_ms = 500;      // First backoff ceiling (full jitter). Default 0.5 s.
+  int retry_max_ms = 60000;        // Backoff ceiling and cap on Retry-After. Default 60 s.
+  // Consecutive 5xx answers to one batch, while the server accepts others, before it is split
+  // in halves to find a poisoned event. Default 3.
+  int split_after_failures = 3;
+  // Proxy URL ("http://proxy:3128"). Empty: libcurl's environment variables (http_proxy, ...).
+  std::string proxy;
+  // PEM file of CA certificates to trust instead of the system's.
+  std::string ca_bundle;
+  // gzip request bodies (Content-Encoding: gzip). Default off.
+  bool gzip = false;
+  // Allow plain http:// to a host that is not a loopback address. Default off: the API key
+  // would cross the network in clear text.
+  bool allow_insecure_http = false;
+  // Send only the seed schema's fields (no idempotency_key, cachedInputTokens,
+  // reasoningTokens), for servers that refuse unknown fields. Default off.
+  bool seed_fields_only = false;
+  // How long the Client's destructor waits for delivery before leaving the rest on disk.
+  int close_timeout_ms = 2000;
+
+  LogCallback log;
+};
+
+}  // namespace agentburn

@@ -1,0 +1,499 @@
+// Event and agent JSON: parsing with strict checks, validation, and the wire encoding.
+#include "event/codec.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace agentburn::detail {
+
+using json = nlohmann::json;
+
+namespace {
+
+// --- Parsing with duplicate-key and depth checks ---------------------------------------
+
+// nlohmann's DOM builder, plus what the AgentBurn rules add: no key twice in one object, and
+// no nesting deeper than kMaxJsonDepth. Errors say where.
+class CheckedDomParser {
+ public:
+  explicit CheckedDomParser(json& root) : dom_(root, false) {}
+  std::string error;
+
+  bool null() { return dom_.null(); }
+  bool boolean(bool v) { return dom_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return dom_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+  bool number_float(json::number_float_t v, const json::string_t& s) {
+    return dom_.number_float(v, s);
+  }
+  bool string(json::string_t& v) { return dom_.string(v); }
+  bool binary(json::binary_t& v) { return dom_.binary(v); }
+  bool start_object(std::size_t n) {
+    if (!enter()) return false;
+    object_starts_.push_back(keys_.size());
+    return dom_.start_object(n);
+  }
+  bool key(json::string_t& k) {
+    auto begin = keys_.begin() + static_cast<std::ptrdiff_t>(object_starts_.back());
+    if (std::find(begin, keys_.end(), k) != keys_.end()) {
+      error = "duplicate key \"" + k + "\"";
+      return false;
+    }
+    keys_.push_back(k);
+    return dom_.key(k);
+  }
+  bool end_object() {
+    keys_.resize(object_starts_.back());
+    object_starts_.pop_back();
+    --depth_;
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) { return enter() && dom_.start_array(n); }
+  bool end_array() {
+    --depth_;
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) {
+    std::string what = ex.what();
+    auto close = what.find("] ");
+    error = close == std::string::npos ? what : what.substr(close + 2);
+    return false;
+  }
+
+ private:
+  bool enter() {
+    if (++depth_ > kMaxJsonDepth) {
+      error = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      return false;
+    }
+    return true;
+  }
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  std::vector<std::string> keys_;
+  std::vector<std::size_t> object_starts_;
+  int depth_ = 0;
+};
+
+bool parse_checked(std::string_view text, json* out, FieldError* err) {
+  CheckedDomParser sax(*out);
+  bool ok = json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, true,
+                            false);
+  if (!ok) {
+    err->field = "";
+    err->message = "not valid JSON: " + (sax.error.empty() ? "parse error" : sax.error);
+  }
+  return ok;
+}
+
+// --- Field names and did-you-mean --------------------------------------------------------
+
+std::string fold_name(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '_' || c == '-' || c == ' ') continue;
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+template <std::size_t N>
+std::string unknown_field_message(std::string_view name, const std::array<const char*, N>& known) {
+  std::string shown = std::string(name.substr(0, 64));
+  std::string msg = "unknown field \"" + shown + "\"";
+  if (name.size() <= 64) {
+    const char* best = nullptr;
+    std::size_t best_distance = 3;
+    for (const char* k : known) {
+      std::size_t d = fold_name(name) == fold_name(k) ? 0 : edit_distance(name, k);
+      if (d < best_distance) {
+        best_distance = d;
+        best = k;
+      }
+    }
+    if (best) return msg + "; did you mean \"" + best + "\"?";
+  }
+  msg += "; known fields are";
+  for (std::size_t i = 0; i < N; ++i) msg += std::string(i ? ", " : " ") + known[i];
+  return msg;
+}
+
+std::string describe(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return s;
+}
+
+bool fail(FieldError* err, std::string field, std::string message) {
+  err->message = field.empty() ? message : field + ": " + message;
+  err->field = std::move(field);
+  return false;
+}
+
+bool get_string(const json& v, const char* field, std::string* out, FieldError* err) {
+  if (!v.is_string()) return fail(err, field, "must be a string, got " + describe(v));
+  *out = v.get_ref<const std::string&>();
+  return true;
+}
+
+bool get_count(const json& v, const char* field, std::optional<std::int64_t>* out,
+               FieldError* err) {
+  if (v.is_number_unsigned()) {
+    auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(kMaxTokens)) {
+      return fail(err, field, "must be at most 2^53, got " + describe(v));
+    }
+    *out = static_cast<std::int64_t>(u);
+    return true;
+  }
+  if (v.is_number_integer()) {
+    return fail(err, field, "must be a non-negative integer, got " + describe(v));
+  }
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::isfinite(d) && d >= 0 && d <= static_cast<double>(kMaxTokens) && d == std::floor(d)) {
+      *out = static_cast<std::int64_t>(d);
+      return true;
+    }
+  }
+  return fail(err, field, "must be a non-negative integer, got " + describe(v));
+}
+
+constexpr std::array<const char*, 14> kEventFields = {
+    "agentId",      "provider", "operation",         "costUsd",         "model",
+    "inputTokens",  "outputTokens", "cachedInputTokens", "reasoningTokens", "taskId",
+    "workflowId",   "metadata", "timestamp",         "idempotency_key"};
+
+constexpr std::array<const char*, 4> kAgentFields = {"name", "description", "projectId", "tags"};
+
+bool set_event_field(const std::string& name, const json& v, Event* e, FieldError* err) {
+  const char* f = name.c_str();
+  auto opt_string = [&](std::optional<std::string>* out) {
+    if (v.is_null()) return true;
+    out->emplace();
+    return get_string(v, f, &**out, err);
+  };
+  if (name == "agentId") return get_string(v, f, &e->agent_id, err);
+  if (name == "provider") return get_string(v, f, &e->provider, err);
+  if (name == "operation") return get_string(v, f, &e->operation, err);
+  if (name == "costUsd") {
+    if (!v.is_number()) return fail(err, f, "must be a number, got " + describe(v));
+    e->cost_usd = v.get<double>();
+    return true;
+  }
+  if (name == "model") return opt_string(&e->model);
+  if (name == "taskId") return opt_string(&e->task_id);
+  if (name == "workflowId") return opt_string(&e->workflow_id);
+  if (name == "timestamp") return opt_string(&e->timestamp);
+  if (name == "idempotency_key") return opt_string(&e->idempotency_key);
+  if (name == "inputTokens") return v.is_null() || get_count(v, f, &e->input_tokens, err);
+  if (name == "outputTokens") return v.is_null() || get_count(v, f, &e->output_tokens, err);
+  if (name == "cachedInputTokens") {
+    return v.is_null() || get_count(v, f, &e->cached_input_tokens, err);
+  }
+  if (name == "reasoningTokens") return v.is_null() || get_count(v, f, &e->reasoning_tokens, err);
+  if (name == "metadata") {
+    if (v.is_null()) return true;
+    if (!v.is_object()) return fail(err, f, "must be a JSON object, got " + describe(v));
+    e->metadata_json = v.dump(-1, ' ', false, json::error_handler_t::strict);
+    return true;
+  }
+  return fail(err, name, unknown_field_message(name, kEventFields));
+}
+
+bool check_text(const std::string& s, const char* field, std::size_t max_bytes, FieldError* err) {
+  if (s.empty()) return fail(err, field, "must not be empty (omit an optional field instead)");
+  if (s.size() > max_bytes) {
+    return fail(err, field,
+                "is " + std::to_string(s.size()) + " bytes; the limit is " +
+                    std::to_string(max_bytes));
+  }
+  if (!is_valid_utf8(s)) return fail(err, field, "is not valid UTF-8");
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7F) return fail(err, field, "must not contain control characters");
+  }
+  return true;
+}
+
+bool check_opt_text(const std::optional<std::string>& s, const char* field, FieldError* err) {
+  return !s || check_text(*s, field, kMaxIdBytes, err);
+}
+
+bool check_count(const std::optional<std::int64_t>& v, const char* field, FieldError* err) {
+  if (v && (*v < 0 || *v > kMaxTokens)) {
+    return fail(err, field, "must be an integer in [0, 2^53], got " + std::to_string(*v));
+  }
+  return true;
+}
+
+bool check_metadata(const std::string& given, bool trusted, std::optional<std::string>* canonical,
+                    FieldError* err) {
+  const std::string* text = &given;
+  if (!trusted) {
+    if (json_depth(*text, kMaxJsonDepth) > kMaxJsonDepth) {
+      return fail(err, "metadata", "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    json doc;
+    FieldError inner;
+    if (!parse_checked(*text, &doc, &inner)) return fail(err, "metadata", inner.message);
+    if (!doc.is_object()) return fail(err, "metadata", "must be a JSON object, got " + describe(doc));
+    *canonical = doc.dump();
+    text = &**canonical;
+  }
+  if (text->size() > kMaxMetadataBytes) {
+    return fail(err, "metadata",
+                "is " + std::to_string(text->size()) + " bytes encoded; the limit is " +
+                    std::to_string(kMaxMetadataBytes));
+  }
+  return true;
+}
+
+bool validate_event_impl(const Event* e, bool fill_defaults, bool metadata_trusted, Normalized* norm,
+                         FieldError* err) {
+  if (e->agent_id.empty()) return fail(err, "agentId", "is required (the id of a registered agent)");
+  if (!check_text(e->agent_id, "agentId", kMaxIdBytes, err)) return false;
+  if (e->provider.empty()) return fail(err, "provider", "is required (openai, anthropic, e2b, ...)");
+  if (!check_text(e->provider, "provider", kMaxIdBytes, err)) return false;
+  const std::string& op = e->operation;
+  if (op.empty()) {
+    return fail(err, "operation", "is required: llm_call, tool_call, compute or api_call");
+  }
+  if (op != "llm_call" && op != "tool_call" && op != "compute" && op != "api_call") {
+    std::string shown = is_valid_utf8(op) ? op.substr(0, 64) : std::string("(not UTF-8)");
+    return fail(err, "operation",
+                "must be llm_call, tool_call, compute or api_call, got \"" + shown + "\"");
+  }
+  if (!e->cost_usd) return fail(err, "costUsd", "is required (the cost in USD, a number)");
+  double cost = *e->cost_usd;
+  if (!std::isfinite(cost) || cost < 0 || cost > kMaxCostUsd) {
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, cost);
+    return fail(err, "costUsd",
+                "must be a finite number in [0, 1e9], got " + std::string(buf, r.ptr));
+  }
+  if (!check_opt_text(e->model, "model", err) || !check_opt_text(e->task_id, "taskId", err) ||
+      !check_opt_text(e->workflow_id, "workflowId", err) ||
+      !check_count(e->input_tokens, "inputTokens", err) ||
+      !check_count(e->output_tokens, "outputTokens", err) ||
+      !check_count(e->cached_input_tokens, "cachedInputTokens", err) ||
+      !check_count(e->reasoning_tokens, "reasoningTokens", err)) {
+    return false;
+  }
+  if (e->metadata_json &&
+      !check_metadata(*e->metadata_json, metadata_trusted, &norm->metadata_json, err)) {
+    return false;
+  }
+  if (e->idempotency_key) {
+    const std::string& k = *e->idempotency_key;
+    if (k.empty() || k.size() > kMaxKeyBytes) {
+      return fail(err, "idempotency_key", "must be 1 to 128 bytes, got " + std::to_string(k.size()));
+    }
+    for (unsigned char c : k) {
+      if (c < 0x21 || c > 0x7E) {
+        return fail(err, "idempotency_key", "must be printable ASCII without spaces");
+      }
+    }
+  } else if (fill_defaults) {
+    norm->idempotency_key = new_uuid_v7();
+  }
+  if (e->timestamp) {
+    std::int64_t ms;
+    if (!parse_timestamp(*e->timestamp, &ms)) {
+      std::string shown = is_valid_utf8(*e->timestamp) ? e->timestamp->substr(0, 64) : "(not UTF-8)";
+      return fail(err, "timestamp",
+                  "must be ISO 8601 with a date, a time and a UTC offset, such as "
+                  "2026-01-02T03:04:05Z or 2026-01-02T05:04:05.250+02:00; got \"" + shown + "\"");
+    }
+    norm->timestamp = format_timestamp_ms(ms);
+  } else if (fill_defaults) {
+    norm->timestamp = format_timestamp_ms(now_unix_ms());
+  }
+  return true;
+}
+
+void append_key(const char* name, std::string* out) {
+  out->push_back(',');
+  out->push_back('"');
+  out->append(name);
+  out->append("\":");
+}
+
+void append_opt_string(const char* name, const std::optional<std::string>& v, std::string* out) {
+  if (!v) return;
+  append_key(name, out);
+  append_json_string(*v, out);
+}
+
+void append_opt_count(const char* name, const std::optional<std::int64_t>& v, std::string* out) {
+  if (!v) return;
+  append_key(name, out);
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, *v);
+  out->append(buf, r.ptr);
+}
+
+}  // namespace
+
+bool parse_event_value(const void* value, Event* out, FieldError* err) {
+  const json& v = *static_cast<const json*>(value);
+  if (!v.is_object()) return fail(err, "", "an event must be a JSON object, got " + describe(v));
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!set_event_field(it.key(), it.value(), out, err)) return false;
+  }
+  return true;
+}
+
+bool parse_event_json(std::string_view text, Event* out, FieldError* err) {
+  if (text.size() > kMaxEventBytes) {
+    return fail(err, "", "the event is " + std::to_string(text.size()) +
+                             " bytes; the limit is " + std::to_string(kMaxEventBytes));
+  }
+  json doc;
+  if (!parse_checked(text, &doc, err)) return false;
+  return parse_event_value(&doc, out, err);
+}
+
+bool validate_event(const Event& event, bool fill_defaults, bool metadata_trusted,
+                    Normalized* norm, FieldError* err) {
+  *norm = Normalized();
+  return validate_event_impl(&event, fill_defaults, metadata_trusted, norm, err);
+}
+
+void encode_event(const Event& e, const Normalized& norm, bool seed_fields_only,
+                  std::string* out) {
+  out->append("{\"agentId\":");
+  append_json_string(e.agent_id, out);
+  append_key("provider", out);
+  append_json_string(e.provider, out);
+  append_key("operation", out);
+  append_json_string(e.operation, out);
+  append_key("costUsd", out);
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, e.cost_usd.value_or(0.0));
+  out->append(buf, r.ptr);
+  append_opt_string("model", e.model, out);
+  append_opt_count("inputTokens", e.input_tokens, out);
+  append_opt_count("outputTokens", e.output_tokens, out);
+  if (!seed_fields_only) {
+    append_opt_count("cachedInputTokens", e.cached_input_tokens, out);
+    append_opt_count("reasoningTokens", e.reasoning_tokens, out);
+  }
+  append_opt_string("taskId", e.task_id, out);
+  append_opt_string("workflowId", e.workflow_id, out);
+  if (e.metadata_json) {
+    append_key("metadata", out);
+    out->append(norm.metadata_json ? *norm.metadata_json : *e.metadata_json);
+  }
+  if (!norm.timestamp.empty()) {
+    append_key("timestamp", out);
+    append_json_string(norm.timestamp, out);
+  } else {
+    append_opt_string("timestamp", e.timestamp, out);
+  }
+  if (!seed_fields_only) {
+    if (!norm.idempotency_key.empty()) {
+      append_key("idempotency_key", out);
+      append_json_string(norm.idempotency_key, out);
+    } else {
+      append_opt_string("idempotency_key", e.idempotency_key, out);
+    }
+  }
+  out->push_back('}');
+}
+
+// --- Agents --------------------------------------------------------------------------------
+
+bool parse_agent_value(const void* value, Agent* out, FieldError* err) {
+  const json& v = *static_cast<const json*>(value);
+  if (!v.is_object()) return fail(err, "", "an agent must be a JSON object, got " + describe(v));
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string& k = it.key();
+    const json& f = it.value();
+    if (k == "name") {
+      if (!get_string(f, "name", &out->name, err)) return false;
+    } else if (k == "description" || k == "projectId") {
+      if (f.is_null()) continue;
+      auto& slot = k == "description" ? out->description : out->project_id;
+      slot.emplace();
+      if (!get_string(f, k.c_str(), &*slot, err)) return false;
+    } else if (k == "tags") {
+      if (f.is_null()) continue;
+      if (!f.is_array()) return fail(err, "tags", "must be an array of strings, got " + describe(f));
+      for (std::size_t i = 0; i < f.size(); ++i) {
+        if (!f[i].is_string()) {
+          return fail(err, "tags", "element " + std::to_string(i) + " must be a string, got " +
+                                       describe(f[i]));
+        }
+        out->tags.push_back(f[i].get<std::string>());
+      }
+    } else {
+      return fail(err, k, unknown_field_message(k, kAgentFields));
+    }
+  }
+  return validate_agent(*out, err);
+}
+
+bool parse_agent_json(std::string_view text, Agent* out, FieldError* err) {
+  if (text.size() > kMaxEventBytes) {
+    return fail(err, "", "the agent is " + std::to_string(text.size()) +
+                             " bytes; the limit is " + std::to_string(kMaxEventBytes));
+  }
+  json doc;
+  return parse_checked(text, &doc, err) && parse_agent_value(&doc, out, err);
+}
+
+bool validate_agent(const Agent& a, FieldError* err) {
+  if (a.name.empty()) return fail(err, "name", "is required");
+  if (!check_text(a.name, "name", kMaxIdBytes, err)) return false;
+  if (a.description) {
+    if (a.description->size() > kMaxDescriptionBytes) {
+      return fail(err, "description", "is " + std::to_string(a.description->size()) +
+                                          " bytes; the limit is " +
+                                          std::to_string(kMaxDescriptionBytes));
+    }
+    if (!is_valid_utf8(*a.description)) return fail(err, "description", "is not valid UTF-8");
+  }
+  if (a.project_id && !check_text(*a.project_id, "projectId", kMaxIdBytes, err)) return false;
+  if (a.tags.size() > kMaxTags) {
+    return fail(err, "tags", "has " + std::to_string(a.tags.size()) + " tags; the limit is " +
+                                 std::to_string(kMaxTags));
+  }
+  for (const auto& t : a.tags) {
+    if (!check_text(t, "tags", kMaxIdBytes, err)) return false;
+  }
+  return true;
+}
+
+std::string encode_agent(const Agent& a) {
+  std::string out = "{\"name\":";
+  append_json_string(a.name, &out);
+  append_opt_string("description", a.description, &out);
+  append_opt_string("projectId", a.project_id, &out);
+  out.append(",\"tags\":[");
+  for (std::size_t i = 0; i < a.tags.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_string(a.tags[i], &out);
+  }
+  out.append("]}");
+  return out;
+}
+
+Status to_status(const FieldError& err) { return Status::invalid(err.message); }
+
+}  // namespace agentburn::detail

@@ -1,0 +1,567 @@
+#include "store/buffer.hpp"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "event/codec.hpp"
+
+namespace agentburn::detail {
+
+namespace {
+
+constexpr std::size_t kMoveChunk = 1000;
+constexpr std::uint64_t kCompactEvery = 200000;
+constexpr std::size_t kStageMaxEvents = 1000;
+constexpr std::uint64_t kKeyOverhead = 8;  // counted against the cap with each event
+
+struct SeqKey {
+  char bytes[8];
+  explicit SeqKey(std::uint64_t seq) {
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(seq >> (56 - 8 * i));
+  }
+  rocksdb::Slice slice() const { return rocksdb::Slice(bytes, 8); }
+};
+
+std::uint64_t decode_seq(const rocksdb::Slice& s) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8 && i < s.size(); ++i) {
+    v = (v << 8) | static_cast<unsigned char>(s[i]);
+  }
+  return v;
+}
+
+std::string encode_dead(std::string_view event, std::string_view reason) {
+  std::string out(4, '\0');
+  auto n = static_cast<std::uint32_t>(event.size());
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(n >> (8 * i));
+  out.append(event);
+  out.append(reason);
+  return out;
+}
+
+bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reason) {
+  if (v.size() < 4) return false;
+  std::uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(v[i])) << (8 * i);
+  if (n > v.size() - 4) return false;
+  event->assign(v.data() + 4, n);
+  reason->assign(v.data() + 4 + n, v.size() - 4 - n);
+  return true;
+}
+
+rocksdb::Options db_options(bool create) {
+  rocksdb::Options o;
+  o.create_if_missing = create;
+  o.create_missing_column_families = create;
+  o.error_if_exists = false;
+  // Small and quiet: an embedded buffer must not cost its host much memory or disk.
+  o.write_buffer_size = 8 << 20;
+  o.max_write_buffer_number = 2;
+  o.max_open_files = 64;
+  o.max_background_jobs = 2;
+  o.keep_log_file_num = 2;
+  o.max_log_file_size = 1 << 20;
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  o.max_total_wal_size = 64 << 20;  // flush the small column families so WALs are recycled
+  o.compression = rocksdb::kLZ4Compression;
+  o.bottommost_compression = rocksdb::kZSTD;
+  o.level_compaction_dynamic_level_bytes = true;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(4 << 20);
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return o;
+}
+
+rocksdb::WriteOptions write_options(Durability d) {
+  rocksdb::WriteOptions w;
+  w.sync = d == Durability::kSystem;
+  return w;
+}
+
+}  // namespace
+
+Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) {
+  std::unique_ptr<Buffer> b(new Buffer());
+  b->options_ = options;
+  Status s = make_dirs(options.root);
+  if (!s.ok()) return s;
+  // Folders of dead processes, found before ours exists so that we never list ourselves.
+  std::vector<std::string> others = list_buffer_folders(options.root);
+  s = FolderLock::create(options.root, &b->folder_, &b->lock_);
+  if (!s.ok()) return s;
+  rocksdb::DB* db = nullptr;
+  s = b->open_db(b->folder_, true, &db, &b->handles_);
+  if (!s.ok()) {
+    remove_tree(b->folder_);
+    return s;
+  }
+  b->db_ = db;
+  b->queue_cf_ = b->handles_[0];
+  b->dead_cf_ = b->handles_[1];
+  b->meta_cf_ = b->handles_[2];
+  auto st = db->Put(rocksdb::WriteOptions(), b->meta_cf_, "format_version",
+                    std::to_string(kFormatVersion));
+  if (!st.ok()) return Status::storage("cannot write to " + b->folder_ + ": " + st.ToString());
+  for (const auto& folder : others) {
+    s = b->adopt(folder);
+    if (!s.ok()) {
+      b->close().ok();
+      return s;
+    }
+  }
+  if (options.durability == Durability::kBuffered) {
+    b->stage_thread_ = std::thread([raw = b.get()] { raw->stage_loop(); });
+  }
+  *out = std::move(b);
+  return Status();
+}
+
+Buffer::~Buffer() { close().ok(); }
+
+Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
+                       std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
+  rocksdb::Options o = db_options(create);
+  rocksdb::ColumnFamilyOptions small = o;
+  small.write_buffer_size = 1 << 20;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, o}, {"dead", small}, {"meta", small}};
+  auto st = rocksdb::DB::Open(o, folder, cfs, handles, db);
+  if (!st.ok()) {
+    return Status::storage("cannot open the buffer database in " + folder + ": " + st.ToString());
+  }
+  return Status();
+}
+
+void Buffer::log(LogLevel level, const std::string& message) const {
+  if (options_.log) options_.log(level, message);
+}
+
+Status Buffer::adopt(const std::string& folder) {
+  FolderLock lock;
+  if (!FolderLock::try_lock(folder, &lock)) return Status();  // alive, or taken by another
+  rocksdb::DB* other = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> h;
+  Status s = open_db(folder, false, &other, &h);
+  if (!s.ok()) {
+    if (!options_.set_aside_corrupt) {
+      return Status::storage(s.message() +
+                             "; set_aside_corrupt_buffer moves it aside and starts fresh");
+    }
+    std::string name = folder.substr(folder.rfind('/') + 1);
+    std::string aside = options_.root + "/corrupt-" + name + "-" + std::to_string(now_unix_ms());
+    if (rename(folder.c_str(), aside.c_str()) != 0) {
+      return Status::storage("cannot set aside corrupt buffer folder " + folder);
+    }
+    log(LogLevel::kError, "buffer folder " + folder + " could not be opened (" + s.message() +
+                              "); moved to " + aside);
+    return Status();
+  }
+  auto cleanup = [&] {
+    for (auto* cf : h) other->DestroyColumnFamilyHandle(cf);
+    delete other;
+  };
+  std::string version;
+  auto st = other->Get(rocksdb::ReadOptions(), h[2], "format_version", &version);
+  if (st.ok() && std::atoi(version.c_str()) > kFormatVersion) {
+    cleanup();
+    return Status::storage("buffer folder " + folder + " has format version " + version +
+                           ", newer than this library reads (" + std::to_string(kFormatVersion) +
+                           "); open it with a newer agentburn or use another buffer_root");
+  }
+  // Move queue then dead letters in chunks. Each chunk is synced here before it is deleted
+  // there: a crash in between leaves a copy in both, which the server's dedupe absorbs.
+  std::uint64_t moved = 0;
+  for (int which = 0; which < 2 && s.ok(); ++which) {
+    rocksdb::ColumnFamilyHandle* src = which == 0 ? h[0] : h[1];
+    rocksdb::ColumnFamilyHandle* dst = which == 0 ? queue_cf_ : dead_cf_;
+    std::unique_ptr<rocksdb::Iterator> it(other->NewIterator(rocksdb::ReadOptions(), src));
+    it->SeekToFirst();
+    while (it->Valid()) {
+      rocksdb::WriteBatch batch;
+      std::string first_key = it->key().ToString(), last_key;
+      std::uint64_t n = 0, bytes = 0;
+      std::uint64_t seq;
+      {
+        std::lock_guard<std::mutex> g(seq_mu_);
+        seq = next_seq_.load();
+      }
+      for (; it->Valid() && n < kMoveChunk; it->Next(), ++n) {
+        batch.Put(dst, SeqKey(seq + n).slice(), it->value());
+        bytes += it->value().size() + kKeyOverhead;
+        last_key = it->key().ToString();
+      }
+      next_seq_ += n;
+      stored_max_ = next_seq_ - 1;
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      st = db_->Write(sync, &batch);
+      if (st.ok()) st = other->DeleteRange(rocksdb::WriteOptions(), src, first_key, last_key + '\xff');
+      if (!st.ok()) {
+        s = Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
+        break;
+      }
+      (which == 0 ? pending_ : dead_count_) += n;
+      (which == 0 ? pending_bytes_ : dead_bytes_) += bytes;
+      moved += which == 0 ? n : 0;
+    }
+    if (s.ok() && !it->status().ok()) {
+      s = Status::storage("cannot read buffer folder " + folder + ": " + it->status().ToString());
+    }
+  }
+  cleanup();
+  if (!s.ok()) return s;
+  adopted_ += moved;
+  remove_tree(folder);
+  if (moved) {
+    log(LogLevel::kInfo, "adopted " + std::to_string(moved) + " events from " + folder);
+  }
+  return Status();
+}
+
+Status Buffer::append(std::string_view event_json) {
+  if (closed_) return Status::closed("the client is closed");
+  const std::uint64_t size = event_json.size() + kKeyOverhead;
+  const std::uint64_t cap = options_.disk_cap_bytes;
+  if (cap && pending_bytes_.load(std::memory_order_relaxed) +
+                     dead_bytes_.load(std::memory_order_relaxed) + size > cap) {
+    if (options_.full_policy == FullPolicy::kReject) {
+      return Status::full("the buffer is full: " + std::to_string(pending_bytes_.load()) +
+                          " bytes pending and " + std::to_string(dead_bytes_.load()) +
+                          " in dead letters reach disk_cap_bytes (" + std::to_string(cap) +
+                          "); the event was not stored");
+    }
+    Status s = make_room(size);
+    if (!s.ok()) return s;
+  }
+  if (options_.durability == Durability::kBuffered) {
+    std::unique_lock<std::mutex> g(stage_mu_);
+    std::uint64_t seq = next_seq_.fetch_add(1);
+    stage_.push_back(StoredEvent{seq, std::string(event_json)});
+    pending_.fetch_add(1, std::memory_order_relaxed);
+    pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+    if (stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
+    return Status();
+  }
+  std::uint64_t seq;
+  {
+    std::lock_guard<std::mutex> g(seq_mu_);
+    seq = next_seq_.fetch_add(1);
+    writing_.push_back(seq);
+  }
+  auto st = db_->Put(write_options(options_.durability), queue_cf_, SeqKey(seq).slice(),
+                     rocksdb::Slice(event_json.data(), event_json.size()));
+  {
+    std::lock_guard<std::mutex> g(seq_mu_);
+    writing_.erase(std::find(writing_.begin(), writing_.end(), seq));
+    if (st.ok()) stored_max_ = std::max(stored_max_, seq);
+  }
+  if (!st.ok()) {
+    return Status::storage("cannot write the event to the buffer in " + folder_ + ": " +
+                           st.ToString());
+  }
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+  data_cv_.notify_one();
+  return Status();
+}
+
+Status Buffer::write_events(std::vector<StoredEvent>* batch) {
+  rocksdb::WriteBatch wb;
+  for (const auto& e : *batch) wb.Put(queue_cf_, SeqKey(e.seq).slice(), e.json);
+  auto st = db_->Write(write_options(options_.durability), &wb);
+  if (!st.ok()) return Status::storage("cannot write staged events: " + st.ToString());
+  return Status();
+}
+
+void Buffer::stage_loop() {
+  std::unique_lock<std::mutex> g(stage_mu_);
+  while (true) {
+    stage_cv_.wait_for(g, std::chrono::milliseconds(options_.buffered_flush_ms),
+                       [&] { return stage_stop_ || stage_.size() >= kStageMaxEvents; });
+    if (!stage_.empty()) {
+      g.unlock();
+      flush_stage().ok();  // errors are logged there; events stay staged for the next try
+      g.lock();
+    }
+    if (stage_stop_) return;
+  }
+}
+
+Status Buffer::flush_stage() {
+  if (options_.durability != Durability::kBuffered) return Status();
+  std::vector<StoredEvent> batch;
+  std::uint64_t first;
+  {
+    // Lock order: stage_mu_, then seq_mu_. The events leave the stage and enter writing_
+    // at once, so readers never see a gap they could skip past.
+    std::lock_guard<std::mutex> g(stage_mu_);
+    if (stage_.empty()) return Status();
+    batch.swap(stage_);
+    first = batch.front().seq;
+    std::lock_guard<std::mutex> s(seq_mu_);
+    writing_.push_back(first);
+  }
+  Status s = write_events(&batch);
+  {
+    std::lock_guard<std::mutex> g(stage_mu_);
+    std::lock_guard<std::mutex> l(seq_mu_);
+    writing_.erase(std::find(writing_.begin(), writing_.end(), first));
+    if (s.ok()) stored_max_ = std::max(stored_max_, batch.back().seq);
+    if (!s.ok()) {
+      // Put them back in front, in order, to be written on the next pass.
+      batch.insert(batch.end(), std::make_move_iterator(stage_.begin()),
+                   std::make_move_iterator(stage_.end()));
+      stage_.swap(batch);
+    }
+  }
+  if (!s.ok()) {
+    log(LogLevel::kError, s.message());
+    return s;
+  }
+  data_cv_.notify_one();
+  return Status();
+}
+
+std::uint64_t Buffer::readable_upto() {
+  std::lock_guard<std::mutex> g(stage_mu_);
+  std::lock_guard<std::mutex> s(seq_mu_);
+  std::uint64_t upto = next_seq_.load() - 1;
+  if (!stage_.empty()) upto = std::min(upto, stage_.front().seq - 1);
+  for (auto seq : writing_) upto = std::min(upto, seq - 1);
+  return upto;
+}
+
+Status Buffer::read_next(std::size_t max_events, std::size_t max_bytes,
+                         std::vector<StoredEvent>* out) {
+  out->clear();
+  std::uint64_t upto = readable_upto();
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  if (cursor_ > upto) return Status();
+  SeqKey lower(cursor_), upper(upto + 1);
+  rocksdb::Slice lower_slice = lower.slice(), upper_slice = upper.slice();
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, queue_cf_));
+  std::size_t bytes = 0;
+  for (it->Seek(lower_slice); it->Valid() && out->size() < max_events; it->Next()) {
+    auto v = it->value();
+    if (!out->empty() && bytes + v.size() > max_bytes) break;
+    bytes += v.size();
+    out->push_back(StoredEvent{decode_seq(it->key()), v.ToString()});
+  }
+  if (!it->status().ok()) {
+    out->clear();
+    return Status::storage("cannot read the buffer: " + it->status().ToString());
+  }
+  // Everything up to `upto` is final, so a short read means nothing else is there.
+  bool full = out->size() >= max_events || (it->Valid());
+  cursor_ = full ? out->back().seq + 1 : upto + 1;
+  claimed_upto_ = cursor_ - 1;
+  return Status();
+}
+
+std::uint64_t Buffer::first_pending_seq() {
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queue_cf_));
+  it->SeekToFirst();
+  if (it->Valid()) return decode_seq(it->key());
+  std::lock_guard<std::mutex> s(stage_mu_);
+  return stage_.empty() ? next_seq_.load() : stage_.front().seq;
+}
+
+Status Buffer::remove(const std::vector<StoredEvent>& events) {
+  if (events.empty()) return Status();
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  std::uint64_t bytes = 0;
+  for (const auto& e : events) bytes += e.json.size() + kKeyOverhead;
+  // The events of one read are every key in [first, last]: one range tombstone covers them.
+  SeqKey first(events.front().seq), end(events.back().seq + 1);
+  auto st = db_->DeleteRange(rocksdb::WriteOptions(), queue_cf_, first.slice(), end.slice());
+  if (!st.ok()) return Status::storage("cannot delete delivered events: " + st.ToString());
+  pending_ -= events.size();
+  pending_bytes_ -= bytes;
+  removed_since_compaction_ += events.size();
+  if (removed_since_compaction_ >= kCompactEvery) {
+    removed_since_compaction_ = 0;
+    rocksdb::CompactRangeOptions co;
+    co.exclusive_manual_compaction = false;
+    rocksdb::Slice end_slice = end.slice();
+    st = db_->CompactRange(co, queue_cf_, nullptr, &end_slice);
+    if (!st.ok()) log(LogLevel::kWarning, "buffer compaction failed: " + st.ToString());
+  }
+  return Status();
+}
+
+Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  rocksdb::WriteBatch wb;
+  SeqKey key(event.seq);
+  wb.Delete(queue_cf_, key.slice());
+  std::string value = encode_dead(event.json, reason);
+  wb.Put(dead_cf_, key.slice(), value);
+  auto st = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!st.ok()) return Status::storage("cannot store a dead letter: " + st.ToString());
+  pending_ -= 1;
+  pending_bytes_ -= event.json.size() + kKeyOverhead;
+  dead_count_ += 1;
+  dead_bytes_ += value.size() + kKeyOverhead;
+  return Status();
+}
+
+Status Buffer::make_room(std::uint64_t need) {
+  std::uint64_t upto = readable_upto();
+  std::lock_guard<std::mutex> g(queue_mu_);
+  const std::uint64_t cap = options_.disk_cap_bytes;
+  std::uint64_t used = pending_bytes_.load() + dead_bytes_.load();
+  if (need > cap) return Status::full("the event is larger than disk_cap_bytes");
+  if (used + need <= cap) return Status();
+  std::uint64_t to_free = used + need - cap, freed = 0, n = 0;
+  SeqKey lower(claimed_upto_ + 1), upper(upto + 1);
+  rocksdb::Slice lower_slice = lower.slice(), upper_slice = upper.slice();
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, queue_cf_));
+  rocksdb::WriteBatch wb;
+  for (it->Seek(lower_slice); it->Valid() && freed < to_free; it->Next(), ++n) {
+    wb.Delete(queue_cf_, it->key());
+    freed += it->value().size() + kKeyOverhead;
+  }
+  if (freed < to_free) {
+    return Status::full("the buffer is full and the oldest events are being delivered; "
+                        "the event was not stored");
+  }
+  auto st = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!st.ok()) return Status::storage("cannot drop the oldest events: " + st.ToString());
+  pending_ -= n;
+  pending_bytes_ -= freed;
+  dropped_ += n;
+  log(LogLevel::kWarning, "the buffer is full: dropped the " + std::to_string(n) +
+                              " oldest pending events (full_policy drop_oldest)");
+  return Status();
+}
+
+void Buffer::wait_for_events(std::uint64_t seq, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> g(seq_mu_);
+  data_cv_.wait_until(g, deadline, [&] { return woken_ || stored_max_ >= seq; });
+  woken_ = false;
+}
+
+void Buffer::wake() {
+  {
+    std::lock_guard<std::mutex> g(seq_mu_);
+    woken_ = true;
+  }
+  data_cv_.notify_all();
+}
+
+std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit) {
+  std::vector<DeadLetter> out;
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  for (it->SeekToFirst(); it->Valid() && out.size() < limit; it->Next()) {
+    DeadLetter d;
+    if (decode_dead(it->value(), &d.event_json, &d.reason)) out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Status Buffer::requeue_dead_letters() {
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  it->SeekToFirst();
+  while (it->Valid()) {
+    std::vector<std::pair<std::string, std::string>> chunk;  // dead key, event
+    for (; it->Valid() && chunk.size() < kMoveChunk; it->Next()) {
+      std::string event, reason;
+      if (decode_dead(it->value(), &event, &reason)) {
+        chunk.emplace_back(it->key().ToString(), std::move(event));
+      }
+    }
+    std::uint64_t first;
+    {
+      std::lock_guard<std::mutex> s(seq_mu_);
+      first = next_seq_.fetch_add(chunk.size());
+      writing_.push_back(first);
+    }
+    rocksdb::WriteBatch wb;
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      wb.Delete(dead_cf_, chunk[i].first);
+      wb.Put(queue_cf_, SeqKey(first + i).slice(), chunk[i].second);
+      bytes += chunk[i].second.size() + kKeyOverhead;
+    }
+    auto st = db_->Write(write_options(options_.durability), &wb);
+    {
+      std::lock_guard<std::mutex> s(seq_mu_);
+      writing_.erase(std::find(writing_.begin(), writing_.end(), first));
+      if (st.ok()) stored_max_ = std::max(stored_max_, first + chunk.size() - 1);
+    }
+    if (!st.ok()) return Status::storage("cannot requeue dead letters: " + st.ToString());
+    pending_ += chunk.size();
+    pending_bytes_ += bytes;
+    dead_count_ -= chunk.size();
+  }
+  dead_bytes_ = 0;
+  dead_count_ = 0;
+  data_cv_.notify_all();
+  return Status();
+}
+
+Status Buffer::purge_dead_letters() {
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  auto st = db_->DeleteRange(rocksdb::WriteOptions(), dead_cf_, SeqKey(0).slice(),
+                             SeqKey(~std::uint64_t{0}).slice());
+  if (!st.ok()) return Status::storage("cannot purge dead letters: " + st.ToString());
+  dead_count_ = 0;
+  dead_bytes_ = 0;
+  return Status();
+}
+
+Status Buffer::close() {
+  {
+    std::lock_guard<std::mutex> g(stage_mu_);
+    if (closed_) return Status();
+    stage_stop_ = true;
+  }
+  stage_cv_.notify_all();
+  if (stage_thread_.joinable()) stage_thread_.join();
+  Status s = flush_stage();
+  std::lock_guard<std::mutex> g(queue_mu_);
+  closed_ = true;
+  if (!db_) return s;
+  bool empty = pending_.load() == 0 && dead_count_.load() == 0;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  auto st = db_->Close();
+  delete db_;
+  db_ = nullptr;
+  if (empty && st.ok() && s.ok()) remove_tree(folder_);
+  lock_.release();
+  if (!st.ok() && s.ok()) s = Status::storage("cannot close the buffer: " + st.ToString());
+  return s;
+}
+
+void Buffer::abandon_after_fork() {
+  // The parent's RocksDB threads do not exist here; closing the DB would join them. Leak it.
+  std::lock_guard<std::mutex> g(queue_mu_);
+  closed_ = true;
+  db_ = nullptr;
+  handles_.clear();
+  lock_.forget_after_fork();
+}
+
+}  // namespace agentburn::detail

@@ -1,0 +1,159 @@
+// The durable buffer: this process's RocksDB database of pending events and dead letters.
+//
+// Layout of a buffer folder (see docs in README.md, "The buffer on disk"):
+// - column family "default": the queue. Key: 8-byte big-endian sequence number, so that
+//   iteration order is arrival order. Value: the event's wire-form JSON.
+// - column family "dead": dead letters. Key: the event's sequence number. Value: a 4-byte
+//   little-endian length of the event, the event, then the reason text.
+// - column family "meta": "format_version" -> decimal text.
+//
+// Acked events leave with one DeleteRange per batch; readers seek with a lower bound past the
+// deleted prefix, so tombstones are never walked; a manual compaction of the deleted prefix
+// every kCompactEvery acked events gives the space back.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agentburn/client.hpp"
+#include "agentburn/options.hpp"
+#include "agentburn/status.hpp"
+#include "store/root.hpp"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace agentburn::detail {
+
+inline constexpr int kFormatVersion = 1;
+
+struct StoredEvent {
+  std::uint64_t seq = 0;
+  std::string json;
+};
+
+struct BufferOptions {
+  std::string root;  // resolved, not empty
+  Durability durability = Durability::kProcess;
+  int buffered_flush_ms = 5;
+  std::uint64_t disk_cap_bytes = 0;
+  FullPolicy full_policy = FullPolicy::kReject;
+  bool set_aside_corrupt = false;
+  LogCallback log;
+};
+
+class Buffer {
+ public:
+  // Creates this buffer's folder under the root and adopts the folders of dead processes.
+  static Status open(const BufferOptions& options, std::unique_ptr<Buffer>* out);
+  ~Buffer();
+
+  // Stores one encoded event as the options' durability says. kFull when the cap is reached
+  // under FullPolicy::kReject.
+  Status append(std::string_view event_json);
+
+  // --- For the sender ---
+  // Reads up to `max_events` / `max_bytes` events after the last ones read (in arrival
+  // order), and marks them claimed: drop_oldest never deletes a claimed event. At least one
+  // event is returned if any is readable, however large.
+  Status read_next(std::size_t max_events, std::size_t max_bytes, std::vector<StoredEvent>* out);
+  // Sequence number the next read_next starts from.
+  std::uint64_t cursor() const { return cursor_.load(); }
+  // Deletes delivered events (all of one read).
+  Status remove(const std::vector<StoredEvent>& events);
+  // Moves an event to the dead letters with a reason.
+  Status bury(const StoredEvent& event, const std::string& reason);
+  // Waits until an event numbered `seq` or later is stored, `deadline` passes or wake() is
+  // called. The sender waits for cursor() when idle and for cursor() + batch - 1 while a
+  // batch fills.
+  void wait_for_events(std::uint64_t seq, std::chrono::steady_clock::time_point deadline);
+  void wake();
+  // Highest sequence number appended so far (staged or stored).
+  std::uint64_t last_seq() const { return next_seq_.load() - 1; }
+  // Lowest sequence number still pending, or last_seq()+1 when none is.
+  std::uint64_t first_pending_seq();
+
+  // --- Dead letters ---
+  std::vector<DeadLetter> dead_letters(std::size_t limit);
+  Status requeue_dead_letters();
+  Status purge_dead_letters();
+
+  // Writes the buffered stage now (a no-op in the other modes).
+  Status flush_stage();
+
+  std::uint64_t pending() const { return pending_.load(); }
+  std::uint64_t pending_bytes() const { return pending_bytes_.load(); }
+  std::uint64_t dead_count() const { return dead_count_.load(); }
+  std::uint64_t dropped() const { return dropped_.load(); }
+  std::uint64_t adopted() const { return adopted_.load(); }
+  const std::string& folder() const { return folder_; }
+
+  // Stops the stage writer, closes RocksDB and releases the folder, removing it when nothing
+  // is left in it. Idempotent.
+  Status close();
+
+  // After fork(), in the child: drop the parent's database and lock without touching them.
+  void abandon_after_fork();
+
+ private:
+  Buffer() = default;
+  Status open_db(const std::string& folder, bool create, rocksdb::DB** db,
+                 std::vector<rocksdb::ColumnFamilyHandle*>* handles);
+  Status adopt(const std::string& folder);
+  Status load_counters();
+  Status write_events(std::vector<StoredEvent>* batch);
+  Status make_room(std::uint64_t need);
+  void stage_loop();
+  void log(LogLevel level, const std::string& message) const;
+  std::uint64_t readable_upto();
+
+  BufferOptions options_;
+  std::string folder_;
+  FolderLock lock_;
+  rocksdb::DB* db_ = nullptr;
+  rocksdb::ColumnFamilyHandle* queue_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dead_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+
+  std::atomic<std::uint64_t> next_seq_{1};
+  std::atomic<std::uint64_t> pending_{0};
+  std::atomic<std::uint64_t> pending_bytes_{0};
+  std::atomic<std::uint64_t> dead_count_{0};
+  std::atomic<std::uint64_t> dead_bytes_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> adopted_{0};
+
+  // Sequence numbers taken but not yet written: readers stop below the smallest.
+  std::mutex seq_mu_;
+  std::vector<std::uint64_t> writing_;
+  std::uint64_t stored_max_ = 0;  // highest sequence number written to RocksDB
+  std::condition_variable data_cv_;
+  bool woken_ = false;
+
+  // The sender's read cursor and what it claimed; the oldest-first drop policy.
+  std::mutex queue_mu_;
+  std::atomic<std::uint64_t> cursor_{0};  // next seq to read
+  std::uint64_t claimed_upto_ = 0;
+  std::uint64_t removed_since_compaction_ = 0;
+
+  // Durability::kBuffered: the stage and its writer thread.
+  std::mutex stage_mu_;
+  std::condition_variable stage_cv_;
+  std::vector<StoredEvent> stage_;
+  bool stage_stop_ = false;
+  std::thread stage_thread_;
+
+  bool closed_ = false;
+};
+
+}  // namespace agentburn::detail

@@ -1,0 +1,142 @@
+#include "store/root.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "event/codec.hpp"
+
+namespace agentburn::detail {
+
+namespace {
+
+constexpr const char* kLockName = "/agentburn.lock";
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+}  // namespace
+
+std::string default_buffer_root() {
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  if (xdg && *xdg == '/') return std::string(xdg) + "/agentburn/buffer";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.local/share/agentburn/buffer";
+}
+
+Status make_dirs(const std::string& path) {
+  if (path.empty()) return Status::invalid("buffer_root: must not be empty");
+  std::string partial;
+  std::size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    partial = path.substr(0, pos);
+    if (partial.empty()) continue;
+    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::storage("cannot create folder " + partial + ": " + errno_text(errno));
+    }
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::storage("buffer_root " + path + " is not a folder");
+  }
+  if (access(path.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return Status::storage("buffer_root " + path + " is not writable: " + errno_text(errno));
+  }
+  return Status();
+}
+
+FolderLock& FolderLock::operator=(FolderLock&& o) noexcept {
+  if (this != &o) {
+    release();
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+void FolderLock::release() {
+  if (fd_ >= 0) close(fd_);  // closing the last descriptor releases the flock
+  fd_ = -1;
+}
+
+void FolderLock::forget_after_fork() {
+  // The child's copy of the descriptor shares the parent's lock. Closing it in the child
+  // drops the child's reference only; the parent (if alive) keeps the lock.
+  release();
+}
+
+bool FolderLock::try_lock(const std::string& folder, FolderLock* out) {
+  std::string path = folder + kLockName;
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return false;
+  }
+  // The owner that adopted it may have removed the folder between our open and our flock.
+  struct stat by_fd, by_path;
+  if (fstat(fd, &by_fd) != 0 || stat(path.c_str(), &by_path) != 0 ||
+      by_fd.st_ino != by_path.st_ino || by_fd.st_dev != by_path.st_dev) {
+    close(fd);
+    return false;
+  }
+  *out = FolderLock();
+  out->fd_ = fd;
+  return true;
+}
+
+Status FolderLock::create(const std::string& root, std::string* folder, FolderLock* out) {
+  std::string id = new_uuid_v7().substr(24);
+  std::string name = "p" + std::to_string(getpid()) + "-" + id;
+  std::string staging = root + "/.new-" + name;
+  std::string final_path = root + "/" + name;
+  if (mkdir(staging.c_str(), 0700) != 0) {
+    return Status::storage("cannot create buffer folder " + staging + ": " + errno_text(errno));
+  }
+  std::string lock_path = staging + kLockName;
+  int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    remove_tree(staging);
+    return Status::storage("cannot lock " + lock_path + ": " + errno_text(e));
+  }
+  if (rename(staging.c_str(), final_path.c_str()) != 0) {
+    int e = errno;
+    close(fd);
+    remove_tree(staging);
+    return Status::storage("cannot create buffer folder " + final_path + ": " + errno_text(e));
+  }
+  *out = FolderLock();
+  out->fd_ = fd;
+  *folder = final_path;
+  return Status();
+}
+
+std::vector<std::string> list_buffer_folders(const std::string& root) {
+  std::vector<std::string> out;
+  DIR* d = opendir(root.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.' || std::strncmp(e->d_name, "corrupt-", 8) == 0) continue;
+    std::string path = root + "/" + e->d_name;
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) out.push_back(path);
+  }
+  closedir(d);
+  return out;
+}
+
+void remove_tree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+}  // namespace agentburn::detail

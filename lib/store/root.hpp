@@ -1,0 +1,49 @@
+// The buffer root: one folder per open buffer, each held with flock(2) for the life of its
+// owner, so that a folder whose lock is free belongs to a process that died.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "agentburn/status.hpp"
+
+namespace agentburn::detail {
+
+// $XDG_DATA_HOME/agentburn/buffer, or ~/.local/share/agentburn/buffer.
+std::string default_buffer_root();
+
+// mkdir -p with mode 0700 for the folders it creates.
+Status make_dirs(const std::string& path);
+
+// An exclusive flock on <folder>/agentburn.lock. Movable; releases on destruction.
+class FolderLock {
+ public:
+  FolderLock() = default;
+  FolderLock(FolderLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  FolderLock& operator=(FolderLock&& o) noexcept;
+  ~FolderLock() { release(); }
+  bool held() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  void release();
+  // Drops this process's descriptor without unlocking for others that share it: what a
+  // child does after fork(), so that it never keeps its parent's folder locked.
+  void forget_after_fork();
+
+  // Tries to take the lock of an existing folder without waiting. False when another process
+  // holds it, when the folder vanished, or when it was replaced while we waited.
+  static bool try_lock(const std::string& folder, FolderLock* out);
+  // Creates a new folder under `root`, locked, named p<pid>-<random>. It is built under a
+  // dot-name and renamed into place once locked, so no other process can adopt it half-made.
+  static Status create(const std::string& root, std::string* folder, FolderLock* out);
+
+ private:
+  int fd_ = -1;
+};
+
+// Names of candidate folders of other processes under `root` (not dot-names, not set-aside).
+std::vector<std::string> list_buffer_folders(const std::string& root);
+
+// rm -rf.
+void remove_tree(const std::string& path);
+
+}  // namespace agentburn::detail
