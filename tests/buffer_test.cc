@@ -1,1 +1,402 @@
+// The durable buffer: persistence, adoption, several owners on one root, the disk cap, dead
+// letters, format versions and corruption.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <rocksdb/db.h>
+
+#include "store/buffer.hpp"
+#include "support.hpp"
+
+using agentburn::Durability;
+using agentburn::FullPolicy;
+using agentburn::Status;
+using agentburn::detail::Buffer;
+using agentburn::detail::BufferOptions;
+using agentburn::detail::StoredEvent;
+namespace fs = std::filesystem;
+
+namespace {
+
+BufferOptions opts(const std::string& root, Durability d = Durability::kProcess) {
+  BufferOptions o;
+  o.root = root;
+  o.durability = d;
+  o.disk_cap_bytes = 0;
+  return o;
+}
+
+std::unique_ptr<Buffer> open_buffer(const BufferOptions& o) {
+  std::unique_ptr<Buffer> b;
+  Status s = Buffer::open(o, &b);
+  REQUIRE_MESSAGE(s.ok(), s.to_string());
+  return b;
+}
+
+std::string ev(int i) { return "{\"n\":" + std::to_string(i) + "}"; }
+
+// Everything readable, in order.
+std::vector<std::string> drain(Buffer& b, bool remove = false) {
+  std::vector<std::string> out;
+  std::vector<StoredEvent> batch;
+  while (true) {
+    REQUIRE(b.read_next(1000, 1 << 20, &batch).ok());
+    if (batch.empty()) break;
+    for (auto& e : batch) out.push_back(e.json);
+    if (remove) REQUIRE(b.remove(batch).ok());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("events survive close and reopen, in order, in every durability mode") {
+  for (auto d : {Durability::kBuffered, Durability::kProcess, Durability::kSystem}) {
+    testing::TempDir root;
+    {
+      auto b = open_buffer(opts(root.path(), d));
+      for (int i = 0; i < 2500; ++i) REQUIRE(b->append(ev(i)).ok());
+      CHECK(b->pending() == 2500);
+      REQUIRE(b->close().ok());
+    }
+    CHECK(testing::count_folders(root.path()) == 1);  // kept: not empty
+    auto b = open_buffer(opts(root.path(), d));
+    CHECK(b->adopted() == 2500);
+    CHECK(b->pending() == 2500);
+    auto all = drain(*b);
+    REQUIRE(all.size() == 2500);
+    for (int i = 0; i < 2500; ++i) CHECK(all[i] == ev(i));
+    CHECK(testing::count_folders(root.path()) == 1);  // the adopted folder is gone
+  }
+}
+
+TEST_CASE("an empty buffer folder is removed at close") {
+  testing::TempDir root;
+  auto b = open_buffer(opts(root.path()));
+  REQUIRE(b->append(ev(1)).ok());
+  REQUIRE(b->remove(std::vector<StoredEvent>{}).ok());
+  drain(*b, true);
+  CHECK(b->pending() == 0);
+  CHECK(testing::count_folders(root.path()) == 1);
+  REQUIRE(b->close().ok());
+  CHECK(testing::count_folders(root.path()) == 0);
+  auto st = fs::status(root.path());
+  CHECK(fs::exists(st));
+}
+
+TEST_CASE("buffer folders are private to the user") {
+  testing::TempDir root;
+  auto b = open_buffer(opts(root.sub("a/b")));
+  auto perms = fs::status(b->folder()).permissions();
+  CHECK((perms & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
+  CHECK((fs::status(root.sub("a/b")).permissions() & fs::perms::others_all) == fs::perms::none);
+}
+
+TEST_CASE("a folder left by a process that died is adopted; a live one is not") {
+  testing::TempDir root;
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::unique_ptr<Buffer> b;
+    if (!Buffer::open(opts(root.path()), &b).ok()) _exit(2);
+    for (int i = 0; i < 100; ++i) {
+      if (!b->append(ev(i)).ok()) _exit(3);
+    }
+    _exit(0);  // no close: the process just ends
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  auto a = open_buffer(opts(root.path()));
+  CHECK(a->adopted() == 100);
+  CHECK(drain(*a).size() == 100);
+  // A second buffer on the same root while the first lives: nothing to adopt.
+  auto b = open_buffer(opts(root.path()));
+  CHECK(b->adopted() == 0);
+  CHECK(a->pending() == 100);
+  CHECK(testing::count_folders(root.path()) == 2);
+}
+
+TEST_CASE("two buffers on one root keep their own events, and a later one gets both") {
+  testing::TempDir root;
+  {
+    auto a = open_buffer(opts(root.path()));
+    auto b = open_buffer(opts(root.path()));
+    CHECK(a->folder() != b->folder());
+    std::thread ta([&] {
+      for (int i = 0; i < 500; ++i) REQUIRE(a->append(ev(i)).ok());
+    });
+    std::thread tb([&] {
+      for (int i = 500; i < 1000; ++i) REQUIRE(b->append(ev(i)).ok());
+    });
+    ta.join();
+    tb.join();
+    CHECK(a->pending() == 500);
+    CHECK(b->pending() == 500);
+  }
+  auto c = open_buffer(opts(root.path()));
+  CHECK(c->adopted() == 1000);
+  auto all = drain(*c);
+  std::set<std::string> uniq(all.begin(), all.end());
+  CHECK(uniq.size() == 1000);
+}
+
+TEST_CASE("disk cap, reject policy: a clear error, nothing stored is touched") {
+  testing::TempDir root;
+  auto o = opts(root.path());
+  o.disk_cap_bytes = 100 * (ev(0).size() + 8);
+  auto b = open_buffer(o);
+  int accepted = 0;
+  Status last;
+  for (int i = 0; i < 200; ++i) {
+    last = b->append(ev(0));
+    if (!last.ok()) break;
+    ++accepted;
+  }
+  CHECK(accepted == 100);
+  CHECK(last.code() == Status::Code::kFull);
+  CHECK(last.message().find("disk_cap_bytes") != std::string::npos);
+  CHECK(b->pending() == 100);
+  // Delivering some makes room again.
+  std::vector<StoredEvent> batch;
+  REQUIRE(b->read_next(10, 1 << 20, &batch).ok());
+  REQUIRE(b->remove(batch).ok());
+  CHECK(b->append(ev(0)).ok());
+}
+
+TEST_CASE("disk cap, drop_oldest policy: the oldest unread events make room") {
+  testing::TempDir root;
+  auto o = opts(root.path());
+  o.full_policy = FullPolicy::kDropOldest;
+  o.disk_cap_bytes = 50 * (ev(100).size() + 8);
+  auto b = open_buffer(o);
+  for (int i = 100; i < 300; ++i) REQUIRE(b->append(ev(i)).ok());
+  CHECK(b->pending() == 50);
+  CHECK(b->dropped() == 150);
+  auto all = drain(*b);
+  REQUIRE(all.size() == 50);
+  CHECK(all.front() == ev(250));
+  CHECK(all.back() == ev(299));
+}
+
+TEST_CASE("drop_oldest never drops events the sender has claimed") {
+  testing::TempDir root;
+  auto o = opts(root.path());
+  o.full_policy = FullPolicy::kDropOldest;
+  o.disk_cap_bytes = 10 * (ev(100).size() + 8);
+  auto b = open_buffer(o);
+  for (int i = 100; i < 110; ++i) REQUIRE(b->append(ev(i)).ok());
+  std::vector<StoredEvent> claimed;
+  REQUIRE(b->read_next(10, 1 << 20, &claimed).ok());
+  REQUIRE(claimed.size() == 10);
+  Status s = b->append(ev(110));
+  CHECK(s.code() == Status::Code::kFull);
+  REQUIRE(b->remove(claimed).ok());
+  CHECK(b->append(ev(110)).ok());
+}
+
+TEST_CASE("dead letters: kept with a reason, listed, requeued in order, purged") {
+  testing::TempDir root;
+  auto b = open_buffer(opts(root.path()));
+  for (int i = 0; i < 5; ++i) REQUIRE(b->append(ev(i)).ok());
+  std::vector<StoredEvent> batch;
+  REQUIRE(b->read_next(1000, 1 << 20, &batch).ok());
+  REQUIRE(batch.size() == 5);
+  REQUIRE(b->bury(batch[1], "agentId: unknown agent").ok());
+  REQUIRE(b->bury(batch[3], "costUsd: bad").ok());
+  std::vector<StoredEvent> rest = {batch[0], batch[2], batch[4]};
+  // The range delete of the rest must not disturb the dead letters.
+  REQUIRE(b->remove(std::vector<StoredEvent>{batch[0]}).ok());
+  REQUIRE(b->remove(std::vector<StoredEvent>{batch[2], batch[4]}).ok());
+  CHECK(b->pending() == 0);
+  CHECK(b->dead_count() == 2);
+  auto dead = b->dead_letters(10);
+  REQUIRE(dead.size() == 2);
+  CHECK(dead[0].event_json == ev(1));
+  CHECK(dead[0].reason == "agentId: unknown agent");
+  CHECK(dead[1].event_json == ev(3));
+  CHECK(b->dead_letters(1).size() == 1);
+  REQUIRE(b->requeue_dead_letters().ok());
+  CHECK(b->dead_count() == 0);
+  CHECK(b->pending() == 2);
+  auto again = drain(*b);
+  REQUIRE(again.size() == 2);
+  CHECK(again[0] == ev(1));
+  CHECK(again[1] == ev(3));
+  std::vector<StoredEvent> one;
+  REQUIRE(b->append(ev(9)).ok());
+  REQUIRE(b->read_next(1, 1 << 20, &one).ok());
+  REQUIRE(b->bury(one[0], "x").ok());
+  REQUIRE(b->purge_dead_letters().ok());
+  CHECK(b->dead_count() == 0);
+  CHECK(b->dead_letters(10).empty());
+}
+
+TEST_CASE("dead letters survive a restart") {
+  testing::TempDir root;
+  {
+    auto b = open_buffer(opts(root.path()));
+    REQUIRE(b->append(ev(7)).ok());
+    std::vector<StoredEvent> batch;
+    REQUIRE(b->read_next(1, 1 << 20, &batch).ok());
+    REQUIRE(b->bury(batch[0], "refused").ok());
+  }
+  auto b = open_buffer(opts(root.path()));
+  CHECK(b->dead_count() == 1);
+  CHECK(b->pending() == 0);
+  auto dead = b->dead_letters(10);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].reason == "refused");
+}
+
+TEST_CASE("reads respect batch limits and concurrent writers never leave a gap behind") {
+  testing::TempDir root;
+  auto b = open_buffer(opts(root.path()));
+  std::atomic<bool> done{false};
+  const int kThreads = 6, kEach = 3000;
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) REQUIRE(b->append(ev(t * kEach + i)).ok());
+    });
+  }
+  std::vector<std::string> seen;
+  std::thread reader([&] {
+    std::vector<StoredEvent> batch;
+    std::uint64_t last = 0;
+    while (true) {
+      bool finished = done.load();
+      REQUIRE(b->read_next(100, 1 << 20, &batch).ok());
+      for (auto& e : batch) {
+        CHECK(e.seq > last);
+        last = e.seq;
+        seen.push_back(e.json);
+      }
+      if (!batch.empty()) REQUIRE(b->remove(batch).ok());
+      if (batch.empty() && finished) break;
+    }
+  });
+  for (auto& w : writers) w.join();
+  done = true;
+  reader.join();
+  std::set<std::string> uniq(seen.begin(), seen.end());
+  CHECK(seen.size() == kThreads * kEach);
+  CHECK(uniq.size() == kThreads * kEach);
+  CHECK(b->pending() == 0);
+}
+
+TEST_CASE("byte caps split batches, and one oversized event still goes alone") {
+  testing::TempDir root;
+  auto b = open_buffer(opts(root.path()));
+  std::string big = "{\"pad\":\"" + std::string(5000, 'x') + "\"}";
+  REQUIRE(b->append(big).ok());
+  for (int i = 0; i < 10; ++i) REQUIRE(b->append(ev(i)).ok());
+  std::vector<StoredEvent> batch;
+  REQUIRE(b->read_next(1000, 100, &batch).ok());
+  REQUIRE(batch.size() == 1);
+  CHECK(batch[0].json == big);
+  REQUIRE(b->read_next(1000, 21, &batch).ok());
+  CHECK(batch.size() == 3);  // 7 bytes each, a 21-byte cap
+}
+
+TEST_CASE("a buffer folder kept from this format version is read by this library") {
+  testing::TempDir root;
+  fs::copy(AGENTBURN_TEST_FIXTURES "/buffer-v1", root.sub("p1-fixture"),
+           fs::copy_options::recursive);
+  auto b = open_buffer(opts(root.path()));
+  CHECK(b->adopted() == 3);
+  auto all = drain(*b);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].find("fixture-1") != std::string::npos);
+  CHECK(all[2].find("fixture-3") != std::string::npos);
+  CHECK(b->dead_count() == 1);
+  CHECK(b->dead_letters(1)[0].reason == "fixture reason");
+}
+
+TEST_CASE("an unknown newer format is a clear error, and the folder is left alone") {
+  testing::TempDir root;
+  std::string folder;
+  {
+    auto b = open_buffer(opts(root.path()));
+    REQUIRE(b->append(ev(1)).ok());
+    folder = b->folder();
+  }
+  {
+    // Stamp the folder with a future version, as a newer library would.
+    rocksdb::Options o;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+        {rocksdb::kDefaultColumnFamilyName, o}, {"dead", o}, {"meta", o}};
+    std::vector<rocksdb::ColumnFamilyHandle*> h;
+    rocksdb::DB* db = nullptr;
+    REQUIRE(rocksdb::DB::Open(o, folder, cfs, &h, &db).ok());
+    REQUIRE(db->Put(rocksdb::WriteOptions(), h[2], "format_version", "99").ok());
+    for (auto* cf : h) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+  }
+  std::unique_ptr<Buffer> b;
+  Status s = Buffer::open(opts(root.path()), &b);
+  CHECK(s.code() == Status::Code::kStorage);
+  CHECK(s.message().find("format version 99") != std::string::npos);
+  CHECK(fs::exists(folder));
+}
+
+TEST_CASE("a corrupt buffer folder: a clear error, or set aside when asked") {
+  testing::TempDir root;
+  std::string folder;
+  {
+    auto b = open_buffer(opts(root.path()));
+    REQUIRE(b->append(ev(1)).ok());
+    folder = b->folder();
+  }
+  for (const auto& f : fs::directory_iterator(folder)) {
+    auto name = f.path().filename().string();
+    if (name.rfind("MANIFEST", 0) == 0 || name == "CURRENT") {
+      std::ofstream(f.path(), std::ios::trunc) << "garbage";
+    }
+  }
+  std::unique_ptr<Buffer> b;
+  Status s = Buffer::open(opts(root.path()), &b);
+  CHECK(s.code() == Status::Code::kStorage);
+  CHECK(s.message().find("set_aside_corrupt_buffer") != std::string::npos);
+  auto o = opts(root.path());
+  o.set_aside_corrupt = true;
+  std::string logged;
+  o.log = [&](agentburn::LogLevel, const std::string& m) { logged += m; };
+  b = open_buffer(o);
+  CHECK(logged.find("could not be opened") != std::string::npos);
+  CHECK_FALSE(fs::exists(folder));
+  bool set_aside = false;
+  for (const auto& f : fs::directory_iterator(root.path())) {
+    set_aside |= f.path().filename().string().rfind("corrupt-", 0) == 0;
+  }
+  CHECK(set_aside);
+  CHECK(b->append(ev(2)).ok());
+}
+
+// Writes the fixture folder used above: AGENTBURN_WRITE_FIXTURE=DIR unit_tests -tc="*fixture writer*"
+TEST_CASE("fixture writer" * doctest::skip(std::getenv("AGENTBURN_WRITE_FIXTURE") == nullptr)) {
+  std::string out = std::getenv("AGENTBURN_WRITE_FIXTURE");
+  testing::TempDir root;
+  std::string folder;
+  {
+    auto b = open_buffer(opts(root.path()));
+    for (int i = 0; i < 4; ++i) {
+      REQUIRE(b->append("{\"agentId\":\"fixture-" + std::to_string(i) +
+                        "\",\"provider\":\"p\",\"operation\":\"compute\",\"costUsd\":1}")
+                  .ok());
+    }
+    std::vector<StoredEvent> batch;
+    REQUIRE(b->read_next(1, 1 << 20, &batch).ok());
+    REQUIRE(b->bury(batch[0], "fixture reason").ok());
+    folder = b->folder();
+  }
+  fs::copy(folder, out, fs::copy_options::recursive);
+}

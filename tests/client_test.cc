@@ -1,1 +1,274 @@
+// The C++ Client offline: tracking, stats, close, reopening, options, and a process killed
+// with SIGKILL right after track() returned.
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <agentburn/agentburn.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "store/buffer.hpp"
+#include "support.hpp"
+
+using namespace agentburn;
+using namespace std::chrono_literals;
+
+namespace {
+
+Options offline(const std::string& root, Durability d = Durability::kProcess) {
+  Options o;
+  o.buffer_root = root;
+  o.durability = d;
+  return o;
+}
+
+Event sample(int i) {
+  Event e;
+  e.agent_id = "agent-1";
+  e.provider = "anthropic";
+  e.operation = "llm_call";
+  e.cost_usd = 0.001 * i;
+  e.model = "claude-3.5-sonnet";
+  e.input_tokens = i;
+  e.task_id = "task-" + std::to_string(i % 7);
+  return e;
+}
+
+// The idempotency keys of everything pending under `root` (adopting it all).
+std::multiset<std::string> keys_on_disk(const std::string& root) {
+  detail::BufferOptions o;
+  o.root = root;
+  std::unique_ptr<detail::Buffer> b;
+  Status s = detail::Buffer::open(o, &b);
+  REQUIRE_MESSAGE(s.ok(), s.to_string());
+  std::multiset<std::string> keys;
+  std::vector<detail::StoredEvent> batch;
+  while (true) {
+    REQUIRE(b->read_next(1000, 1 << 24, &batch).ok());
+    if (batch.empty()) break;
+    for (auto& e : batch) keys.insert(nlohmann::json::parse(e.json)["idempotency_key"]);
+  }
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("offline: events accumulate on disk, stats show them, close keeps them") {
+  testing::TempDir root;
+  std::vector<std::string> keys;
+  {
+    auto c = Client::open(offline(root.path()));
+    REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+    for (int i = 0; i < 10; ++i) {
+      std::string key;
+      REQUIRE(c->track(sample(i), &key).ok());
+      CHECK(key.size() == 36);
+      keys.push_back(key);
+    }
+    std::string key;
+    Status s = c->track_json(
+        R"({"agentId":"agent-1","provider":"e2b","operation":"compute","costUsd":0.02,"idempotency_key":"mine-1"})",
+        &key);
+    REQUIRE_MESSAGE(s.ok(), s.to_string());
+    CHECK(key == "mine-1");
+    keys.push_back(key);
+    auto st = c->stats();
+    CHECK(st.pending == 11);
+    CHECK(st.pending_bytes > 11 * 100);
+    CHECK(st.rejected == 0);
+    CHECK(c->flush(0ms).code() == Status::Code::kTimeout);
+    Status closed = c->close(100ms);
+    CHECK(closed.code() == Status::Code::kTimeout);
+    CHECK(closed.message().find("11 events stay on disk") != std::string::npos);
+    CHECK(c->track(sample(1)).code() == Status::Code::kClosed);
+    CHECK(c->close(0ms).code() == Status::Code::kClosed);
+    CHECK(c->stats().pending == 0);
+  }
+  auto on_disk = keys_on_disk(root.path());
+  CHECK(on_disk == std::multiset<std::string>(keys.begin(), keys.end()));
+}
+
+TEST_CASE("invalid events are refused with the field named, and counted") {
+  testing::TempDir root;
+  auto c = Client::open(offline(root.path()));
+  REQUIRE(c.ok());
+  Event e = sample(1);
+  e.operation = "llm";
+  Status s = c->track(e);
+  CHECK(s.code() == Status::Code::kInvalid);
+  CHECK(s.message().rfind("operation:", 0) == 0);
+  s = c->track_json(R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1,"inputToken":3})");
+  CHECK(s.code() == Status::Code::kInvalid);
+  CHECK(s.message().find("did you mean \"inputTokens\"") != std::string::npos);
+  // The largest legal event: every limit at once is still accepted.
+  e = sample(1);
+  e.metadata_json = "{\"big\":\"" + std::string(16000, 'x') + "\"}";
+  e.task_id = std::string(256, 't');
+  e.workflow_id = std::string(256, 'w');
+  s = c->track(e);
+  CHECK_MESSAGE(s.ok(), s.to_string());
+  e.metadata_json = "{\"big\":\"" + std::string(16400, 'x') + "\"}";
+  CHECK(c->track(e).message().rfind("metadata:", 0) == 0);
+  auto st = c->stats();
+  CHECK(st.rejected == 3);
+  CHECK(st.pending == 1);
+}
+
+TEST_CASE("options are checked and each bad one is named") {
+  testing::TempDir root;
+  auto o = offline(root.path());
+  o.batch_max_events = 1001;
+  auto c = Client::open(o);
+  CHECK(c.status().code() == Status::Code::kInvalid);
+  CHECK(c.status().message().rfind("batch_max_events:", 0) == 0);
+  o = offline("relative/path");
+  c = Client::open(o);
+  CHECK(c.status().message().rfind("buffer_root:", 0) == 0);
+  o = offline(root.path() + "/file");
+  { FILE* f = std::fopen((root.path() + "/file").c_str(), "w"); std::fclose(f); }
+  c = Client::open(o);
+  CHECK(c.status().code() == Status::Code::kStorage);
+}
+
+TEST_CASE("the default buffer root follows XDG_DATA_HOME") {
+  testing::TempDir home;
+  const char* old = std::getenv("XDG_DATA_HOME");
+  std::string saved = old ? old : "";
+  setenv("XDG_DATA_HOME", home.path().c_str(), 1);
+  {
+    auto c = Client::open(Options());
+    REQUIRE(c.ok());
+    REQUIRE(c->track(sample(1)).ok());
+    CHECK(testing::count_folders(home.path() + "/agentburn/buffer") == 1);
+    CHECK(c->close(0ms).code() == Status::Code::kTimeout);
+  }
+  if (old) setenv("XDG_DATA_HOME", saved.c_str(), 1); else unsetenv("XDG_DATA_HOME");
+}
+
+TEST_CASE("many threads track at once, in every durability mode") {
+  for (auto d : {Durability::kBuffered, Durability::kProcess, Durability::kSystem}) {
+    testing::TempDir root;
+    const int kThreads = 8, kEach = d == Durability::kSystem ? 100 : 1000;
+    std::vector<std::string> keys[kThreads];
+    {
+      auto c = Client::open(offline(root.path(), d));
+      REQUIRE(c.ok());
+      std::vector<std::thread> ts;
+      for (int t = 0; t < kThreads; ++t) {
+        ts.emplace_back([&, t] {
+          for (int i = 0; i < kEach; ++i) {
+            std::string k;
+            REQUIRE(c->track(sample(i), &k).ok());
+            keys[t].push_back(k);
+          }
+        });
+      }
+      for (auto& t : ts) t.join();
+      CHECK(c->stats().pending == kThreads * kEach);
+    }
+    std::multiset<std::string> want;
+    for (auto& v : keys) want.insert(v.begin(), v.end());
+    CHECK(keys_on_disk(root.path()) == want);
+  }
+}
+
+// A child tracks events and reports each key on a pipe as soon as track() returned OK; the
+// parent kills it with SIGKILL mid-stream. Every reported key must be on disk.
+static void kill_after_track(Durability d) {
+  testing::TempDir root;
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    close(fds[0]);
+    auto c = Client::open(offline(root.path(), d));
+    if (!c.ok()) _exit(2);
+    for (int i = 0;; ++i) {
+      std::string key;
+      if (!c->track(sample(i), &key).ok()) _exit(3);
+      key.push_back('\n');
+      if (write(fds[1], key.data(), key.size()) != static_cast<ssize_t>(key.size())) _exit(4);
+    }
+  }
+  close(fds[1]);
+  std::set<std::string> acked;
+  std::string partial;
+  char buf[4096];
+  bool killed = false;
+  while (true) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    partial.append(buf, static_cast<std::size_t>(n));
+    std::size_t nl;
+    while ((nl = partial.find('\n')) != std::string::npos) {
+      acked.insert(partial.substr(0, nl));
+      partial.erase(0, nl + 1);
+    }
+    if (!killed && acked.size() >= 300) {
+      kill(child, SIGKILL);
+      killed = true;
+    }
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  close(fds[0]);
+  auto on_disk = keys_on_disk(root.path());
+  std::size_t missing = 0;
+  for (const auto& k : acked) missing += on_disk.count(k) == 0;
+  CHECK(missing == 0);
+  CHECK(on_disk.size() >= acked.size());
+  MESSAGE("acked ", acked.size(), ", on disk ", on_disk.size());
+}
+
+TEST_CASE("process durability: a SIGKILL right after track() loses nothing acknowledged") {
+  kill_after_track(Durability::kProcess);
+}
+
+TEST_CASE("system durability: a SIGKILL right after track() loses nothing acknowledged") {
+  kill_after_track(Durability::kSystem);
+}
+
+TEST_CASE("buffered durability: what flush() returned for survives a SIGKILL") {
+  testing::TempDir root;
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    close(fds[0]);
+    auto c = Client::open(offline(root.path(), Durability::kBuffered));
+    if (!c.ok()) _exit(2);
+    for (int i = 0; i < 500; ++i) {
+      if (!c->track(sample(i)).ok()) _exit(3);
+    }
+    (void)c->flush(0ms);  // writes the stage; kTimeout only says nothing was delivered
+    if (write(fds[1], "x", 1) != 1) _exit(4);
+    pause();
+    _exit(0);
+  }
+  close(fds[1]);
+  char x;
+  REQUIRE(read(fds[0], &x, 1) == 1);
+  kill(child, SIGKILL);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  close(fds[0]);
+  CHECK(keys_on_disk(root.path()).size() == 500);
+}
+
+TEST_CASE("a moved-from client answers kClosed and a moved-to one works") {
+  testing::TempDir root;
+  auto c = Client::open(offline(root.path()));
+  REQUIRE(c.ok());
+  Client a = std::move(c.value());
+  Client b = std::move(a);
+  CHECK(a.track(sample(1)).code() == Status::Code::kClosed);
+  CHECK(b.track(sample(1)).ok());
+}
