@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix and builds a consumer project against it with
+# find_package(agentburn CONFIG), and a C program with pkg-config.
+set -euo pipefail
+build=$1 src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+cmake -S "$src/tests/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/consumer" >/dev/null
+"$tmp/consumer/consumer_cpp" "$tmp/buffer"
+LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/consumer/consumer_c"
+libdir=$(dirname "$(find "$tmp/prefix" -name agentburn.pc | head -1)")
+flags=$(PKG_CONFIG_PATH="$libdir" pkg-config --cflags --libs agentburn)
+# shellcheck disable=SC2086
+cc -std=c99 -pedantic -Wall -Werror "$src/tests/consumer/consumer.c" -o "$tmp/pc_consumer" $flags
+LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/pc_consumer"
+# The README's C++ quickstart, exactly as written, builds and runs against the install.
+mkdir -p "$tmp/quickstart"
+python3 - "$src/README.md" "$tmp/quickstart/main.cc" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+start = text.index("```cpp\n") + 7
+open(sys.argv[2], "w").write(text[start:text.index("```", start)])
+PY
+cp "$src/tests/consumer/CMakeLists.txt" "$tmp/quickstart/"
+sed -i 's/consumer.cc/main.cc/; /consumer_c/d' "$tmp/quickstart/CMakeLists.txt"
+cmake -S "$tmp/quickstart" -B "$tmp/quickstart/b" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/quickstart/b" >/dev/null
+rm -rf /tmp/agentburn-quickstart
+"$tmp/quickstart/b/consumer_cpp"
+echo "install test: ok"
