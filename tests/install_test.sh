@@ -23,10 +23,16 @@ text = open(sys.argv[1]).read()
 start = text.index("```cpp\n") + 7
 open(sys.argv[2], "w").write(text[start:text.index("```", start)])
 PY
-cp "$src/tests/consumer/CMakeLists.txt" "$tmp/quickstart/"
-sed -i 's/consumer.cc/main.cc/; /consumer_c/d' "$tmp/quickstart/CMakeLists.txt"
+cat >"$tmp/quickstart/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.16)
+project(quickstart CXX)
+set(CMAKE_CXX_STANDARD 17)
+find_package(agentburn CONFIG REQUIRED)
+add_executable(my_agent main.cc)
+target_link_libraries(my_agent PRIVATE agentburn::agentburn)
+CMAKE
 cmake -S "$tmp/quickstart" -B "$tmp/quickstart/b" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/quickstart/b" >/dev/null
 rm -rf /tmp/agentburn-quickstart
-"$tmp/quickstart/b/consumer_cpp"
+"$tmp/quickstart/b/my_agent"
 echo "install test: ok"
