@@ -5,7 +5,10 @@
 #include <thread>
 
 #include "event/codec.hpp"
+#include "sender/sender.hpp"
+#include "store/agents.hpp"
 #include "store/buffer.hpp"
+#include "transport/http.hpp"
 
 namespace agentburn {
 
@@ -15,6 +18,10 @@ class Client::Impl {
  public:
   Options options;
   std::unique_ptr<detail::Buffer> buffer;
+  std::unique_ptr<detail::AgentRegistry> agents;
+  detail::TransportConfig transport;  // endpoint empty: offline
+  std::unique_ptr<detail::Sender> sender;
+  std::atomic<bool> closing{false};
   std::atomic<std::uint64_t> rejected{0};
   // Shared by calls that use the buffer, exclusive for close(): no call sees a closed buffer.
   mutable std::shared_mutex life;
@@ -93,8 +100,35 @@ Result<Client> Client::open(const Options& options) {
   bo.full_policy = options.full_policy;
   bo.set_aside_corrupt = options.set_aside_corrupt_buffer;
   bo.log = options.log;
+  if (!options.endpoint.empty()) {
+    s = detail::check_endpoint(options.endpoint, options.allow_insecure_http,
+                               &impl->transport.endpoint);
+    if (!s.ok()) return s;
+  }
   s = detail::Buffer::open(bo, &impl->buffer);
   if (!s.ok()) return s;
+  impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
+  if (!impl->transport.endpoint.empty()) {
+    detail::TransportConfig& t = impl->transport;
+    t.api_key = options.api_key;
+    t.proxy = options.proxy;
+    t.ca_bundle = options.ca_bundle;
+    t.connect_timeout_ms = options.connect_timeout_ms;
+    t.request_timeout_ms = options.request_timeout_ms;
+    t.gzip = options.gzip;
+    t.slots = options.max_batches_in_flight;
+    detail::SenderConfig sc;
+    sc.batch_max_events = options.batch_max_events;
+    sc.batch_max_bytes = options.batch_max_bytes;
+    sc.flush_interval_ms = options.flush_interval_ms;
+    sc.retry_initial_ms = options.retry_initial_ms;
+    sc.retry_max_ms = options.retry_max_ms;
+    sc.split_after_failures = options.split_after_failures;
+    sc.seed_fields_only = options.seed_fields_only;
+    sc.log = options.log;
+    impl->sender = std::make_unique<detail::Sender>(impl->buffer.get(), impl->agents.get(), t, sc);
+    impl->sender->start();
+  }
   return Client(std::move(impl));
 }
 
@@ -134,14 +168,70 @@ Status Client::track_json(std::string_view json, std::string* key_out) {
 
 Status Client::flush(std::chrono::milliseconds timeout) {
   if (!impl_) return Status::closed("the client was moved from");
+  auto deadline = Clock::now() + timeout;
   std::shared_lock<std::shared_mutex> g(impl_->life);
   if (impl_->closed) return Status::closed("the client is closed");
-  Status s = impl_->buffer->flush_stage();
+  detail::Buffer& b = *impl_->buffer;
+  Status s = b.flush_stage();
   if (!s.ok()) return s;
-  (void)timeout;
-  if (impl_->buffer->pending() == 0) return Status();
-  return Status::timeout(std::to_string(impl_->buffer->pending()) +
-                         " events are pending and no endpoint is configured; they stay on disk");
+  const std::uint64_t target = b.last_seq();
+  if (impl_->sender) impl_->sender->flush_upto(target);
+  while (b.first_pending_seq() <= target) {
+    if (!impl_->sender) {
+      return Status::timeout(std::to_string(b.pending()) +
+                             " events are pending and no endpoint is configured; they stay on disk");
+    }
+    auto now = Clock::now();
+    if (now >= deadline) {
+      std::string last = impl_->sender->stats().last_error;
+      return Status::timeout(std::to_string(b.pending()) + " events are still pending" +
+                             (last.empty() ? "" : "; last error: " + last));
+    }
+    impl_->sender->wait_progress(std::min(deadline, now + std::chrono::milliseconds(50)));
+  }
+  return Status();
+}
+
+Result<std::string> Client::register_agent_json(std::string_view json) {
+  if (!impl_) return Status::closed("the client was moved from");
+  Agent a;
+  detail::FieldError err;
+  if (!detail::parse_agent_json(json, &a, &err)) return detail::to_status(err);
+  return register_agent(a);
+}
+
+Result<std::string> Client::register_agent(const Agent& agent) {
+  if (!impl_) return Status::closed("the client was moved from");
+  detail::FieldError err;
+  if (!detail::validate_agent(agent, &err)) return detail::to_status(err);
+  std::shared_lock<std::shared_mutex> g(impl_->life);
+  if (impl_->closed) return Status::closed("the client is closed");
+  auto known = impl_->agents->lookup(agent);
+  if (known && !known->provisional) return known->id;
+  if (known && !known->server_id.empty()) return known->server_id;
+  if (!impl_->transport.endpoint.empty()) {
+    std::string id;
+    Status s = detail::register_with_server(impl_->transport, agent, &impl_->closing, &id);
+    if (s.ok()) {
+      detail::AgentRecord rec;
+      rec.id = id;
+      Status saved = impl_->agents->remember(agent, rec);
+      if (!saved.ok()) return saved;
+      return id;
+    }
+    if (s.code() != Status::Code::kNetwork) return s;
+    if (impl_->options.log) {
+      impl_->options.log(LogLevel::kWarning, "registering agent \"" + agent.name +
+                                                 "\" offline: " + s.message());
+    }
+  }
+  if (known) return known->id;
+  detail::AgentRecord rec;
+  rec.id = std::string(detail::kProvisionalPrefix) + detail::new_uuid_v7();
+  rec.provisional = true;
+  Status saved = impl_->agents->remember(agent, rec);
+  if (!saved.ok()) return saved;
+  return rec.id;
 }
 
 Stats Client::stats() const {
@@ -156,6 +246,14 @@ Stats Client::stats() const {
   st.dead_letters = b.dead_count();
   st.dropped = b.dropped();
   st.adopted = b.adopted();
+  if (impl_->sender) {
+    detail::SenderStats ss = impl_->sender->stats();
+    st.delivered = ss.delivered;
+    st.resent = ss.resent;
+    st.retries = ss.retries;
+    st.last_error = ss.last_error;
+    st.last_delivery_at_ms = ss.last_delivery_at_ms;
+  }
   return st;
 }
 
@@ -183,9 +281,11 @@ Status Client::purge_dead_letters() {
 Status Client::close(std::chrono::milliseconds timeout) {
   if (!impl_) return Status::closed("the client was moved from");
   Status flushed = flush(timeout);
+  impl_->closing = true;  // aborts a registration under way
   std::unique_lock<std::shared_mutex> g(impl_->life);
   if (impl_->closed) return Status::closed("the client is already closed");
   impl_->closed = true;
+  if (impl_->sender) impl_->sender->stop();
   std::uint64_t left = impl_->buffer->pending();
   Status s = impl_->buffer->close();
   if (!s.ok()) return s;

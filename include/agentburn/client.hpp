@@ -56,6 +56,15 @@ class Client {
   // The same for one event in the AgentBurn JSON form (camelCase names).
   Status track_json(std::string_view json, std::string* key_out = nullptr);
 
+  // Returns the id to use as agentId. Online, the server's id (POST /api/agents, bounded by
+  // the connect and request timeouts); offline or when the server fails, a provisional local
+  // id ("ab-local-...") that the sender swaps for the server's once it can register the
+  // agent. The mapping (name, projectId) -> id is kept under the buffer root, so the server
+  // is asked once per agent, by any process on that root. kInvalid for a bad agent or one
+  // the server refused, kAuth when the server refused the API key.
+  Result<std::string> register_agent(const Agent& agent);
+  Result<std::string> register_agent_json(std::string_view json);
+
   // Waits until every event pending at the call was delivered or set aside. kTimeout when
   // the deadline passed first (the events stay on disk); a timeout of 0 only checks.
   Status flush(std::chrono::milliseconds timeout);

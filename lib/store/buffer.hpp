@@ -66,6 +66,8 @@ class Buffer {
   // order), and marks them claimed: drop_oldest never deletes a claimed event. At least one
   // event is returned if any is readable, however large.
   Status read_next(std::size_t max_events, std::size_t max_bytes, std::vector<StoredEvent>* out);
+  // Highest sequence number below which every event is written (readable or gone).
+  std::uint64_t readable_upto();
   // Sequence number the next read_next starts from.
   std::uint64_t cursor() const { return cursor_.load(); }
   // Deletes delivered events (all of one read).
@@ -114,7 +116,6 @@ class Buffer {
   Status make_room(std::uint64_t need);
   void stage_loop();
   void log(LogLevel level, const std::string& message) const;
-  std::uint64_t readable_upto();
 
   BufferOptions options_;
   std::string folder_;

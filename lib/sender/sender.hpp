@@ -1,0 +1,114 @@
+// Background delivery: one thread per client reads the buffer in arrival order, sends
+// batches to POST {endpoint}/api/ingest, and applies the retry table of README.md
+// ("Delivery"): acks delete, refused events become dead letters, failures back off.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agentburn/options.hpp"
+#include "store/agents.hpp"
+#include "store/buffer.hpp"
+#include "transport/http.hpp"
+
+namespace agentburn::detail {
+
+struct SenderConfig {
+  int batch_max_events = 1000;
+  std::size_t batch_max_bytes = 1 << 20;
+  int flush_interval_ms = 1000;
+  int retry_initial_ms = 500;
+  int retry_max_ms = 60000;
+  int split_after_failures = 3;
+  bool seed_fields_only = false;
+  LogCallback log;
+};
+
+struct SenderStats {
+  std::uint64_t delivered = 0, resent = 0, retries = 0;
+  std::string last_error;
+  std::int64_t last_delivery_at_ms = 0;
+};
+
+// Registers `agent` with POST /api/agents. OK with the server's id in `id`; kNetwork when
+// no answer came or the server failed (5xx, 408, 429); kAuth for 401/403; kHttp/kInvalid for
+// other refusals.
+Status register_with_server(const TransportConfig& transport, const Agent& agent,
+                            const std::atomic<bool>* abort, std::string* id);
+
+class Sender {
+ public:
+  Sender(Buffer* buffer, AgentRegistry* agents, const TransportConfig& transport,
+         const SenderConfig& config);
+  ~Sender();
+
+  void start();
+  // Sends partial batches now, up to the event numbered `seq`.
+  void flush_upto(std::uint64_t seq);
+  // Waits until a batch is settled (acked, refused, or failed) or `deadline`.
+  void wait_progress(std::chrono::steady_clock::time_point deadline);
+  // Aborts transfers in flight and joins the thread. Unsent events stay on disk.
+  void stop();
+  SenderStats stats() const;
+
+ private:
+  struct Batch {
+    std::vector<StoredEvent> events;
+    int failures = 0;  // consecutive 5xx answers
+    std::chrono::steady_clock::time_point first_failure{};
+    bool maybe_delivered = false;  // an attempt got no answer after sending
+  };
+  using Clock = std::chrono::steady_clock;
+
+  void run();
+  bool next_batch(Batch* out);
+  bool read_now(Clock::time_point now);
+  void idle_wait(Clock::time_point now);
+  bool build_body(const Batch& b, std::string* body);
+  bool resolve_agent(const std::string& provisional, std::string* server_id);
+  void settle(Batch b, const HttpResult& r);
+  void settle_refused(Batch b, const HttpResult& r);
+  void settle_failed(Batch b, const HttpResult& r);
+  void split(Batch b);
+  void bury_all(const Batch& b, const std::string& reason);
+  void back_off(std::optional<std::int64_t> retry_after_ms);
+  void fail(LogLevel level, const std::string& message);
+  void progress();
+
+  Buffer* buffer_;
+  AgentRegistry* agents_;
+  TransportConfig transport_config_;
+  SenderConfig config_;
+  std::unique_ptr<Transport> transport_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> flush_upto_{0};
+
+  // Sender-thread state.
+  std::deque<Batch> ready_;            // batches to send (again) before reading new ones
+  std::map<std::uint64_t, Batch> in_flight_;
+  std::uint64_t next_tag_ = 1;
+  Clock::time_point next_attempt_{};   // backoff gate
+  int backoff_exponent_ = 0;
+  Clock::time_point partial_since_{};  // when a partial batch was first seen
+  bool partial_seen_ = false;
+  Clock::time_point last_success_{};
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::map<std::string, std::string> resolved_;  // provisional id -> server id
+
+  mutable std::mutex stats_mu_;
+  SenderStats stats_;
+  std::mutex progress_mu_;
+  std::condition_variable progress_cv_;
+  std::uint64_t progress_count_ = 0;
+};
+
+}  // namespace agentburn::detail

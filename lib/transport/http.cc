@@ -1,0 +1,274 @@
+#include "transport/http.hpp"
+
+#include <curl/curl.h>
+#include <zlib.h>
+
+#include <cctype>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+#include "agentburn/version.h"
+
+namespace agentburn::detail {
+
+namespace {
+
+constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
+
+void global_init() {
+  static std::once_flag once;
+  // Never paired with curl_global_cleanup: other code in the host process may use libcurl.
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+bool gzip_compress(const std::string& in, std::string* out) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return false;
+  }
+  out->resize(deflateBound(&zs, in.size()) + 32);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out->data());
+  zs.avail_out = static_cast<uInt>(out->size());
+  int rc = deflate(&zs, Z_FINISH);
+  out->resize(zs.total_out);
+  deflateEnd(&zs);
+  return rc == Z_STREAM_END;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+struct Transport::Slot {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  std::string body;
+  std::string url;
+  HttpResult result;
+  std::uint64_t tag = 0;
+  bool busy = false;
+  const std::atomic<bool>* abort = nullptr;
+
+  static std::size_t on_body(char* p, std::size_t size, std::size_t n, void* self) {
+    auto* s = static_cast<Slot*>(self);
+    std::size_t len = size * n;
+    std::size_t room = kMaxAnswerBytes - std::min(kMaxAnswerBytes, s->result.body.size());
+    s->result.body.append(p, std::min(len, room));
+    return len;
+  }
+
+  static std::size_t on_header(char* p, std::size_t size, std::size_t n, void* self) {
+    auto* s = static_cast<Slot*>(self);
+    std::string line(p, size * n);
+    auto colon = line.find(':');
+    if (colon != std::string::npos && lower(line.substr(0, colon)) == "retry-after") {
+      std::string value = line.substr(colon + 1);
+      auto b = value.find_first_not_of(" \t"), e = value.find_last_not_of(" \t\r\n");
+      if (b != std::string::npos) s->result.retry_after_ms = parse_retry_after(value.substr(b, e - b + 1));
+    }
+    return size * n;
+  }
+
+  static int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    auto* s = static_cast<Slot*>(self);
+    return s->abort && s->abort->load() ? 1 : 0;
+  }
+
+  explicit Slot(const TransportConfig& c) {
+    easy = curl_easy_init();
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(c.connect_timeout_ms));
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(c.request_timeout_ms));
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Slot::on_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Slot::on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &Slot::on_progress);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, this);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "agentburn/" AB_VERSION_STRING);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    // TLS verification stays on (libcurl's default); a CA bundle replaces the system's.
+    if (!c.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, c.ca_bundle.c_str());
+    // Without an explicit proxy, libcurl reads http_proxy/https_proxy/no_proxy itself.
+    if (!c.proxy.empty()) curl_easy_setopt(easy, CURLOPT_PROXY, c.proxy.c_str());
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    headers = curl_slist_append(headers, "Expect:");
+    if (!c.api_key.empty()) {
+      headers = curl_slist_append(headers, ("x-api-key: " + c.api_key).c_str());
+      headers = curl_slist_append(headers, ("Authorization: Bearer " + c.api_key).c_str());
+    }
+    if (c.gzip) headers = curl_slist_append(headers, "Content-Encoding: gzip");
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  }
+
+  ~Slot() {
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
+  }
+
+  void prepare(const TransportConfig& c, const std::string& path, std::string payload) {
+    result = HttpResult();
+    if (c.gzip) {
+      std::string packed;
+      if (gzip_compress(payload, &packed)) body.swap(packed);
+      else body.swap(payload);
+    } else {
+      body.swap(payload);
+    }
+    url = c.endpoint + path;
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data());
+  }
+
+  void finish(CURLcode rc) {
+    if (rc == CURLE_OK) {
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &result.status);
+      return;
+    }
+    result.status = 0;
+    result.error = rc == CURLE_ABORTED_BY_CALLBACK ? "aborted" : curl_easy_strerror(rc);
+    curl_off_t uploaded = 0;
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+    bool never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                      rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR ||
+                      rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE;
+    result.maybe_delivered = !never_sent && uploaded > 0;
+  }
+};
+
+Status check_endpoint(const std::string& url, bool allow_insecure_http, std::string* normalized) {
+  std::string u = url;
+  while (!u.empty() && u.back() == '/') u.pop_back();
+  std::string scheme;
+  if (lower(u.substr(0, 8)) == "https://") {
+    scheme = "https";
+  } else if (lower(u.substr(0, 7)) == "http://") {
+    scheme = "http";
+  } else {
+    return Status::invalid("endpoint: must start with https:// or http://, got \"" + url + "\"");
+  }
+  std::string rest = u.substr(scheme.size() + 3);
+  std::string host;
+  if (!rest.empty() && rest[0] == '[') {
+    host = rest.substr(0, rest.find(']') + 1);
+  } else {
+    host = rest.substr(0, rest.find_first_of(":/?#"));
+  }
+  host = lower(host);
+  if (host.empty()) return Status::invalid("endpoint: no host in \"" + url + "\"");
+  if (rest.find('@') != std::string::npos && rest.find('@') < rest.find('/')) {
+    return Status::invalid("endpoint: credentials in the URL are not supported; use api_key");
+  }
+  bool loopback = host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]";
+  if (scheme == "http" && !loopback && !allow_insecure_http) {
+    return Status::invalid("endpoint: plain http:// to " + host +
+                           " would send the API key in clear text; use https:// or set "
+                           "allow_insecure_http");
+  }
+  *normalized = u;
+  return Status();
+}
+
+std::optional<std::int64_t> parse_retry_after(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  bool digits = true;
+  for (char c : value) digits &= std::isdigit(static_cast<unsigned char>(c)) != 0;
+  if (digits) {
+    if (value.size() > 9) return std::int64_t{999999999} * 1000;
+    return std::stoll(value) * 1000;
+  }
+  time_t when = curl_getdate(value.c_str(), nullptr);
+  if (when < 0) return std::nullopt;
+  std::int64_t delta = (static_cast<std::int64_t>(when) - std::time(nullptr)) * 1000;
+  return delta > 0 ? delta : 0;
+}
+
+Transport::Transport(const TransportConfig& config) : config_(config) {
+  global_init();
+  multi_ = curl_multi_init();
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(config.slots));
+  for (int i = 0; i < config.slots; ++i) slots_.push_back(new Slot(config));
+}
+
+Transport::~Transport() {
+  cancel_all();
+  for (auto* s : slots_) delete s;
+  curl_multi_cleanup(multi_);
+}
+
+bool Transport::start(const std::string& path, std::string body, std::uint64_t tag) {
+  for (auto* s : slots_) {
+    if (s->busy) continue;
+    s->prepare(config_, path, std::move(body));
+    s->tag = tag;
+    s->busy = true;
+    curl_multi_add_handle(multi_, s->easy);
+    ++in_flight_;
+    return true;
+  }
+  return false;
+}
+
+void Transport::poll(std::chrono::milliseconds max_wait,
+                     std::vector<std::pair<std::uint64_t, HttpResult>>* done) {
+  int running = 0;
+  curl_multi_perform(multi_, &running);
+  auto collect = [&] {
+    int left = 0;
+    bool any = false;
+    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+      if (m->msg != CURLMSG_DONE) continue;
+      for (auto* s : slots_) {
+        if (s->easy != m->easy_handle) continue;
+        s->finish(m->data.result);
+        curl_multi_remove_handle(multi_, s->easy);
+        s->busy = false;
+        --in_flight_;
+        done->emplace_back(s->tag, std::move(s->result));
+        any = true;
+      }
+    }
+    return any;
+  };
+  if (collect() || in_flight_ == 0) return;
+  curl_multi_poll(multi_, nullptr, 0, static_cast<int>(max_wait.count()), nullptr);
+  curl_multi_perform(multi_, &running);
+  collect();
+}
+
+void Transport::interrupt() { curl_multi_wakeup(multi_); }
+
+void Transport::cancel_all() {
+  for (auto* s : slots_) {
+    if (!s->busy) continue;
+    curl_multi_remove_handle(multi_, s->easy);  // aborts the transfer, closes its connection
+    s->busy = false;
+    --in_flight_;
+  }
+}
+
+HttpResult Transport::post_once(const TransportConfig& config, const std::string& path,
+                                const std::string& body, const std::atomic<bool>* abort) {
+  global_init();
+  TransportConfig c = config;
+  c.gzip = false;
+  Slot slot(c);
+  slot.abort = abort;
+  slot.prepare(c, path, body);
+  slot.finish(curl_easy_perform(slot.easy));
+  return std::move(slot.result);
+}
+
+}  // namespace agentburn::detail
