@@ -2,10 +2,382 @@
 // guarantee that no C++ exception crosses into C.
 #include "agentburn/agentburn.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "agentburn/client.hpp"
+#include "event/codec.hpp"
+#include "options_check.hpp"
+
+using agentburn::Client;
+using agentburn::Event;
+using agentburn::Options;
+using agentburn::Status;
+
+struct ab_options {
+  Options options;
+};
+
+struct ab_client {
+  Client client;
+  int close_timeout_ms;
+};
+
+struct ab_event {
+  Event event;
+};
+
+namespace {
+
+thread_local std::string t_last_error;
+
+int fail(int code, std::string message) {
+  t_last_error = std::move(message);
+  return code;
+}
+
+int from_status(const Status& s) {
+  if (s.ok()) return AB_OK;
+  t_last_error = s.message();
+  return static_cast<int>(s.code());
+}
+
+// Runs `f`, turning any exception into a code: nothing may unwind into C.
+template <typename F>
+int guarded(F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return fail(AB_ENOMEM, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(AB_EINTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(AB_EINTERNAL, "internal error");
+  }
+}
+
+int null_arg(const char* fn, const char* arg) {
+  return fail(AB_EINVALID, std::string(fn) + ": " + arg + " is NULL");
+}
+
+// Applies `set` to a copy of the options, keeps it only if every option stays valid.
+template <typename F>
+int set_option(ab_options* o, const char* fn, F&& set) {
+  return guarded([&] {
+    if (!o) return null_arg(fn, "opts");
+    Options copy = o->options;
+    set(copy);
+    Status s = agentburn::detail::check_options(copy);
+    if (!s.ok()) return from_status(s);
+    o->options = std::move(copy);
+    return AB_OK;
+  });
+}
+
+std::string str_or_empty(const char* s) { return s ? std::string(s) : std::string(); }
+
+char* dup_string(const std::string& s) {
+  char* p = static_cast<char*>(std::malloc(s.size() + 1));
+  if (!p) throw std::bad_alloc();
+  std::memcpy(p, s.c_str(), s.size() + 1);
+  return p;
+}
+
+int write_key(char* out_key, const std::string& key) {
+  if (out_key) {
+    std::size_t n = std::min(key.size(), static_cast<std::size_t>(AB_KEY_SIZE - 1));
+    std::memcpy(out_key, key.data(), n);
+    out_key[n] = '\0';
+  }
+  return AB_OK;
+}
+
+}  // namespace
+
 extern "C" {
 
 const char* ab_version(void) { return AB_VERSION_STRING; }
 
 int ab_abi_version(void) { return AB_ABI_VERSION; }
+
+const char* ab_strerror(int code) {
+  switch (code) {
+    case AB_OK: return "ok";
+    case AB_EINVALID: return "invalid argument";
+    case AB_ENOMEM: return "out of memory";
+    case AB_ESTORAGE: return "storage error";
+    case AB_EFULL: return "buffer full";
+    case AB_ELOCKED: return "buffer locked by another process";
+    case AB_ENETWORK: return "network error";
+    case AB_EHTTP: return "unexpected HTTP status";
+    case AB_EAUTH: return "API key refused";
+    case AB_ETIMEOUT: return "timed out";
+    case AB_ECLOSED: return "client closed";
+    case AB_EINTERNAL: return "internal error";
+    default: return "unknown result code";
+  }
+}
+
+const char* ab_last_error(void) { return t_last_error.c_str(); }
+
+void ab_free(void* ptr) { std::free(ptr); }
+
+int ab_options_new(ab_options** out) {
+  return guarded([&] {
+    if (!out) return null_arg("ab_options_new", "out");
+    *out = new ab_options();
+    return AB_OK;
+  });
+}
+
+void ab_options_free(ab_options* opts) { delete opts; }
+
+#define AB_STRING_SETTER(name, field)                                                  \
+  int ab_options_set_##name(ab_options* o, const char* v) {                            \
+    return set_option(o, "ab_options_set_" #name, [&](Options& c) { c.field = str_or_empty(v); }); \
+  }
+#define AB_INT_SETTER(name, field, type)                                               \
+  int ab_options_set_##name(ab_options* o, type v) {                                   \
+    return set_option(o, "ab_options_set_" #name, [&](Options& c) { c.field = v; });   \
+  }
+#define AB_BOOL_SETTER(name, field)                                                    \
+  int ab_options_set_##name(ab_options* o, int v) {                                    \
+    return set_option(o, "ab_options_set_" #name, [&](Options& c) { c.field = v != 0; }); \
+  }
+
+AB_STRING_SETTER(endpoint, endpoint)
+AB_STRING_SETTER(api_key, api_key)
+AB_STRING_SETTER(buffer_root, buffer_root)
+AB_STRING_SETTER(proxy, proxy)
+AB_STRING_SETTER(ca_bundle, ca_bundle)
+AB_INT_SETTER(buffered_flush_ms, buffered_flush_ms, int)
+AB_INT_SETTER(disk_cap, disk_cap_bytes, uint64_t)
+AB_INT_SETTER(batch_max_events, batch_max_events, int)
+AB_INT_SETTER(batch_max_bytes, batch_max_bytes, size_t)
+AB_INT_SETTER(flush_interval_ms, flush_interval_ms, int)
+AB_INT_SETTER(max_batches_in_flight, max_batches_in_flight, int)
+AB_INT_SETTER(connect_timeout_ms, connect_timeout_ms, int)
+AB_INT_SETTER(request_timeout_ms, request_timeout_ms, int)
+AB_INT_SETTER(retry_initial_ms, retry_initial_ms, int)
+AB_INT_SETTER(retry_max_ms, retry_max_ms, int)
+AB_INT_SETTER(split_after_failures, split_after_failures, int)
+AB_INT_SETTER(close_timeout_ms, close_timeout_ms, int)
+AB_BOOL_SETTER(set_aside_corrupt, set_aside_corrupt_buffer)
+AB_BOOL_SETTER(gzip, gzip)
+AB_BOOL_SETTER(allow_insecure_http, allow_insecure_http)
+AB_BOOL_SETTER(seed_fields_only, seed_fields_only)
+
+int ab_options_set_durability(ab_options* o, int durability) {
+  if (durability < AB_DURABILITY_BUFFERED || durability > AB_DURABILITY_SYSTEM) {
+    return fail(AB_EINVALID, "durability: must be AB_DURABILITY_BUFFERED, _PROCESS or _SYSTEM, got " +
+                                 std::to_string(durability));
+  }
+  return set_option(o, "ab_options_set_durability", [&](Options& c) {
+    c.durability = static_cast<agentburn::Durability>(durability);
+  });
+}
+
+int ab_options_set_full_policy(ab_options* o, int policy) {
+  if (policy != AB_FULL_REJECT && policy != AB_FULL_DROP_OLDEST) {
+    return fail(AB_EINVALID, "full_policy: must be AB_FULL_REJECT or AB_FULL_DROP_OLDEST, got " +
+                                 std::to_string(policy));
+  }
+  return set_option(o, "ab_options_set_full_policy", [&](Options& c) {
+    c.full_policy = static_cast<agentburn::FullPolicy>(policy);
+  });
+}
+
+int ab_options_set_log(ab_options* o, ab_log_fn fn, int min_level, void* user_data) {
+  if (min_level < AB_LOG_DEBUG || min_level > AB_LOG_ERROR) {
+    return fail(AB_EINVALID, "log: min_level must be AB_LOG_DEBUG..AB_LOG_ERROR, got " +
+                                 std::to_string(min_level));
+  }
+  return set_option(o, "ab_options_set_log", [&](Options& c) {
+    if (!fn) {
+      c.log = nullptr;
+      return;
+    }
+    c.log = [fn, min_level, user_data](agentburn::LogLevel level, const std::string& m) {
+      if (static_cast<int>(level) >= min_level) fn(static_cast<int>(level), m.c_str(), user_data);
+    };
+  });
+}
+
+int ab_client_open(ab_client** out, const ab_options* opts) {
+  return guarded([&] {
+    if (!out) return null_arg("ab_client_open", "out");
+    *out = nullptr;
+    Options o = opts ? opts->options : Options();
+    auto c = Client::open(o);
+    if (!c.ok()) return from_status(c.status());
+    *out = new ab_client{std::move(c.value()), o.close_timeout_ms};
+    return AB_OK;
+  });
+}
+
+int ab_client_close(ab_client* c, int timeout_ms) {
+  if (!c) return AB_OK;
+  int rc = guarded([&] {
+    int t = timeout_ms < 0 ? c->close_timeout_ms : timeout_ms;
+    return from_status(c->client.close(std::chrono::milliseconds(t)));
+  });
+  delete c;
+  return rc;
+}
+
+int ab_client_track_json(ab_client* c, const char* json, size_t len) {
+  return ab_client_track_json_key(nullptr, c, json, len);
+}
+
+int ab_client_track_json_key(char out_key[AB_KEY_SIZE], ab_client* c, const char* json,
+                             size_t len) {
+  return guarded([&] {
+    if (!c) return null_arg("ab_client_track_json", "client");
+    if (!json && len) return null_arg("ab_client_track_json", "json");
+    std::string key;
+    Status s = c->client.track_json(std::string_view(json ? json : "", len), out_key ? &key : nullptr);
+    if (!s.ok()) return from_status(s);
+    return write_key(out_key, key);
+  });
+}
+
+int ab_event_new(ab_event** out, const char* agent_id, const char* provider,
+                 const char* operation, double cost_usd) {
+  return guarded([&] {
+    if (!out) return null_arg("ab_event_new", "out");
+    *out = new ab_event();
+    Event& e = (*out)->event;
+    e.agent_id = str_or_empty(agent_id);
+    e.provider = str_or_empty(provider);
+    e.operation = str_or_empty(operation);
+    e.cost_usd = cost_usd;
+    return AB_OK;
+  });
+}
+
+void ab_event_free(ab_event* e) { delete e; }
+
+#define AB_EVENT_STRING(name, field)                                           \
+  int ab_event_set_##name(ab_event* e, const char* v) {                        \
+    return guarded([&] {                                                        \
+      if (!e) return null_arg("ab_event_set_" #name, "event");                  \
+      if (v) e->event.field = std::string(v); else e->event.field.reset();      \
+      return AB_OK;                                                             \
+    });                                                                         \
+  }
+#define AB_EVENT_COUNT(name, field)                                            \
+  int ab_event_set_##name(ab_event* e, int64_t v) {                            \
+    if (!e) return null_arg("ab_event_set_" #name, "event");                    \
+    if (v >= 0) e->event.field = v; else e->event.field.reset();                \
+    return AB_OK;                                                               \
+  }
+
+AB_EVENT_STRING(model, model)
+AB_EVENT_STRING(task_id, task_id)
+AB_EVENT_STRING(workflow_id, workflow_id)
+AB_EVENT_STRING(timestamp, timestamp)
+AB_EVENT_STRING(idempotency_key, idempotency_key)
+AB_EVENT_COUNT(input_tokens, input_tokens)
+AB_EVENT_COUNT(output_tokens, output_tokens)
+AB_EVENT_COUNT(cached_input_tokens, cached_input_tokens)
+AB_EVENT_COUNT(reasoning_tokens, reasoning_tokens)
+
+int ab_event_set_metadata_json(ab_event* e, const char* json, size_t len) {
+  return guarded([&] {
+    if (!e) return null_arg("ab_event_set_metadata_json", "event");
+    if (json) e->event.metadata_json = std::string(json, len);
+    else e->event.metadata_json.reset();
+    return AB_OK;
+  });
+}
+
+int ab_client_track(char out_key[AB_KEY_SIZE], ab_client* c, const ab_event* e) {
+  return guarded([&] {
+    if (!c) return null_arg("ab_client_track", "client");
+    if (!e) return null_arg("ab_client_track", "event");
+    std::string key;
+    Status s = c->client.track(e->event, out_key ? &key : nullptr);
+    if (!s.ok()) return from_status(s);
+    return write_key(out_key, key);
+  });
+}
+
+int ab_client_register_agent_json(char** out_id, ab_client* c, const char* json, size_t len) {
+  return guarded([&] {
+    if (!out_id) return null_arg("ab_client_register_agent_json", "out_id");
+    *out_id = nullptr;
+    if (!c) return null_arg("ab_client_register_agent_json", "client");
+    if (!json && len) return null_arg("ab_client_register_agent_json", "json");
+    auto id = c->client.register_agent_json(std::string_view(json ? json : "", len));
+    if (!id.ok()) return from_status(id.status());
+    *out_id = dup_string(id.value());
+    return AB_OK;
+  });
+}
+
+int ab_client_flush(ab_client* c, int timeout_ms) {
+  return guarded([&] {
+    if (!c) return null_arg("ab_client_flush", "client");
+    if (timeout_ms < 0) return fail(AB_EINVALID, "ab_client_flush: timeout_ms must be >= 0");
+    return from_status(c->client.flush(std::chrono::milliseconds(timeout_ms)));
+  });
+}
+
+int ab_client_stats_json(char** out, ab_client* c) {
+  return guarded([&] {
+    if (!out) return null_arg("ab_client_stats_json", "out");
+    *out = nullptr;
+    if (!c) return null_arg("ab_client_stats_json", "client");
+    agentburn::Stats s = c->client.stats();
+    nlohmann::json j = {{"pending", s.pending},
+                        {"pending_bytes", s.pending_bytes},
+                        {"delivered", s.delivered},
+                        {"resent", s.resent},
+                        {"retries", s.retries},
+                        {"dead_letters", s.dead_letters},
+                        {"dropped", s.dropped},
+                        {"rejected", s.rejected},
+                        {"adopted", s.adopted},
+                        {"last_error", s.last_error}};
+    j["last_delivery_at"] = s.last_delivery_at_ms
+                                ? nlohmann::json(agentburn::detail::format_timestamp_ms(s.last_delivery_at_ms))
+                                : nlohmann::json(nullptr);
+    *out = dup_string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return AB_OK;
+  });
+}
+
+int ab_client_dead_letters_json(char** out, ab_client* c, size_t limit) {
+  return guarded([&] {
+    if (!out) return null_arg("ab_client_dead_letters_json", "out");
+    *out = nullptr;
+    if (!c) return null_arg("ab_client_dead_letters_json", "client");
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& d : c->client.dead_letters(limit)) {
+      nlohmann::json event = nlohmann::json::parse(d.event_json, nullptr, false);
+      if (event.is_discarded()) event = d.event_json;
+      list.push_back({{"event", event}, {"reason", d.reason}});
+    }
+    *out = dup_string(list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return AB_OK;
+  });
+}
+
+int ab_client_requeue_dead_letters(ab_client* c) {
+  return guarded([&] {
+    if (!c) return null_arg("ab_client_requeue_dead_letters", "client");
+    return from_status(c->client.requeue_dead_letters());
+  });
+}
+
+int ab_client_purge_dead_letters(ab_client* c) {
+  return guarded([&] {
+    if (!c) return null_arg("ab_client_purge_dead_letters", "client");
+    return from_status(c->client.purge_dead_letters());
+  });
+}
 
 }  // extern "C"

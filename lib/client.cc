@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "event/codec.hpp"
+#include "options_check.hpp"
 #include "sender/sender.hpp"
 #include "store/agents.hpp"
 #include "store/buffer.hpp"
@@ -56,7 +57,7 @@ class Client::Impl {
   }
 };
 
-namespace {
+namespace detail {
 
 Status check_options(const Options& o) {
   auto range = [](const char* name, long long v, long long lo, long long hi) {
@@ -82,13 +83,17 @@ Status check_options(const Options& o) {
   if (!o.buffer_root.empty() && o.buffer_root[0] != '/') {
     return Status::invalid("buffer_root: must be an absolute path, got \"" + o.buffer_root + "\"");
   }
+  if (!o.endpoint.empty()) {
+    std::string normalized;
+    if (!(s = check_endpoint(o.endpoint, o.allow_insecure_http, &normalized)).ok()) return s;
+  }
   return Status();
 }
 
-}  // namespace
+}  // namespace detail
 
 Result<Client> Client::open(const Options& options) {
-  Status s = check_options(options);
+  Status s = detail::check_options(options);
   if (!s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   impl->options = options;

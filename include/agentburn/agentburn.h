@@ -1,14 +1,31 @@
 /*
  * agentburn: durable, offline-first cost tracking for AI agents. The C ABI (C99).
  *
- * Link with -lagentburn (pkg-config agentburn). Every function is safe to call from any
- * thread. No function throws or aborts; fallible ones return AB_OK (0) or a negative AB_E*
- * code, and ab_last_error() then describes the failure.
+ * An agent calls ab_client_track_json() (or ab_client_track()) after every LLM call, tool
+ * call, sandbox minute or paid API call. The event is checked against the AgentBurn schema
+ * and made durable on local disk before the call returns; a background thread sends events
+ * in batches to an AgentBurn-compatible POST {endpoint}/api/ingest. Nothing here waits on
+ * the network except ab_client_register_agent_json() (bounded by the timeouts),
+ * ab_client_flush() and ab_client_close() (bounded by their timeout).
+ *
+ * Link with -lagentburn (pkg-config: agentburn; CMake: agentburn::c).
+ *
+ * Conventions:
+ * - Every fallible function returns AB_OK (0) or a negative AB_E* code. The codes are
+ *   pinned: they never change, and new ones are only ever appended.
+ * - After a failure, ab_last_error() describes it (naming the field or option and why).
+ * - Out-parameters come first. Strings are UTF-8. Inputs are copied before a call returns:
+ *   the library never keeps a pointer of the caller's.
+ * - Memory the library returns through a char ** is the caller's, freed with ab_free().
+ * - Thread safety: every function may be called from any thread. One ab_client may be used
+ *   from many threads at once, except that ab_client_close() must be the last call on it.
+ * - No C++ exception ever crosses this interface; the library never aborts the process.
  */
 #ifndef AGENTBURN_H
 #define AGENTBURN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "agentburn/version.h"
 
@@ -22,12 +39,226 @@
 extern "C" {
 #endif
 
-/* The library's version as "MAJOR.MINOR.PATCH"; static storage. */
+/* ---- Result codes ------------------------------------------------------------------- */
+
+#define AB_OK 0
+#define AB_EINVALID (-1)  /* a bad event, argument or option; nothing was stored */
+#define AB_ENOMEM (-2)    /* an allocation failed */
+#define AB_ESTORAGE (-3)  /* the on-disk buffer failed: I/O error, corruption, unknown format */
+#define AB_EFULL (-4)     /* the disk cap was reached (full policy "reject") */
+#define AB_ELOCKED (-5)   /* the buffer folder is held by another process */
+#define AB_ENETWORK (-6)  /* the server could not be reached, or failed (5xx) */
+#define AB_EHTTP (-7)     /* the server answered with an unexpected status */
+#define AB_EAUTH (-8)     /* the server refused the API key (401/403) */
+#define AB_ETIMEOUT (-9)  /* the deadline passed first; not a failure: events stay on disk */
+#define AB_ECLOSED (-10)  /* the client is closed */
+#define AB_EINTERNAL (-11) /* a bug in agentburn; please report it with ab_last_error() */
+
+/* Static English text for a code ("invalid argument", ...); never NULL. */
+AB_API const char *ab_strerror(int code);
+
+/* What went wrong in the last call that failed on this thread: names the field, option or
+ * resource and the reason. Owned by the library, never NULL ("" if nothing failed yet),
+ * valid until the next ab_ call on this thread. */
+AB_API const char *ab_last_error(void);
+
+/* The library's version, "MAJOR.MINOR.PATCH"; static storage. */
 AB_API const char *ab_version(void);
 
-/* The ABI number the library was built with (AB_ABI_VERSION); compare it with the header's
- * AB_ABI_VERSION to detect a mismatch at run time. */
+/* The ABI number the library was built with. A program compiled against this header should
+ * check ab_abi_version() == AB_ABI_VERSION once at start. */
 AB_API int ab_abi_version(void);
+
+/* Frees memory the library returned (stats, ids, dead letters). NULL is a no-op. */
+AB_API void ab_free(void *ptr);
+
+/* ---- Options ------------------------------------------------------------------------ */
+
+typedef struct ab_options ab_options;
+
+/* What a crash can lose of the events that were already accepted. */
+#define AB_DURABILITY_BUFFERED 0 /* staged in memory, written every few ms: a crash loses the last interval */
+#define AB_DURABILITY_PROCESS 1  /* default: in the write-ahead log before track returns; survives a killed process */
+#define AB_DURABILITY_SYSTEM 2   /* fsync'ed before track returns (group commit); survives power loss */
+
+/* What track does once the disk cap is reached. */
+#define AB_FULL_REJECT 0      /* default: refuse the new event with AB_EFULL */
+#define AB_FULL_DROP_OLDEST 1 /* delete the oldest events not being sent (counted as dropped) */
+
+#define AB_LOG_DEBUG 0
+#define AB_LOG_INFO 1
+#define AB_LOG_WARNING 2
+#define AB_LOG_ERROR 3
+
+/* Receives the library's log messages at or above the level given to ab_options_set_log.
+ * Runs on the library's sender thread (or the thread that called into the library); it must
+ * return quickly and must not call ab_client_close() or ab_client_flush() on the client that
+ * logs. `message` is valid only during the call and never contains the API key. */
+typedef void (*ab_log_fn)(int level, const char *message, void *user_data);
+
+/* A new set of options with every default (offline, default buffer root). Free it with
+ * ab_options_free() once the clients opened from it are open; they keep a copy.
+ * Returns AB_OK, AB_EINVALID (out is NULL) or AB_ENOMEM. */
+AB_API int ab_options_new(ab_options **out);
+
+/* NULL is a no-op. */
+AB_API void ab_options_free(ab_options *opts);
+
+/* Each setter checks its value and returns AB_OK, or AB_EINVALID (opts NULL, or the value
+ * out of range; ab_last_error() says the range) leaving the option unchanged. Defaults and
+ * units are given beside each. String arguments may be NULL or "" to restore the default. */
+
+/* Base URL of an AgentBurn-compatible server ("https://agentburn.example.com"). Default
+ * none: offline. Plain http:// only to a loopback host unless allow_insecure_http is on. */
+AB_API int ab_options_set_endpoint(ab_options *opts, const char *url);
+/* Sent as x-api-key and Authorization: Bearer. Never logged, stored on disk or put in an
+ * error message. */
+AB_API int ab_options_set_api_key(ab_options *opts, const char *key);
+/* Absolute folder holding the buffer folders. Default $XDG_DATA_HOME/agentburn/buffer or
+ * ~/.local/share/agentburn/buffer. */
+AB_API int ab_options_set_buffer_root(ab_options *opts, const char *path);
+/* AB_DURABILITY_*; default AB_DURABILITY_PROCESS. */
+AB_API int ab_options_set_durability(ab_options *opts, int durability);
+/* Interval of the buffered stage writer, 1..1000 ms; default 5. */
+AB_API int ab_options_set_buffered_flush_ms(ab_options *opts, int ms);
+/* Cap on pending events and dead letters, encoded bytes; 0 for none; default 1 GiB. */
+AB_API int ab_options_set_disk_cap(ab_options *opts, uint64_t bytes);
+/* AB_FULL_*; default AB_FULL_REJECT. */
+AB_API int ab_options_set_full_policy(ab_options *opts, int policy);
+/* 1: a buffer folder RocksDB cannot open is renamed corrupt-<name>-<time> and a fresh one is
+ * started; 0 (default): ab_client_open fails with AB_ESTORAGE. */
+AB_API int ab_options_set_set_aside_corrupt(ab_options *opts, int on);
+/* Events per batch, 1..1000; default 1000. */
+AB_API int ab_options_set_batch_max_events(ab_options *opts, int events);
+/* Encoded bytes per batch, 1 KiB..64 MiB; default 1 MiB. */
+AB_API int ab_options_set_batch_max_bytes(ab_options *opts, size_t bytes);
+/* A partial batch goes once its first event has waited this long, 0..3600000 ms; default 1000. */
+AB_API int ab_options_set_flush_interval_ms(ab_options *opts, int ms);
+/* Batches sent at once, 1..16; default 1. */
+AB_API int ab_options_set_max_batches_in_flight(ab_options *opts, int batches);
+/* TCP+TLS connect timeout, 1..600000 ms; default 5000. */
+AB_API int ab_options_set_connect_timeout_ms(ab_options *opts, int ms);
+/* Whole-request timeout, 1..3600000 ms; default 30000. */
+AB_API int ab_options_set_request_timeout_ms(ab_options *opts, int ms);
+/* First backoff ceiling, ms; default 500. Backoff doubles per failure, with full jitter. */
+AB_API int ab_options_set_retry_initial_ms(ab_options *opts, int ms);
+/* Backoff ceiling and cap on Retry-After, >= retry_initial_ms; default 60000. */
+AB_API int ab_options_set_retry_max_ms(ab_options *opts, int ms);
+/* 5xx answers to one batch before it is split to find a poisoned event, 1..1000; default 3. */
+AB_API int ab_options_set_split_after_failures(ab_options *opts, int failures);
+/* Proxy URL; default: libcurl's environment variables (https_proxy, no_proxy, ...). */
+AB_API int ab_options_set_proxy(ab_options *opts, const char *url);
+/* PEM file of CA certificates to trust instead of the system's. */
+AB_API int ab_options_set_ca_bundle(ab_options *opts, const char *path);
+/* 1: gzip request bodies; default 0. */
+AB_API int ab_options_set_gzip(ab_options *opts, int on);
+/* 1: allow plain http:// to non-loopback hosts (the key travels in clear); default 0. */
+AB_API int ab_options_set_allow_insecure_http(ab_options *opts, int on);
+/* 1: send only the seed schema's fields (no idempotency_key, cachedInputTokens,
+ * reasoningTokens), for servers that refuse unknown fields; default 0. */
+AB_API int ab_options_set_seed_fields_only(ab_options *opts, int on);
+/* How long closing waits for delivery when no timeout is given (Python's atexit), 0..3600000
+ * ms; default 2000. */
+AB_API int ab_options_set_close_timeout_ms(ab_options *opts, int ms);
+/* Log messages at or above `min_level` (AB_LOG_*) go to `fn` with `user_data`; fn NULL
+ * turns logging off (the default). */
+AB_API int ab_options_set_log(ab_options *opts, ab_log_fn fn, int min_level, void *user_data);
+
+/* ---- The client --------------------------------------------------------------------- */
+
+typedef struct ab_client ab_client;
+
+/* Opens a client: creates this process's buffer folder under the buffer root, adopts the
+ * folders of processes that died, and starts the sender when an endpoint is set. `opts`
+ * may be NULL for every default. Returns AB_OK, AB_EINVALID (out NULL or a bad option),
+ * AB_ESTORAGE (the buffer root is unusable or a folder in it cannot be read), AB_ENOMEM. */
+AB_API int ab_client_open(ab_client **out, const ab_options *opts);
+
+/* Flushes for at most `timeout_ms` (< 0: the close timeout of the options), stops the
+ * sender (aborting a transfer in flight), releases the buffer folder and frees the client.
+ * NULL is a no-op returning AB_OK. Returns AB_OK when nothing is left pending, AB_ETIMEOUT
+ * when events stay on disk for the next start (also always so with no endpoint while events
+ * are pending): not a failure. The client is freed whatever the result. */
+AB_API int ab_client_close(ab_client *c, int timeout_ms);
+
+/* Size of a buffer that holds any idempotency key and its NUL. */
+#define AB_KEY_SIZE 129
+
+/* Tracks one event given in the AgentBurn JSON form (camelCase fields, as the API's event
+ * schema; `len` bytes, no NUL needed). The event is durable, as the durability option says,
+ * when AB_OK returns. AB_EINVALID: the event breaks a rule (ab_last_error() names the field);
+ * AB_EFULL: the disk cap is reached; AB_ESTORAGE; AB_ECLOSED; AB_ENOMEM. */
+AB_API int ab_client_track_json(ab_client *c, const char *json, size_t len);
+
+/* The same, writing the event's idempotency_key (assigned, or the caller's) with its NUL
+ * into `out_key`, which holds AB_KEY_SIZE bytes. */
+AB_API int ab_client_track_json_key(char out_key[AB_KEY_SIZE], ab_client *c, const char *json,
+                                    size_t len);
+
+/* ---- The typed event: for C callers that do not build JSON ---------------------------
+ * An ab_event is a reusable value built with setters; ab_client_track copies it. Each
+ * setter copies its argument and returns AB_OK, or AB_EINVALID when the event is NULL (the
+ * values themselves are checked by ab_client_track, which names the field). */
+
+typedef struct ab_event ab_event;
+
+/* A new event with the required fields. Strings may be NULL here (track then refuses it). */
+AB_API int ab_event_new(ab_event **out, const char *agent_id, const char *provider,
+                        const char *operation, double cost_usd);
+/* NULL is a no-op. */
+AB_API void ab_event_free(ab_event *e);
+/* Optional strings; NULL clears the field. */
+AB_API int ab_event_set_model(ab_event *e, const char *model);
+AB_API int ab_event_set_task_id(ab_event *e, const char *task_id);
+AB_API int ab_event_set_workflow_id(ab_event *e, const char *workflow_id);
+/* ISO 8601 with an offset ("2026-01-02T03:04:05Z"); NULL: the time of track. */
+AB_API int ab_event_set_timestamp(ab_event *e, const char *iso8601);
+/* NULL: track assigns a UUIDv7. */
+AB_API int ab_event_set_idempotency_key(ab_event *e, const char *key);
+/* The text of a JSON object, `len` bytes; NULL clears it. */
+AB_API int ab_event_set_metadata_json(ab_event *e, const char *json, size_t len);
+/* Token counts, 0..2^53; a negative value clears the field. */
+AB_API int ab_event_set_input_tokens(ab_event *e, int64_t tokens);
+AB_API int ab_event_set_output_tokens(ab_event *e, int64_t tokens);
+AB_API int ab_event_set_cached_input_tokens(ab_event *e, int64_t tokens);
+AB_API int ab_event_set_reasoning_tokens(ab_event *e, int64_t tokens);
+
+/* Tracks a typed event, as ab_client_track_json. `out_key` may be NULL; otherwise it
+ * receives the idempotency_key (AB_KEY_SIZE bytes). */
+AB_API int ab_client_track(char out_key[AB_KEY_SIZE], ab_client *c, const ab_event *e);
+
+/* ---- Agents ------------------------------------------------------------------------- */
+
+/* Registers an agent given as JSON {"name", "description", "projectId", "tags"} and writes
+ * its id (NUL-terminated, free with ab_free) to *out_id: the server's id when it answers,
+ * else a provisional local id ("ab-local-...") that the sender replaces with the server's id
+ * once the server is back. The same (name, projectId) gives the same id on every call and
+ * every start. AB_EINVALID (bad JSON, or the server refused the agent), AB_EAUTH,
+ * AB_ESTORAGE, AB_ECLOSED. */
+AB_API int ab_client_register_agent_json(char **out_id, ab_client *c, const char *json,
+                                         size_t len);
+
+/* ---- Delivery ----------------------------------------------------------------------- */
+
+/* Waits until every event pending at the call was delivered or set aside as a dead letter
+ * (AB_OK), or `timeout_ms` passes (AB_ETIMEOUT: they stay on disk). 0 only checks. With no
+ * endpoint, AB_ETIMEOUT at once if anything is pending. */
+AB_API int ab_client_flush(ab_client *c, int timeout_ms);
+
+/* Writes the client's counters as one JSON object (free with ab_free): pending,
+ * pending_bytes, delivered, resent, retries, dead_letters, dropped, rejected, adopted
+ * (integers), last_error (string, "" if none), last_delivery_at (ISO 8601 or null). */
+AB_API int ab_client_stats_json(char **out, ab_client *c);
+
+/* ---- Dead letters: events the server refused, kept on disk ---------------------------- */
+
+/* Writes up to `limit` dead letters, oldest first, as a JSON array of
+ * {"event": {...}, "reason": "..."} (free with ab_free). */
+AB_API int ab_client_dead_letters_json(char **out, ab_client *c, size_t limit);
+/* Puts every dead letter back in the queue, in its original order. */
+AB_API int ab_client_requeue_dead_letters(ab_client *c);
+/* Deletes every dead letter for good. */
+AB_API int ab_client_purge_dead_letters(ab_client *c);
 
 #ifdef __cplusplus
 }
