@@ -1,8 +1,10 @@
 // agentburn::Client: validation, then the buffer, then (with an endpoint) the sender.
 #include "agentburn/client.hpp"
 
+#include <pthread.h>
+
+#include <set>
 #include <shared_mutex>
-#include <thread>
 
 #include "event/codec.hpp"
 #include "options_check.hpp"
@@ -17,87 +19,141 @@ using Clock = std::chrono::steady_clock;
 
 class Client::Impl {
  public:
+  Impl();
+  ~Impl();
+
   Options options;
+  detail::BufferOptions buffer_options;
   std::unique_ptr<detail::Buffer> buffer;
   std::unique_ptr<detail::AgentRegistry> agents;
   detail::TransportConfig transport;  // endpoint empty: offline
   std::unique_ptr<detail::Sender> sender;
   std::atomic<bool> closing{false};
+  std::atomic<bool> forked{false};  // set in a child after fork()
   std::atomic<std::uint64_t> rejected{0};
   // Shared by calls that use the buffer, exclusive for close(): no call sees a closed buffer.
   mutable std::shared_mutex life;
   bool closed = false;
 
-  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out) {
-    std::string encoded;
-    encoded.reserve(256);
-    detail::encode_event(e, norm, false, &encoded);
-    if (encoded.size() > kMaxEventBytes) {
-      rejected.fetch_add(1, std::memory_order_relaxed);
-      return Status::invalid("the event is " + std::to_string(encoded.size()) +
-                             " bytes encoded; the limit is " + std::to_string(kMaxEventBytes));
-    }
-    Status s;
-    {
-      std::shared_lock<std::shared_mutex> g(life);
-      if (closed) return Status::closed("the client is closed");
-      s = buffer->append(encoded);
-    }
-    if (!s.ok()) {
-      rejected.fetch_add(1, std::memory_order_relaxed);
-      return s;
-    }
-    if (key_out) *key_out = norm.idempotency_key.empty() ? *e.idempotency_key : norm.idempotency_key;
-    return s;
-  }
-
+  Status open_parts();
+  // Takes `life` shared for a call that uses the buffer. In a child after fork(), first gives
+  // the child a buffer folder and a sender of its own.
+  Status enter(std::shared_lock<std::shared_mutex>* lock);
+  void restart_after_fork();
+  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out);
   Status reject(const detail::FieldError& err) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return detail::to_status(err);
   }
 };
 
-namespace detail {
+// --- fork(): a child keeps working with a buffer folder of its own -----------------------
+//
+// RocksDB and threads do not survive fork(), and the child shares its parent's flock through
+// the inherited descriptor. So in the child every open client drops (leaks) its parent's
+// buffer and sender without touching them, and reopens lazily on its next call.
 
-Status check_options(const Options& o) {
-  auto range = [](const char* name, long long v, long long lo, long long hi) {
-    if (v >= lo && v <= hi) return Status();
-    return Status::invalid(std::string(name) + ": must be in [" + std::to_string(lo) + ", " +
-                           std::to_string(hi) + "], got " + std::to_string(v));
-  };
-  Status s;
-  if (!(s = range("buffered_flush_ms", o.buffered_flush_ms, 1, 1000)).ok()) return s;
-  if (!(s = range("batch_max_events", o.batch_max_events, 1, 1000)).ok()) return s;
-  if (!(s = range("batch_max_bytes", static_cast<long long>(o.batch_max_bytes), 1024,
-                  64 << 20)).ok()) {
-    return s;
+namespace {
+
+std::mutex g_clients_mu;
+std::set<Client::Impl*> g_clients;
+
+void before_fork() { g_clients_mu.lock(); }
+void after_fork_parent() { g_clients_mu.unlock(); }
+void after_fork_child() {
+  for (auto* impl : g_clients) {
+    // Only the forking thread exists here: a lock held by any other thread would never be
+    // released, so the lock starts anew.
+    new (&impl->life) std::shared_mutex();
+    impl->forked.store(true);
   }
-  if (!(s = range("flush_interval_ms", o.flush_interval_ms, 0, 3600000)).ok()) return s;
-  if (!(s = range("max_batches_in_flight", o.max_batches_in_flight, 1, 16)).ok()) return s;
-  if (!(s = range("connect_timeout_ms", o.connect_timeout_ms, 1, 600000)).ok()) return s;
-  if (!(s = range("request_timeout_ms", o.request_timeout_ms, 1, 3600000)).ok()) return s;
-  if (!(s = range("retry_initial_ms", o.retry_initial_ms, 1, 3600000)).ok()) return s;
-  if (!(s = range("retry_max_ms", o.retry_max_ms, o.retry_initial_ms, 86400000)).ok()) return s;
-  if (!(s = range("split_after_failures", o.split_after_failures, 1, 1000)).ok()) return s;
-  if (!(s = range("close_timeout_ms", o.close_timeout_ms, 0, 3600000)).ok()) return s;
-  if (!o.buffer_root.empty() && o.buffer_root[0] != '/') {
-    return Status::invalid("buffer_root: must be an absolute path, got \"" + o.buffer_root + "\"");
+  g_clients_mu.unlock();
+}
+
+}  // namespace
+
+Client::Impl::Impl() {
+  static const int registered = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  (void)registered;
+  std::lock_guard<std::mutex> g(g_clients_mu);
+  g_clients.insert(this);
+}
+
+Client::Impl::~Impl() {
+  std::lock_guard<std::mutex> g(g_clients_mu);
+  g_clients.erase(this);
+}
+
+void Client::Impl::restart_after_fork() {
+  std::unique_lock<std::shared_mutex> g(life);
+  if (!forked.load()) return;
+  forked.store(false);
+  if (sender) sender->abandon_after_fork();
+  if (buffer) buffer->abandon_after_fork();
+  (void)sender.release();  // leaked on purpose: see above
+  (void)buffer.release();
+  if (closed) return;
+  Status s = open_parts();
+  if (!s.ok()) {
+    closed = true;
+    if (options.log) options.log(LogLevel::kError, "cannot reopen the buffer after fork: " + s.message());
   }
-  if (!o.endpoint.empty()) {
-    std::string normalized;
-    if (!(s = check_endpoint(o.endpoint, o.allow_insecure_http, &normalized)).ok()) return s;
+}
+
+Status Client::Impl::enter(std::shared_lock<std::shared_mutex>* lock) {
+  if (forked.load(std::memory_order_relaxed)) restart_after_fork();
+  *lock = std::shared_lock<std::shared_mutex>(life);
+  if (closed) {
+    lock->unlock();
+    return Status::closed("the client is closed");
   }
   return Status();
 }
 
-}  // namespace detail
+Status Client::Impl::open_parts() {
+  Status s = detail::Buffer::open(buffer_options, &buffer);
+  if (!s.ok()) return s;
+  if (transport.endpoint.empty()) return Status();
+  detail::SenderConfig sc;
+  sc.batch_max_events = options.batch_max_events;
+  sc.batch_max_bytes = options.batch_max_bytes;
+  sc.flush_interval_ms = options.flush_interval_ms;
+  sc.retry_initial_ms = options.retry_initial_ms;
+  sc.retry_max_ms = options.retry_max_ms;
+  sc.split_after_failures = options.split_after_failures;
+  sc.seed_fields_only = options.seed_fields_only;
+  sc.log = options.log;
+  sender = std::make_unique<detail::Sender>(buffer.get(), agents.get(), transport, sc);
+  sender->start();
+  return Status();
+}
+
+Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::string* key_out) {
+  std::string encoded;
+  encoded.reserve(256);
+  detail::encode_event(e, norm, false, &encoded);
+  if (encoded.size() > kMaxEventBytes) {
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    return Status::invalid("the event is " + std::to_string(encoded.size()) +
+                           " bytes encoded; the limit is " + std::to_string(kMaxEventBytes));
+  }
+  std::shared_lock<std::shared_mutex> g;
+  Status s = enter(&g);
+  if (s.ok()) s = buffer->append(encoded);
+  if (!s.ok()) {
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  if (key_out) *key_out = norm.idempotency_key.empty() ? *e.idempotency_key : norm.idempotency_key;
+  return s;
+}
 
 Result<Client> Client::open(const Options& options) {
   Status s = detail::check_options(options);
   if (!s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  detail::BufferOptions bo;
+  detail::BufferOptions& bo = impl->buffer_options;
   bo.root = options.buffer_root.empty() ? detail::default_buffer_root() : options.buffer_root;
   bo.durability = options.durability;
   bo.buffered_flush_ms = options.buffered_flush_ms;
@@ -105,16 +161,11 @@ Result<Client> Client::open(const Options& options) {
   bo.full_policy = options.full_policy;
   bo.set_aside_corrupt = options.set_aside_corrupt_buffer;
   bo.log = options.log;
-  if (!options.endpoint.empty()) {
-    s = detail::check_endpoint(options.endpoint, options.allow_insecure_http,
-                               &impl->transport.endpoint);
-    if (!s.ok()) return s;
-  }
-  s = detail::Buffer::open(bo, &impl->buffer);
-  if (!s.ok()) return s;
   impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
-  if (!impl->transport.endpoint.empty()) {
+  if (!options.endpoint.empty()) {
     detail::TransportConfig& t = impl->transport;
+    s = detail::check_endpoint(options.endpoint, options.allow_insecure_http, &t.endpoint);
+    if (!s.ok()) return s;
     t.api_key = options.api_key;
     t.proxy = options.proxy;
     t.ca_bundle = options.ca_bundle;
@@ -122,18 +173,9 @@ Result<Client> Client::open(const Options& options) {
     t.request_timeout_ms = options.request_timeout_ms;
     t.gzip = options.gzip;
     t.slots = options.max_batches_in_flight;
-    detail::SenderConfig sc;
-    sc.batch_max_events = options.batch_max_events;
-    sc.batch_max_bytes = options.batch_max_bytes;
-    sc.flush_interval_ms = options.flush_interval_ms;
-    sc.retry_initial_ms = options.retry_initial_ms;
-    sc.retry_max_ms = options.retry_max_ms;
-    sc.split_after_failures = options.split_after_failures;
-    sc.seed_fields_only = options.seed_fields_only;
-    sc.log = options.log;
-    impl->sender = std::make_unique<detail::Sender>(impl->buffer.get(), impl->agents.get(), t, sc);
-    impl->sender->start();
   }
+  s = impl->open_parts();
+  if (!s.ok()) return s;
   return Client(std::move(impl));
 }
 
@@ -174,10 +216,11 @@ Status Client::track_json(std::string_view json, std::string* key_out) {
 Status Client::flush(std::chrono::milliseconds timeout) {
   if (!impl_) return Status::closed("the client was moved from");
   auto deadline = Clock::now() + timeout;
-  std::shared_lock<std::shared_mutex> g(impl_->life);
-  if (impl_->closed) return Status::closed("the client is closed");
+  std::shared_lock<std::shared_mutex> g;
+  Status s = impl_->enter(&g);
+  if (!s.ok()) return s;
   detail::Buffer& b = *impl_->buffer;
-  Status s = b.flush_stage();
+  s = b.flush_stage();
   if (!s.ok()) return s;
   const std::uint64_t target = b.last_seq();
   if (impl_->sender) impl_->sender->flush_upto(target);
@@ -209,14 +252,15 @@ Result<std::string> Client::register_agent(const Agent& agent) {
   if (!impl_) return Status::closed("the client was moved from");
   detail::FieldError err;
   if (!detail::validate_agent(agent, &err)) return detail::to_status(err);
-  std::shared_lock<std::shared_mutex> g(impl_->life);
-  if (impl_->closed) return Status::closed("the client is closed");
+  std::shared_lock<std::shared_mutex> g;
+  Status s = impl_->enter(&g);
+  if (!s.ok()) return s;
   auto known = impl_->agents->lookup(agent);
   if (known && !known->provisional) return known->id;
   if (known && !known->server_id.empty()) return known->server_id;
   if (!impl_->transport.endpoint.empty()) {
     std::string id;
-    Status s = detail::register_with_server(impl_->transport, agent, &impl_->closing, &id);
+    s = detail::register_with_server(impl_->transport, agent, &impl_->closing, &id);
     if (s.ok()) {
       detail::AgentRecord rec;
       rec.id = id;
@@ -226,8 +270,8 @@ Result<std::string> Client::register_agent(const Agent& agent) {
     }
     if (s.code() != Status::Code::kNetwork) return s;
     if (impl_->options.log) {
-      impl_->options.log(LogLevel::kWarning, "registering agent \"" + agent.name +
-                                                 "\" offline: " + s.message());
+      impl_->options.log(LogLevel::kWarning,
+                         "registering agent \"" + agent.name + "\" offline: " + s.message());
     }
   }
   if (known) return known->id;
@@ -242,9 +286,9 @@ Result<std::string> Client::register_agent(const Agent& agent) {
 Stats Client::stats() const {
   Stats st;
   if (!impl_) return st;
-  std::shared_lock<std::shared_mutex> g(impl_->life);
   st.rejected = impl_->rejected.load();
-  if (impl_->closed) return st;
+  std::shared_lock<std::shared_mutex> g;
+  if (!impl_->enter(&g).ok()) return st;
   const auto& b = *impl_->buffer;
   st.pending = b.pending();
   st.pending_bytes = b.pending_bytes();
@@ -264,23 +308,23 @@ Stats Client::stats() const {
 
 std::vector<DeadLetter> Client::dead_letters(std::size_t limit) const {
   if (!impl_) return {};
-  std::shared_lock<std::shared_mutex> g(impl_->life);
-  if (impl_->closed) return {};
+  std::shared_lock<std::shared_mutex> g;
+  if (!impl_->enter(&g).ok()) return {};
   return impl_->buffer->dead_letters(limit);
 }
 
 Status Client::requeue_dead_letters() {
   if (!impl_) return Status::closed("the client was moved from");
-  std::shared_lock<std::shared_mutex> g(impl_->life);
-  if (impl_->closed) return Status::closed("the client is closed");
-  return impl_->buffer->requeue_dead_letters();
+  std::shared_lock<std::shared_mutex> g;
+  Status s = impl_->enter(&g);
+  return s.ok() ? impl_->buffer->requeue_dead_letters() : s;
 }
 
 Status Client::purge_dead_letters() {
   if (!impl_) return Status::closed("the client was moved from");
-  std::shared_lock<std::shared_mutex> g(impl_->life);
-  if (impl_->closed) return Status::closed("the client is closed");
-  return impl_->buffer->purge_dead_letters();
+  std::shared_lock<std::shared_mutex> g;
+  Status s = impl_->enter(&g);
+  return s.ok() ? impl_->buffer->purge_dead_letters() : s;
 }
 
 Status Client::close(std::chrono::milliseconds timeout) {

@@ -13,6 +13,7 @@ namespace {
 
 constexpr auto kIdleWait = std::chrono::seconds(1);
 constexpr auto kPollSlice = std::chrono::milliseconds(200);
+constexpr auto kAdoptEvery = std::chrono::seconds(10);
 
 std::string excerpt(const std::string& body) {
   std::string s = body.substr(0, 200);
@@ -78,13 +79,17 @@ Sender::Sender(Buffer* buffer, AgentRegistry* agents, const TransportConfig& tra
 
 Sender::~Sender() { stop(); }
 
-void Sender::start() { thread_ = std::thread([this] { run(); }); }
+void Sender::start() { thread_ = new std::thread([this] { run(); }); }
 
 void Sender::stop() {
   stop_ = true;
   buffer_->wake();
   transport_->interrupt();
-  if (thread_.joinable()) thread_.join();
+  if (thread_) {
+    thread_->join();
+    delete thread_;
+    thread_ = nullptr;
+  }
 }
 
 void Sender::flush_upto(std::uint64_t seq) {
@@ -126,6 +131,11 @@ void Sender::run() {
   std::vector<std::pair<std::uint64_t, HttpResult>> done;
   while (!stop_) {
     auto now = Clock::now();
+    if (now >= next_adoption_) {
+      next_adoption_ = now + kAdoptEvery;
+      Status s = buffer_->adopt_dead_folders();
+      if (!s.ok()) fail(LogLevel::kError, s.message());
+    }
     while (transport_->has_free_slot() && now >= next_attempt_ && !stop_) {
       Batch b;
       if (!next_batch(&b)) break;

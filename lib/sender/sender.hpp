@@ -57,6 +57,9 @@ class Sender {
   void wait_progress(std::chrono::steady_clock::time_point deadline);
   // Aborts transfers in flight and joins the thread. Unsent events stay on disk.
   void stop();
+  // After fork(), in the child: the thread does not exist here. Forget it; the caller leaks
+  // this object.
+  void abandon_after_fork() { thread_ = nullptr; }
   SenderStats stats() const;
 
  private:
@@ -88,7 +91,7 @@ class Sender {
   TransportConfig transport_config_;
   SenderConfig config_;
   std::unique_ptr<Transport> transport_;
-  std::thread thread_;
+  std::thread* thread_ = nullptr;  // on the heap so that a forked child can leak it
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> flush_upto_{0};
 
@@ -101,6 +104,7 @@ class Sender {
   Clock::time_point partial_since_{};  // when a partial batch was first seen
   bool partial_seen_ = false;
   Clock::time_point last_success_{};
+  Clock::time_point next_adoption_{};  // folders of processes that died since open
   std::mt19937_64 rng_{std::random_device{}()};
   std::map<std::string, std::string> resolved_;  // provisional id -> server id
 

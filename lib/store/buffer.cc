@@ -182,24 +182,33 @@ Status Buffer::adopt(const std::string& folder) {
     std::unique_ptr<rocksdb::Iterator> it(other->NewIterator(rocksdb::ReadOptions(), src));
     it->SeekToFirst();
     while (it->Valid()) {
-      rocksdb::WriteBatch batch;
+      std::vector<std::string> values;
       std::string first_key = it->key().ToString(), last_key;
-      std::uint64_t n = 0, bytes = 0;
-      std::uint64_t seq;
-      {
-        std::lock_guard<std::mutex> g(seq_mu_);
-        seq = next_seq_.load();
-      }
-      for (; it->Valid() && n < kMoveChunk; it->Next(), ++n) {
-        batch.Put(dst, SeqKey(seq + n).slice(), it->value());
-        bytes += it->value().size() + kKeyOverhead;
+      for (; it->Valid() && values.size() < kMoveChunk; it->Next()) {
+        values.push_back(it->value().ToString());
         last_key = it->key().ToString();
       }
-      next_seq_ += n;
-      stored_max_ = next_seq_ - 1;
+      const std::uint64_t n = values.size();
+      std::uint64_t first, bytes = 0;
+      {
+        // Taken like an append's numbers, so concurrent readers never skip past them.
+        std::lock_guard<std::mutex> g(seq_mu_);
+        first = next_seq_.fetch_add(n);
+        writing_.push_back(first);
+      }
+      rocksdb::WriteBatch batch;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        batch.Put(dst, SeqKey(first + i).slice(), values[i]);
+        bytes += values[i].size() + kKeyOverhead;
+      }
       rocksdb::WriteOptions sync;
       sync.sync = true;
       st = db_->Write(sync, &batch);
+      {
+        std::lock_guard<std::mutex> g(seq_mu_);
+        writing_.erase(std::find(writing_.begin(), writing_.end(), first));
+        if (st.ok() && which == 0) stored_max_ = std::max(stored_max_, first + n - 1);
+      }
       if (st.ok()) st = other->DeleteRange(rocksdb::WriteOptions(), src, first_key, last_key + '\xff');
       if (!st.ok()) {
         s = Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
@@ -556,12 +565,20 @@ Status Buffer::close() {
 }
 
 void Buffer::abandon_after_fork() {
-  // The parent's RocksDB threads do not exist here; closing the DB would join them. Leak it.
-  std::lock_guard<std::mutex> g(queue_mu_);
-  closed_ = true;
-  db_ = nullptr;
-  handles_.clear();
+  // In the child the parent's RocksDB threads do not exist and our mutexes may be held by
+  // threads that do not exist either: touch nothing but our copy of the lock's descriptor.
+  // The caller leaks this object.
   lock_.forget_after_fork();
+}
+
+Status Buffer::adopt_dead_folders() {
+  if (closed_) return Status::closed("the client is closed");
+  for (const auto& folder : list_buffer_folders(options_.root)) {
+    if (folder == folder_) continue;
+    Status s = adopt(folder);
+    if (!s.ok()) return s;
+  }
+  return Status();
 }
 
 }  // namespace agentburn::detail

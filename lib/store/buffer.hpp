@@ -103,7 +103,11 @@ class Buffer {
   // is left in it. Idempotent.
   Status close();
 
-  // After fork(), in the child: drop the parent's database and lock without touching them.
+  // Takes over the folders of processes that died since open (their lock is free).
+  Status adopt_dead_folders();
+
+  // After fork(), in the child: drop our copy of the folder lock without touching anything
+  // else; the object must then be leaked, never destroyed.
   void abandon_after_fork();
 
  private:

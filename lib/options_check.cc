@@ -1,0 +1,40 @@
+#include "options_check.hpp"
+
+#include <string>
+
+#include "transport/http.hpp"
+
+namespace agentburn::detail {
+
+Status check_options(const Options& o) {
+  auto range = [](const char* name, long long v, long long lo, long long hi) {
+    if (v >= lo && v <= hi) return Status();
+    return Status::invalid(std::string(name) + ": must be in [" + std::to_string(lo) + ", " +
+                           std::to_string(hi) + "], got " + std::to_string(v));
+  };
+  Status s;
+  if (!(s = range("buffered_flush_ms", o.buffered_flush_ms, 1, 1000)).ok()) return s;
+  if (!(s = range("batch_max_events", o.batch_max_events, 1, 1000)).ok()) return s;
+  if (!(s = range("batch_max_bytes", static_cast<long long>(o.batch_max_bytes), 1024,
+                  64 << 20)).ok()) {
+    return s;
+  }
+  if (!(s = range("flush_interval_ms", o.flush_interval_ms, 0, 3600000)).ok()) return s;
+  if (!(s = range("max_batches_in_flight", o.max_batches_in_flight, 1, 16)).ok()) return s;
+  if (!(s = range("connect_timeout_ms", o.connect_timeout_ms, 1, 600000)).ok()) return s;
+  if (!(s = range("request_timeout_ms", o.request_timeout_ms, 1, 3600000)).ok()) return s;
+  if (!(s = range("retry_initial_ms", o.retry_initial_ms, 1, 3600000)).ok()) return s;
+  if (!(s = range("retry_max_ms", o.retry_max_ms, o.retry_initial_ms, 86400000)).ok()) return s;
+  if (!(s = range("split_after_failures", o.split_after_failures, 1, 1000)).ok()) return s;
+  if (!(s = range("close_timeout_ms", o.close_timeout_ms, 0, 3600000)).ok()) return s;
+  if (!o.buffer_root.empty() && o.buffer_root[0] != '/') {
+    return Status::invalid("buffer_root: must be an absolute path, got \"" + o.buffer_root + "\"");
+  }
+  if (!o.endpoint.empty()) {
+    std::string normalized;
+    if (!(s = check_endpoint(o.endpoint, o.allow_insecure_http, &normalized)).ok()) return s;
+  }
+  return Status();
+}
+
+}  // namespace agentburn::detail
