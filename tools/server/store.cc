@@ -1,0 +1,161 @@
+#include "store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+#include <unordered_map>
+
+#include "event/codec.hpp"
+
+namespace agentburn::server {
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+std::string big_endian(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xFF);
+    v >>= 8;
+  }
+  return out;
+}
+
+std::uint64_t from_big_endian(std::string_view s) {
+  std::uint64_t v = 0;
+  for (unsigned char c : s.substr(0, 8)) v = (v << 8) | c;
+  return v;
+}
+
+Status storage_error(const std::string& what, const rocksdb::Status& s) {
+  return Status::storage(what + ": " + s.ToString());
+}
+
+}  // namespace
+
+Status Store::open(const std::string& dir, std::unique_ptr<Store>* out) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::storage("cannot create " + dir + ": " + ec.message());
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return Status::storage(dir + " is not a folder");
+  }
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_open_files = 512;
+  rocksdb::ColumnFamilyOptions cf_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, cf_options},
+      {"agents", cf_options},
+      {"events", cf_options},
+      {"keys", cf_options}};
+
+  std::unique_ptr<Store> store(new Store());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &store->handles_, &raw);
+  if (!s.ok()) return storage_error("cannot open the database in " + dir, s);
+  store->db_.reset(raw);
+  store->meta_ = store->handles_[0];
+  store->agents_ = store->handles_[1];
+  store->events_ = store->handles_[2];
+  store->keys_ = store->handles_[3];
+
+  std::string version;
+  s = raw->Get(rocksdb::ReadOptions(), store->meta_, "format_version", &version);
+  if (s.IsNotFound()) {
+    s = raw->Put(rocksdb::WriteOptions(), store->meta_, "format_version",
+                 std::to_string(kFormatVersion));
+    if (!s.ok()) return storage_error("cannot write to " + dir, s);
+  } else if (!s.ok()) {
+    return storage_error("cannot read " + dir, s);
+  } else if (version != std::to_string(kFormatVersion)) {
+    return Status::storage(dir + " holds data of format version " + version +
+                           ", which this server does not read");
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), store->events_));
+  it->SeekToLast();
+  if (it->Valid()) store->next_seq_ = from_big_endian(it->key().ToStringView()) + 1;
+  if (!it->status().ok()) return storage_error("cannot read " + dir, it->status());
+  *out = std::move(store);
+  return Status();
+}
+
+Store::~Store() {
+  if (!db_) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  db_->Close().PermitUncheckedError();
+}
+
+Status Store::put_agent(const std::string& id, const std::string& record_json) {
+  rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), agents_, id, record_json);
+  return s.ok() ? Status() : storage_error("cannot store the agent", s);
+}
+
+bool Store::has_agent(const std::string& id) {
+  rocksdb::PinnableSlice value;
+  return db_->Get(rocksdb::ReadOptions(), agents_, id, &value).ok();
+}
+
+Status Store::list_agents(std::vector<std::string>* records) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), agents_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) records->push_back(it->value().ToString());
+  return it->status().ok() ? Status() : storage_error("cannot read the agents", it->status());
+}
+
+Status Store::ingest(const std::vector<IncomingEvent>& events, bool deduplicate,
+                     IngestOutcome* out) {
+  const std::string received_at = detail::format_timestamp_ms(detail::now_unix_ms());
+  std::lock_guard<std::mutex> lock(ingest_mu_);
+  rocksdb::WriteBatch batch;
+  std::unordered_map<std::string_view, std::size_t> in_batch;  // key -> index into out->ids
+  std::uint64_t seq = next_seq_;
+  IngestOutcome result;
+  for (const IncomingEvent& e : events) {
+    if (deduplicate) {
+      if (auto hit = in_batch.find(e.idempotency_key); hit != in_batch.end()) {
+        result.ids.push_back(result.ids[hit->second]);
+        ++result.duplicates;
+        continue;
+      }
+      std::string existing;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), keys_, e.idempotency_key, &existing);
+      if (s.ok()) {
+        result.ids.push_back(std::move(existing));
+        ++result.duplicates;
+        continue;
+      }
+      if (!s.IsNotFound()) return storage_error("cannot read the deduplication index", s);
+      in_batch.emplace(e.idempotency_key, result.ids.size());
+    }
+    std::string id = "evt_" + detail::new_uuid_v7();
+    std::string record = "{\"id\":\"" + id + "\",\"receivedAt\":\"" + received_at + "\",";
+    record.append(e.wire, 1, std::string::npos);
+    batch.Put(events_, big_endian(seq++), record);
+    if (deduplicate) batch.Put(keys_, e.idempotency_key, id);
+    result.ids.push_back(std::move(id));
+    ++result.stored;
+  }
+  if (result.stored > 0) {
+    rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+    if (!s.ok()) return storage_error("cannot store the events", s);
+  }
+  next_seq_ = seq;
+  *out = std::move(result);
+  return Status();
+}
+
+Status Store::scan_newest_first(const std::function<bool(std::string_view record)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    if (!visit(it->value().ToStringView())) break;
+  }
+  return it->status().ok() ? Status() : storage_error("cannot read the events", it->status());
+}
+
+}  // namespace agentburn::server

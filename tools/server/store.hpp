@@ -1,0 +1,79 @@
+// The server's database: agents, events and the deduplication index, in one RocksDB folder.
+//
+// Column families:
+// - "default": "format_version" -> decimal text.
+// - "agents": agent id ("agt_<uuidv7>", so key order is creation order) -> the agent's JSON.
+// - "events": 8-byte big-endian receive sequence number -> the stored record: the event's
+//   wire form with the server's "id" and "receivedAt" in front.
+// - "keys": idempotency_key -> the id of the event stored under it.
+//
+// Writes of one ingest request go in one WriteBatch, so a batch is stored whole or not at
+// all. The WAL is on and not synced: what was acknowledged survives a killed process, not a
+// power cut.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agentburn/status.hpp"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace agentburn::server {
+
+// One validated event, ready to store.
+struct IncomingEvent {
+  std::string idempotency_key;
+  std::string wire;  // encode_event's output: starts with {"agentId":
+};
+
+struct IngestOutcome {
+  std::vector<std::string> ids;  // one per incoming event, in order; a duplicate's is the first's
+  std::size_t stored = 0;
+  std::size_t duplicates = 0;
+};
+
+class Store {
+ public:
+  static Status open(const std::string& dir, std::unique_ptr<Store>* out);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  Status put_agent(const std::string& id, const std::string& record_json);
+  // False when absent or on a read error (a read error is not an agent).
+  bool has_agent(const std::string& id);
+  // In creation order.
+  Status list_agents(std::vector<std::string>* records);
+
+  // Stores the events that are not duplicates (by idempotency key, within the batch and
+  // against everything stored before) when `deduplicate`; every event otherwise.
+  Status ingest(const std::vector<IncomingEvent>& events, bool deduplicate, IngestOutcome* out);
+
+  // Visits stored records, newest first, until `visit` returns false.
+  Status scan_newest_first(const std::function<bool(std::string_view record)>& visit);
+
+ private:
+  Store() = default;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* agents_ = nullptr;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* keys_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  // Held across the dedupe lookups and the write, so two requests carrying the same key
+  // cannot both find it absent and both store it. Also guards next_seq_.
+  std::mutex ingest_mu_;
+  std::uint64_t next_seq_ = 1;
+};
+
+}  // namespace agentburn::server
