@@ -53,7 +53,8 @@ Status Store::open(const std::string& dir, std::unique_ptr<Store>* out) {
       {rocksdb::kDefaultColumnFamilyName, cf_options},
       {"agents", cf_options},
       {"events", cf_options},
-      {"keys", cf_options}};
+      {"keys", cf_options},
+      {"agent_order", cf_options}};
 
   std::unique_ptr<Store> store(new Store());
   rocksdb::DB* raw = nullptr;
@@ -64,6 +65,7 @@ Status Store::open(const std::string& dir, std::unique_ptr<Store>* out) {
   store->agents_ = store->handles_[1];
   store->events_ = store->handles_[2];
   store->keys_ = store->handles_[3];
+  store->agent_order_ = store->handles_[4];
 
   std::string version;
   s = raw->Get(rocksdb::ReadOptions(), store->meta_, "format_version", &version);
@@ -78,10 +80,13 @@ Status Store::open(const std::string& dir, std::unique_ptr<Store>* out) {
                            ", which this server does not read");
   }
 
-  std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), store->events_));
-  it->SeekToLast();
-  if (it->Valid()) store->next_seq_ = from_big_endian(it->key().ToStringView()) + 1;
-  if (!it->status().ok()) return storage_error("cannot read " + dir, it->status());
+  for (auto [family, next] : {std::pair{store->events_, &store->next_seq_},
+                               std::pair{store->agent_order_, &store->next_agent_}}) {
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), family));
+    it->SeekToLast();
+    if (it->Valid()) *next = from_big_endian(it->key().ToStringView()) + 1;
+    if (!it->status().ok()) return storage_error("cannot read " + dir, it->status());
+  }
   *out = std::move(store);
   return Status();
 }
@@ -93,8 +98,14 @@ Store::~Store() {
 }
 
 Status Store::put_agent(const std::string& id, const std::string& record_json) {
-  rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), agents_, id, record_json);
-  return s.ok() ? Status() : storage_error("cannot store the agent", s);
+  std::lock_guard<std::mutex> lock(agents_mu_);
+  rocksdb::WriteBatch batch;
+  batch.Put(agents_, id, record_json);
+  batch.Put(agent_order_, big_endian(next_agent_), id);
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return storage_error("cannot store the agent", s);
+  ++next_agent_;
+  return Status();
 }
 
 bool Store::has_agent(const std::string& id) {
@@ -103,8 +114,13 @@ bool Store::has_agent(const std::string& id) {
 }
 
 Status Store::list_agents(std::vector<std::string>* records) {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), agents_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) records->push_back(it->value().ToString());
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), agent_order_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string record;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), agents_, it->value(), &record);
+    if (!s.ok()) return storage_error("cannot read the agents", s);
+    records->push_back(std::move(record));
+  }
   return it->status().ok() ? Status() : storage_error("cannot read the agents", it->status());
 }
 

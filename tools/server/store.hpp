@@ -2,7 +2,9 @@
 //
 // Column families:
 // - "default": "format_version" -> decimal text.
-// - "agents": agent id ("agt_<uuidv7>", so key order is creation order) -> the agent's JSON.
+// - "agents": agent id -> the agent's JSON.
+// - "agent_order": 8-byte big-endian registration number -> agent id (ids made in the same
+//   millisecond do not sort by creation).
 // - "events": 8-byte big-endian receive sequence number -> the stored record: the event's
 //   wire form with the server's "id" and "receivedAt" in front.
 // - "keys": idempotency_key -> the id of the event stored under it.
@@ -69,11 +71,14 @@ class Store {
   rocksdb::ColumnFamilyHandle* agents_ = nullptr;
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* keys_ = nullptr;
+  rocksdb::ColumnFamilyHandle* agent_order_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   // Held across the dedupe lookups and the write, so two requests carrying the same key
   // cannot both find it absent and both store it. Also guards next_seq_.
   std::mutex ingest_mu_;
   std::uint64_t next_seq_ = 1;
+  std::mutex agents_mu_;  // guards next_agent_
+  std::uint64_t next_agent_ = 1;
 };
 
 }  // namespace agentburn::server
