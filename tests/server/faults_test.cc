@@ -1,0 +1,180 @@
+// Fault injection (--enable-fault-injection): plans of statuses, rejections, delays and the
+// open-core server's behaviour, and the counters tests read back.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <thread>
+
+#include "harness.hpp"
+
+using nlohmann::json;
+using testing::make_event;
+using testing::TestServer;
+
+namespace {
+
+void plan(TestServer& s, const json& p) {
+  auto res = s.post("/api/_faults", p.dump());
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+}
+
+std::size_t stored_count(TestServer& s) { return s.get("/api/events?limit=10000").json().size(); }
+
+}  // namespace
+
+TEST_SUITE("server.faults") {
+
+TEST_CASE("the fault routes are refused without --enable-fault-injection") {
+  TestServer s;
+  CHECK(s.post("/api/_faults", R"({"status": 503})").status == 404);
+  CHECK(s.del("/api/_faults").status == 404);
+  CHECK(s.get("/api/_faults").status == 404);
+  CHECK(s.get("/api/_stats").status == 404);
+  std::string agent = s.register_agent("a");
+  CHECK(s.post("/api/ingest", make_event(agent, 1, "k").dump()).status == 200);
+}
+
+TEST_CASE("status faults answer the next N ingest requests in order, with Retry-After") {
+  TestServer s({"--enable-fault-injection"});
+  std::string agent = s.register_agent("a");
+  plan(s, json::array({{{"status", 503}, {"count", 2}, {"retry_after", "2"}},
+                       {{"status", 429}, {"retry_after", "Wed, 21 Oct 2015 07:28:00 GMT"}},
+                       {{"status", 500}, {"count", 1}}}));
+  std::string body = make_event(agent, 1, "k").dump();
+  auto r1 = s.post("/api/ingest", body);
+  CHECK(r1.status == 503);
+  CHECK(r1.headers["retry-after"] == "2");
+  CHECK(r1.json()["error"].is_string());
+  CHECK(s.post("/api/ingest", body).status == 503);
+  auto r3 = s.post("/api/ingest", body);
+  CHECK(r3.status == 429);
+  CHECK(r3.headers["retry-after"] == "Wed, 21 Oct 2015 07:28:00 GMT");
+  auto r4 = s.post("/api/ingest", body);
+  CHECK(r4.status == 500);
+  CHECK(r4.headers.count("retry-after") == 0);
+  CHECK(stored_count(s) == 0);
+  CHECK(s.post("/api/ingest", body).status == 200);
+
+  json stats = s.stats();
+  CHECK(stats["ingest_requests"] == 5);
+  CHECK(stats["events_received"] == 5);
+  CHECK(stats["events_stored"] == 1);
+  CHECK(stats["faults_injected"] == 4);
+  json left = s.get("/api/_faults").json();
+  REQUIRE(left.size() == 3);
+  CHECK(left[0]["count"] == 0);
+}
+
+TEST_CASE("min_events: a status fault only for batches at least that large") {
+  TestServer s({"--enable-fault-injection"});
+  std::string agent = s.register_agent("a");
+  plan(s, {{"status", 413}, {"count", 5}, {"min_events", 3}});
+  json big = json::array({make_event(agent, 1, "1"), make_event(agent, 1, "2"),
+                          make_event(agent, 1, "3")});
+  CHECK(s.post("/api/ingest", big.dump()).status == 413);
+  CHECK(s.post("/api/ingest", json::array({big[0], big[1]}).dump()).status == 200);
+  CHECK(s.post("/api/ingest", big[2].dump()).status == 200);
+}
+
+TEST_CASE("reject_keys answers 400 naming those events, as if invalid") {
+  TestServer s({"--enable-fault-injection"});
+  std::string agent = s.register_agent("a");
+  plan(s, {{"reject_keys", {"bad-1", "bad-2"}}});
+  json batch = json::array({make_event(agent, 1, "ok-0"), make_event(agent, 1, "bad-1"),
+                            make_event(agent, 1, "ok-2"), make_event(agent, 1, "bad-2")});
+  auto res = s.post("/api/ingest", batch.dump());
+  REQUIRE(res.status == 400);
+  json errors = res.json()["errors"];
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0]["index"] == 1);
+  CHECK(errors[1]["index"] == 3);
+  CHECK(errors[0]["field"] == "idempotency_key");
+  CHECK(stored_count(s) == 0);
+  CHECK(s.ingest_ok(json::array({batch[0], batch[2]}))["ingested"] == 2);
+
+  REQUIRE(s.del("/api/_faults").status == 200);
+  CHECK(s.ingest_ok(batch[1])["ingested"] == 1);
+}
+
+TEST_CASE("error_detail false: a 400 for invalid events names none of them") {
+  TestServer s({"--enable-fault-injection"});
+  std::string agent = s.register_agent("a");
+  plan(s, {{"error_detail", false}});
+  json batch = json::array({make_event(agent, 1, "a"), make_event(agent, -1, "b")});
+  auto res = s.post("/api/ingest", batch.dump());
+  CHECK(res.status == 400);
+  CHECK(res.json()["error"].is_string());
+  CHECK(!res.json().contains("errors"));
+}
+
+TEST_CASE("a delayed answer: the request is stored first, the answer held") {
+  TestServer s({"--enable-fault-injection"});
+  std::string agent = s.register_agent("a");
+  plan(s, {{"delay_ms", 3600000}, {"count", 1}});
+  // The client gives up long before the answer; the server has stored the event anyway,
+  // as a server that accepts and never answers would have.
+  testing::HttpRequest req;
+  req.method = "POST";
+  req.url = s.url("/api/ingest");
+  req.body = make_event(agent, 1, "held").dump();
+  req.headers = {"x-api-key: " + s.key};
+  req.timeout_ms = 300;
+  auto timed_out = testing::http_send(req);
+  CHECK(timed_out.status == 0);
+  CHECK(timed_out.code == CURLE_OPERATION_TIMEDOUT);
+  CHECK(testing::wait_until([&] { return stored_count(s) == 1; }));
+
+  // The resend is acknowledged as a duplicate.
+  json again = s.ingest_ok(make_event(agent, 1, "held"));
+  CHECK(again["duplicates"] == 1);
+  CHECK(stored_count(s) == 1);
+  // SIGTERM ends the held request too.
+  CHECK(s.process.stop() == 0);
+}
+
+TEST_CASE("open-core mode: an unknown agent fails the whole batch with 500; no deduplication") {
+  TestServer s({"--enable-fault-injection"});
+  std::string agent = s.register_agent("a");
+  plan(s, {{"mode", "open-core"}});
+  json batch = json::array({make_event(agent, 1, "x"), make_event("agt_unknown", 1, "y")});
+  auto res = s.post("/api/ingest", batch.dump());
+  CHECK(res.status == 500);
+  CHECK(stored_count(s) == 0);
+
+  json twice = json::array({make_event(agent, 1, "same"), make_event(agent, 1, "same")});
+  CHECK(s.ingest_ok(twice)["ingested"] == 2);
+  CHECK(s.ingest_ok(twice[0])["ingested"] == 1);
+  CHECK(s.get("/api/events?idempotency_key=same").json().size() == 3);
+  CHECK(s.stats()["duplicates"] == 0);
+
+  // Invalid events are still a 400.
+  CHECK(s.post("/api/ingest", make_event(agent, -1, "neg").dump()).status == 400);
+}
+
+TEST_CASE("malformed plans are refused and leave the plan as it was") {
+  TestServer s({"--enable-fault-injection"});
+  plan(s, {{"status", 503}, {"count", 7}});
+  for (const char* bad : {"not json", R"({"status": 99})", R"({"status": 503, "count": 0})",
+                          R"({"status": 503, "cuont": 2})", R"({"delay_ms": -1})",
+                          R"({"reject_keys": "k"})", R"({"mode": "chaos"})", R"({"what": 1})",
+                          R"([1])", R"({"status": 503, "retry_after": [1]})"}) {
+    auto res = s.post("/api/_faults", bad);
+    INFO(bad, " -> ", res.body);
+    CHECK(res.status == 400);
+    CHECK(res.json()["error"].is_string());
+  }
+  json current = s.get("/api/_faults").json();
+  REQUIRE(current.size() == 1);
+  CHECK(current[0]["count"] == 7);
+  CHECK(s.del("/api/_faults").status == 200);
+  CHECK(s.get("/api/_faults").json().empty());
+}
+
+TEST_CASE("the fault routes need the key") {
+  TestServer s({"--enable-fault-injection"});
+  CHECK(s.post("/api/_faults", R"({"status": 503})", false).status == 401);
+  CHECK(s.get("/api/_stats", false).status == 401);
+}
+
+}  // TEST_SUITE
