@@ -1,0 +1,104 @@
+"""The exceptions of agentburn: one class per result code of the C ABI."""
+
+from __future__ import annotations
+
+from typing import Dict, Type
+
+from . import _native
+
+
+class AgentBurnError(Exception):
+    """A call into libagentburn failed.
+
+    ``code`` is the C ABI's result code (``AB_E*``, negative) and ``message`` the library's
+    description of what went wrong (``ab_last_error()``), which names the field, option or
+    resource and the reason.
+    """
+
+    code: int
+    message: str
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        self.message = message or _native.strerror(code)
+        super().__init__(self.message)
+
+    def __reduce__(self):  # keeps the two arguments through pickling (multiprocessing)
+        return (type(self), (self.code, self.message))
+
+
+class InvalidEventError(AgentBurnError, ValueError):
+    """AB_EINVALID: a bad event, argument or option; nothing was stored."""
+
+
+class OutOfMemoryError(AgentBurnError, MemoryError):
+    """AB_ENOMEM: an allocation failed."""
+
+
+class StorageError(AgentBurnError):
+    """AB_ESTORAGE: the on-disk buffer failed (I/O error, corruption, unknown format)."""
+
+
+class BufferFullError(AgentBurnError):
+    """AB_EFULL: the disk cap was reached and the full policy is "reject"."""
+
+
+class BufferLockedError(AgentBurnError):
+    """AB_ELOCKED: the buffer folder is held by another process."""
+
+
+class NetworkError(AgentBurnError):
+    """AB_ENETWORK: the server could not be reached, or failed (5xx)."""
+
+
+class HttpError(AgentBurnError):
+    """AB_EHTTP: the server answered with an unexpected status."""
+
+
+class AuthError(AgentBurnError):
+    """AB_EAUTH: the server refused the API key (401/403)."""
+
+
+class DeadlineError(AgentBurnError):
+    """AB_ETIMEOUT from a call that has no True/False answer for it.
+
+    ``flush`` and ``close`` never raise it: they return False when their deadline passes.
+    """
+
+
+class ClosedError(AgentBurnError):
+    """AB_ECLOSED: the client is closed."""
+
+
+class InternalError(AgentBurnError):
+    """AB_EINTERNAL: a bug in agentburn; please report it with the message."""
+
+
+_BY_CODE: Dict[int, Type[AgentBurnError]] = {
+    _native.AB_EINVALID: InvalidEventError,
+    _native.AB_ENOMEM: OutOfMemoryError,
+    _native.AB_ESTORAGE: StorageError,
+    _native.AB_EFULL: BufferFullError,
+    _native.AB_ELOCKED: BufferLockedError,
+    _native.AB_ENETWORK: NetworkError,
+    _native.AB_EHTTP: HttpError,
+    _native.AB_EAUTH: AuthError,
+    _native.AB_ETIMEOUT: DeadlineError,
+    _native.AB_ECLOSED: ClosedError,
+    _native.AB_EINTERNAL: InternalError,
+}
+
+
+def error_for(code: int, message: str) -> AgentBurnError:
+    """The exception for a result code (AgentBurnError itself for a code this package does
+    not know, such as one a newer library appended)."""
+    return _BY_CODE.get(code, AgentBurnError)(code, message)
+
+
+def check(code: int) -> None:
+    """Raises the exception for a failed call's result code, with ab_last_error().
+
+    Must run on the thread that made the call, before any other call into the library.
+    """
+    if code != _native.AB_OK:
+        raise error_for(code, _native.last_error())
