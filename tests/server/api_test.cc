@@ -230,6 +230,7 @@ TEST_CASE("nesting and duplicate keys: per event when the body is otherwise fine
   json errors = res.json()["errors"];
   REQUIRE(errors.size() == 2);
   CHECK(errors[0]["index"] == 1);
+  CHECK(errors[0]["field"] == "metadata");
   CHECK(errors[0]["message"].get<std::string>().find("nested deeper") != std::string::npos);
   CHECK(errors[1]["index"] == 2);
   CHECK(errors[1]["message"].get<std::string>().find("duplicate key") != std::string::npos);
@@ -237,6 +238,13 @@ TEST_CASE("nesting and duplicate keys: per event when the body is otherwise fine
   auto very_deep = s.post("/api/ingest", std::string(100000, '[') + std::string(100000, ']'));
   CHECK(very_deep.status == 400);
   CHECK(stored_count(s) == 0);
+
+  // Metadata 32 levels deep, which the library's track() accepts.
+  std::string deepest = make_event(agent, 1, "deepest").dump();
+  deepest.insert(deepest.size() - 1,
+                 ",\"metadata\":{\"x\":" + std::string(31, '[') + std::string(31, ']') + "}");
+  CHECK(s.post("/api/ingest", "[" + deepest + "]").status == 200);
+  CHECK(s.post("/api/ingest", deepest).json()["duplicates"] == 1);
 }
 
 TEST_CASE("deduplication: a stored idempotency_key is acknowledged, not stored again") {
@@ -287,8 +295,10 @@ TEST_CASE("errors are JSON with the right status") {
   CHECK(missing.status == 404);
   CHECK(missing.json()["error"].is_string());
   auto wrong_method = s.del("/api/ingest");
-  CHECK(wrong_method.status >= 400);
+  CHECK(wrong_method.status == 405);
+  CHECK(wrong_method.headers["allow"] == "POST");
   CHECK(wrong_method.json()["error"].is_string());
+  CHECK(s.post("/api/costs", "{}").status == 405);
   auto bad_limit = s.get("/api/events?limit=0");
   CHECK(bad_limit.status == 400);
   CHECK(bad_limit.json()["error"].is_string());

@@ -37,6 +37,7 @@ class BodyParser {
     return dom_.start_object(n);
   }
   bool key(json::string_t& k) {
+    if (depth_ == item_base() + 1) field_ = k.substr(0, 64);
     if (!keys_.back().insert(k).second) note("duplicate key \"" + k.substr(0, 64) + "\"");
     return dom_.key(k);
   }
@@ -60,6 +61,8 @@ class BodyParser {
   }
 
  private:
+  // depth_ outside an item: 1 in a batch's array, 0 for a lone event.
+  int item_base() const { return out_->is_array ? 1 : 0; }
   // A value starts at depth_ (before entering it).
   bool begin_value() {
     if (depth_ == 1 && out_->is_array) {
@@ -68,6 +71,7 @@ class BodyParser {
         return false;
       }
       out_->item_problems.emplace_back();
+      field_.clear();
     }
     return true;
   }
@@ -83,22 +87,24 @@ class BodyParser {
       error = "not valid JSON: nested deeper than " + std::to_string(kMaxBodyDepth) + " levels";
       return false;
     }
-    int item_depth = out_->is_array ? depth_ - 1 : depth_;
-    if (item_depth > kMaxJsonDepth) {
-      note("nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    if (depth_ - item_base() > kMaxEventDepth) {
+      note("nested deeper than " + std::to_string(kMaxEventDepth - 1) + " levels");
     }
     return true;
   }
-  void note(std::string problem) {
+  void note(const std::string& problem) {
     if (out_->item_problems.empty()) return;
-    std::string& slot = out_->item_problems.back();
-    if (slot.empty()) slot = std::move(problem);
+    ItemProblem& slot = out_->item_problems.back();
+    if (!slot.empty()) return;
+    slot.field = field_;
+    slot.message = field_.empty() ? problem : field_ + ": " + problem;
   }
 
   ParsedBody* out_;
   nlohmann::detail::json_sax_dom_parser<json> dom_;
   std::vector<std::unordered_set<std::string>> keys_;
   int depth_ = 0;
+  std::string field_;  // the current item's field being parsed
 };
 
 }  // namespace
@@ -129,7 +135,7 @@ void validate_items(const ParsedBody& body, const std::function<bool(const std::
       errors->push_back(EventError{i, std::move(field), std::move(message), unknown_agent});
     };
     if (!body.item_problems[i].empty()) {
-      reject("", body.item_problems[i]);
+      reject(body.item_problems[i].field, body.item_problems[i].message);
       continue;
     }
     Event event;

@@ -9,21 +9,31 @@
 #include <string_view>
 #include <vector>
 
+#include "agentburn/event.hpp"
 #include "store.hpp"
 
 namespace agentburn::server {
 
 inline constexpr std::size_t kMaxBatchEvents = 1000;
 // Nesting allowed in a whole body: the batch's array, an event, and its metadata. Each event
-// on its own is held to the library's kMaxJsonDepth.
+// on its own is held to kMaxEventDepth.
 inline constexpr int kMaxBodyDepth = 64;
+// The event object plus metadata of the library's kMaxJsonDepth levels: the deepest event
+// that the library's track() accepts.
+inline constexpr int kMaxEventDepth = kMaxJsonDepth + 1;
+
+// Why an item cannot be an event although the body is valid JSON.
+struct ItemProblem {
+  std::string field;  // the event's field it is in, or empty
+  std::string message;
+  bool empty() const { return message.empty(); }
+};
 
 struct ParsedBody {
   bool is_array = false;
   std::vector<nlohmann::json> items;
-  // Per item: why it cannot be an event although the body is valid JSON (a duplicate key,
-  // too deep); empty when fine.
-  std::vector<std::string> item_problems;
+  // Per item: a duplicate key or too deep a nesting; empty when fine.
+  std::vector<ItemProblem> item_problems;
 };
 
 // Parses the body. False (with `error`) when the body as a whole is unusable: not JSON,

@@ -382,6 +382,23 @@ void install_routes(httplib::Server& server, ServerContext& ctx) {
   server.Delete("/api/_faults", guarded(ctx, faults ? delete_faults : refuse_faults));
   server.Get("/api/_stats", guarded(ctx, faults ? get_stats : refuse_faults));
 
+  // The API's paths answer other methods with 405 and the methods they take.
+  const std::pair<const char*, const char*> allowed[] = {
+      {"/api/agents", "GET, POST"}, {"/api/ingest", "POST"},         {"/api/events", "GET"},
+      {"/api/costs", "GET"},        {"/api/_faults", "GET, POST, DELETE"}, {"/api/_stats", "GET"}};
+  for (const auto& [path, allow] : allowed) {
+    std::string methods = allow;
+    httplib::Server::Handler refuse = [methods](const Request&, Response& res) {
+      res.set_header("Allow", methods);
+      reply_error(res, 405, "method not allowed; this path takes " + methods);
+    };
+    if (methods.find("GET") == std::string::npos) server.Get(path, refuse);
+    if (methods.find("POST") == std::string::npos) server.Post(path, refuse);
+    if (methods.find("DELETE") == std::string::npos) server.Delete(path, refuse);
+    server.Put(path, refuse);
+    server.Patch(path, refuse);
+  }
+
   // cpp-httplib calls this for every answer of 400 or more; only fill in those it made itself.
   server.set_error_handler([](const Request& req, Response& res) {
     if (!res.body.empty()) return;
