@@ -66,6 +66,9 @@ void after_fork_child() {
     // released, so the lock starts anew.
     new (&impl->life) std::shared_mutex();
     impl->forked.store(true);
+    // At once, not at the next call: a child that never calls again must not keep its
+    // parent's folder locked after the parent dies.
+    if (impl->buffer) impl->buffer->abandon_after_fork();
   }
   g_clients_mu.unlock();
 }

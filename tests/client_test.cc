@@ -272,3 +272,84 @@ TEST_CASE("a moved-from client answers kClosed and a moved-to one works") {
   CHECK(a.track(sample(1)).code() == Status::Code::kClosed);
   CHECK(b.track(sample(1)).ok());
 }
+
+TEST_CASE("fork: parent and child both keep working, each with its own buffer folder") {
+  testing::TempDir root;
+  std::multiset<std::string> want;
+  {
+    auto c = Client::open(offline(root.path()));
+    REQUIRE(c.ok());
+    for (int i = 0; i < 10; ++i) {
+      std::string k;
+      REQUIRE(c->track(sample(i), &k).ok());
+      want.insert(k);
+    }
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      close(fds[0]);
+      std::string keys;
+      for (int i = 0; i < 10; ++i) {
+        std::string k;
+        if (!c->track(sample(100 + i), &k).ok()) _exit(3);
+        keys += k + "\n";
+      }
+      if (c->stats().pending != 10) _exit(4);  // its own folder: none of the parent's events
+      (void)c->close(0ms);
+      if (write(fds[1], keys.data(), keys.size()) != static_cast<ssize_t>(keys.size())) _exit(5);
+      _exit(0);
+    }
+    close(fds[1]);
+    std::string got;
+    char buf[512];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    for (std::size_t pos = 0, nl; (nl = got.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+      want.insert(got.substr(pos, nl - pos));
+    }
+    for (int i = 0; i < 10; ++i) {
+      std::string k;
+      REQUIRE(c->track(sample(200 + i), &k).ok());
+      want.insert(k);
+    }
+    CHECK(c->stats().pending == 20);
+  }
+  CHECK(want.size() == 30);
+  CHECK(keys_on_disk(root.path()) == want);
+}
+
+TEST_CASE("fork: a child does not keep its dead parent's folder locked") {
+  testing::TempDir root;
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t parent = fork();
+  REQUIRE(parent >= 0);
+  if (parent == 0) {
+    auto c = Client::open(offline(root.path()));
+    if (!c.ok()) _exit(2);
+    for (int i = 0; i < 5; ++i) {
+      if (!c->track(sample(i)).ok()) _exit(3);
+    }
+    pid_t grandchild = fork();
+    if (grandchild == 0) {
+      close(fds[1]);
+      char x;
+      (void)read(fds[0], &x, 1);  // lives until the test closes the pipe
+      _exit(0);
+    }
+    _exit(0);  // dies without closing its client
+  }
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(parent, &status, 0) == parent);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  CHECK(keys_on_disk(root.path()).size() == 5);  // adopted while the grandchild lives
+  close(fds[1]);
+}
