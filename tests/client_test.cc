@@ -274,6 +274,7 @@ TEST_CASE("a moved-from client answers kClosed and a moved-to one works") {
 }
 
 TEST_CASE("fork: parent and child both keep working, each with its own buffer folder") {
+  const int kChildEvents = 40000;
   testing::TempDir root;
   std::multiset<std::string> want;
   {
@@ -290,20 +291,24 @@ TEST_CASE("fork: parent and child both keep working, each with its own buffer fo
     REQUIRE(child >= 0);
     if (child == 0) {
       close(fds[0]);
+      // Enough to fill several memtables: the child's database needs background threads of
+      // its own to flush them (the parent's do not exist here).
       std::string keys;
-      for (int i = 0; i < 10; ++i) {
+      Event big = sample(100);
+      big.metadata_json = "{\"pad\":\"" + std::string(400, 'p') + "\"}";
+      for (int i = 0; i < kChildEvents; ++i) {
         std::string k;
-        if (!c->track(sample(100 + i), &k).ok()) _exit(3);
+        if (!c->track(big, &k).ok()) _exit(3);
         keys += k + "\n";
       }
-      if (c->stats().pending != 10) _exit(4);  // its own folder: none of the parent's events
+      if (c->stats().pending != kChildEvents) _exit(4);  // its own folder: none of the parent's
       (void)c->close(0ms);
       if (write(fds[1], keys.data(), keys.size()) != static_cast<ssize_t>(keys.size())) _exit(5);
       _exit(0);
     }
     close(fds[1]);
     std::string got;
-    char buf[512];
+    char buf[65536];
     for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
     close(fds[0]);
     int status = 0;
@@ -320,7 +325,7 @@ TEST_CASE("fork: parent and child both keep working, each with its own buffer fo
     }
     CHECK(c->stats().pending == 20);
   }
-  CHECK(want.size() == 30);
+  CHECK(want.size() == 20 + kChildEvents);
   CHECK(keys_on_disk(root.path()) == want);
 }
 

@@ -54,8 +54,9 @@ bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reaso
   return true;
 }
 
-rocksdb::Options db_options(bool create) {
+rocksdb::Options db_options(bool create, rocksdb::Env* env) {
   rocksdb::Options o;
+  o.env = env;
   o.create_if_missing = create;
   o.create_missing_column_families = create;
   o.error_if_exists = false;
@@ -125,7 +126,8 @@ Buffer::~Buffer() { close().ok(); }
 
 Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
                        std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
-  rocksdb::Options o = db_options(create);
+  if (!env_) env_ = std::make_unique<PoolEnv>();
+  rocksdb::Options o = db_options(create, env_.get());
   rocksdb::ColumnFamilyOptions small = o;
   small.write_buffer_size = 1 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
@@ -558,6 +560,7 @@ Status Buffer::close() {
   auto st = db_->Close();
   delete db_;
   db_ = nullptr;
+  env_.reset();
   if (empty && st.ok() && s.ok()) remove_tree(folder_);
   lock_.release();
   if (!st.ok() && s.ok()) s = Status::storage("cannot close the buffer: " + st.ToString());
@@ -569,6 +572,7 @@ void Buffer::abandon_after_fork() {
   // threads that do not exist either: touch nothing but our copy of the lock's descriptor.
   // The caller leaks this object.
   lock_.forget_after_fork();
+  if (env_) env_->abandon_after_fork();
 }
 
 Status Buffer::adopt_dead_folders() {

@@ -25,6 +25,7 @@
 #include "agentburn/client.hpp"
 #include "agentburn/options.hpp"
 #include "agentburn/status.hpp"
+#include "store/pool_env.hpp"
 #include "store/root.hpp"
 
 namespace rocksdb {
@@ -124,6 +125,7 @@ class Buffer {
   BufferOptions options_;
   std::string folder_;
   FolderLock lock_;
+  std::unique_ptr<PoolEnv> env_;  // outlives db_: its threads run db_'s background work
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* queue_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* dead_cf_ = nullptr;

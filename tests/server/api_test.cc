@@ -23,7 +23,7 @@ std::size_t stored_count(TestServer& s) {
 
 }  // namespace
 
-TEST_SUITE("server.api") {
+TEST_SUITE_BEGIN("server.api");
 
 TEST_CASE("POST /api/agents answers 201 with the agent and a new id, with or without a key") {
   TestServer s;
@@ -254,8 +254,8 @@ TEST_CASE("deduplication: a stored idempotency_key is acknowledged, not stored a
   CHECK(first["ingested"] == 1);
   CHECK(first["duplicates"] == 0);
 
-  json again = s.ingest_ok(json::array({make_event(agent, 1, "same"), make_event(agent, 2, "new"),
-                                        make_event(agent, 2, "new")}));
+  json again = s.ingest_ok(json::array(
+      {make_event(agent, 1, "same"), make_event(agent, 2, "new"), make_event(agent, 2, "new")}));
   CHECK(again["ingested"] == 1);
   CHECK(again["duplicates"] == 2);
   CHECK(again["ids"][0] == first["ids"][0]);
@@ -304,4 +304,4 @@ TEST_CASE("errors are JSON with the right status") {
   CHECK(bad_limit.json()["error"].is_string());
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

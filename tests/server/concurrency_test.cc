@@ -12,7 +12,7 @@
 using nlohmann::json;
 using testing::make_event;
 
-TEST_SUITE("server.concurrency") {
+TEST_SUITE_BEGIN("server.concurrency");
 
 TEST_CASE("50 concurrent keep-alive clients: every event accounted for") {
   testing::TestServer s({"--enable-fault-injection"});
@@ -26,7 +26,8 @@ TEST_CASE("50 concurrent keep-alive clients: every event accounted for") {
       for (int r = 0; r < kRequests; ++r) {
         json batch = json::array();
         for (int e = 0; e < kBatch; ++e) {
-          std::string key = "c" + std::to_string(c) + "-r" + std::to_string(r) + "-e" + std::to_string(e);
+          std::string key =
+              "c" + std::to_string(c) + "-r" + std::to_string(r) + "-e" + std::to_string(e);
           batch.push_back(make_event(agent, 0.01, key));
         }
         // Keys every client sends in the same round: only one copy may be stored.
@@ -67,4 +68,4 @@ TEST_CASE("50 concurrent keep-alive clients: every event accounted for") {
   CHECK(s.process.stop() == 0);
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

@@ -19,11 +19,13 @@ void plan(TestServer& s, const json& p) {
   REQUIRE(res.status == 200);
 }
 
-std::size_t stored_count(TestServer& s) { return s.get("/api/events?limit=10000").json().size(); }
+std::size_t stored_count(TestServer& s) {
+  return s.get("/api/events?limit=10000").json().size();
+}
 
 }  // namespace
 
-TEST_SUITE("server.faults") {
+TEST_SUITE_BEGIN("server.faults");
 
 TEST_CASE("the fault routes are refused without --enable-fault-injection") {
   TestServer s;
@@ -70,8 +72,8 @@ TEST_CASE("min_events: a status fault only for batches at least that large") {
   TestServer s({"--enable-fault-injection"});
   std::string agent = s.register_agent("a");
   plan(s, {{"status", 413}, {"count", 5}, {"min_events", 3}});
-  json big = json::array({make_event(agent, 1, "1"), make_event(agent, 1, "2"),
-                          make_event(agent, 1, "3")});
+  json big = json::array(
+      {make_event(agent, 1, "1"), make_event(agent, 1, "2"), make_event(agent, 1, "3")});
   CHECK(s.post("/api/ingest", big.dump()).status == 413);
   CHECK(s.post("/api/ingest", json::array({big[0], big[1]}).dump()).status == 200);
   CHECK(s.post("/api/ingest", big[2].dump()).status == 200);
@@ -177,4 +179,4 @@ TEST_CASE("the fault routes need the key") {
   CHECK(s.get("/api/_stats", false).status == 401);
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

@@ -50,7 +50,8 @@ class HttpClient {
     curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     if (req.method != "GET" || !req.body.empty()) {
       curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, req.body.data());
-      curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+      curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(req.body.size()));
     }
     curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, req.timeout_ms);

@@ -23,7 +23,9 @@ std::vector<std::string> server_args(std::vector<std::string> args) {
   return args;
 }
 
-std::size_t stored_count(TestServer& s) { return s.get("/api/events?limit=10000").json().size(); }
+std::size_t stored_count(TestServer& s) {
+  return s.get("/api/events?limit=10000").json().size();
+}
 
 // Sends raw bytes on a new connection and reads until the server closes or answers.
 std::string raw_exchange(int port, const std::string& bytes) {
@@ -48,7 +50,7 @@ std::string raw_exchange(int port, const std::string& bytes) {
 
 }  // namespace
 
-TEST_SUITE("server.lifecycle") {
+TEST_SUITE_BEGIN("server.lifecycle");
 
 TEST_CASE("--help documents every flag") {
   auto r = run_process(server_args({"--help"}));
@@ -112,8 +114,8 @@ TEST_CASE("an unusable data folder is refused with a clear message") {
 
   // A folder another server holds.
   TestServer s;
-  auto twice = run_process(server_args({"--data", s.process.config().data_dir, "--api-key", "k",
-                                        "--listen", "127.0.0.1:0"}));
+  auto twice = run_process(server_args(
+      {"--data", s.process.config().data_dir, "--api-key", "k", "--listen", "127.0.0.1:0"}));
   CHECK(twice.exit_code == 1);
   CHECK(twice.err.find("--data") != std::string::npos);
 }
@@ -182,9 +184,15 @@ TEST_CASE("nothing the server is sent crashes it") {
   std::string valid = json::array({make_event(agent, 1, "f1", {{"metadata", {{"a", {1, 2}}}}}),
                                    make_event(agent, 2, "f2", {{"model", "m"}})})
                           .dump();
-  std::vector<std::string> bodies = {
-      std::string(200000, '['), std::string(200000, '{'), "\"\\ud800\"", "[\"\xff\xfe\"]",
-      "1e400", "[NaN]", "null", "[null, true, 1, \"x\", []]", std::string(1000, ',')};
+  std::vector<std::string> bodies = {std::string(200000, '['),
+                                     std::string(200000, '{'),
+                                     "\"\\ud800\"",
+                                     "[\"\xff\xfe\"]",
+                                     "1e400",
+                                     "[NaN]",
+                                     "null",
+                                     "[null, true, 1, \"x\", []]",
+                                     std::string(1000, ',')};
   std::mt19937 rng(42);
   for (int i = 0; i < 300; ++i) {
     std::string b = valid;
@@ -192,9 +200,14 @@ TEST_CASE("nothing the server is sent crashes it") {
     for (int e = 0; e < edits; ++e) {
       std::size_t pos = rng() % b.size();
       switch (rng() % 3) {
-        case 0: b[pos] = static_cast<char>(rng() % 256); break;
-        case 1: b.erase(pos, 1 + rng() % 16); break;
-        default: b.insert(pos, std::string(1 + rng() % 4, "{}[]\",:0\\"[rng() % 9]));
+        case 0:
+          b[pos] = static_cast<char>(rng() % 256);
+          break;
+        case 1:
+          b.erase(pos, 1 + rng() % 16);
+          break;
+        default:
+          b.insert(pos, std::string(1 + rng() % 4, "{}[]\",:0\\"[rng() % 9]));
       }
       if (b.empty()) b = "x";
     }
@@ -206,13 +219,14 @@ TEST_CASE("nothing the server is sent crashes it") {
     CHECK(res.status < 500);
     CHECK(res.json().is_object());
   }
-  for (const char* raw : {"GARBAGE\r\n\r\n", "POST /api/ingest HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-                          "POST /api/ingest HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                          "GET /api/events?limit=%zz HTTP/1.1\r\n\r\n", "\x16\x03\x01\x02\x00"}) {
+  for (const char* raw :
+       {"GARBAGE\r\n\r\n", "POST /api/ingest HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        "POST /api/ingest HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "GET /api/events?limit=%zz HTTP/1.1\r\n\r\n", "\x16\x03\x01\x02\x00"}) {
     raw_exchange(s.process.port(), raw);
   }
   CHECK(s.get("/api/costs").status == 200);
   CHECK(s.process.stop() == 0);
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

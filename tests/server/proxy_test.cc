@@ -1,11 +1,10 @@
 // testing::TcpProxy in front of the server: resets, cut answers, stalls, delays, a seeded mix.
-#include "support/tcp_proxy.hpp"
-
 #include <doctest/doctest.h>
 
 #include <string>
 
 #include "harness.hpp"
+#include "support/tcp_proxy.hpp"
 
 using nlohmann::json;
 using testing::make_event;
@@ -30,7 +29,7 @@ std::size_t stored_count(testing::TestServer& s) {
 
 }  // namespace
 
-TEST_SUITE("server.proxy") {
+TEST_SUITE_BEGIN("server.proxy");
 
 TEST_CASE("pass-through and reset") {
   testing::TestServer s;
@@ -127,4 +126,4 @@ TEST_CASE("a seeded random mix is the same every run, and every connection is co
   CHECK(stored_count(s) == 40 - runs[0].resets);
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

@@ -24,7 +24,7 @@ std::string iso_days_ago(int days) {
 
 }  // namespace
 
-TEST_SUITE("server.readback") {
+TEST_SUITE_BEGIN("server.readback");
 
 TEST_CASE("GET /api/events: newest first, wire form plus id and receivedAt, filters, limit") {
   TestServer s;
@@ -170,4 +170,4 @@ TEST_CASE("GET /api/agents lists agents with their totals") {
   CHECK(agents[2]["lastActivity"].is_null());
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

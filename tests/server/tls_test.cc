@@ -30,12 +30,13 @@ bool make_certificates(const std::string& dir) {
 
 }  // namespace
 
-TEST_SUITE("server.tls") {
+TEST_SUITE_BEGIN("server.tls");
 
 TEST_CASE("--tls-cert/--tls-key serve HTTPS: trusted with the CA, refused without") {
   testing::TempDir certs;
   REQUIRE(make_certificates(certs.path()));
-  testing::TestServer s({"--tls-cert", certs.sub("server.pem"), "--tls-key", certs.sub("server.key")});
+  testing::TestServer s(
+      {"--tls-cert", certs.sub("server.pem"), "--tls-key", certs.sub("server.key")});
   CHECK(s.process.url().rfind("https://127.0.0.1:", 0) == 0);
 
   testing::HttpRequest req;
@@ -77,8 +78,9 @@ TEST_CASE("--tls-cert/--tls-key serve HTTPS: trusted with the CA, refused withou
 TEST_CASE("unusable TLS files are refused at start-up") {
   testing::TempDir dir;
   std::ofstream(dir.sub("junk.pem")) << "not a certificate";
-  for (auto files : {std::pair<std::string, std::string>{dir.sub("missing.pem"), dir.sub("junk.pem")},
-                     {dir.sub("junk.pem"), dir.sub("junk.pem")}}) {
+  for (auto files :
+       {std::pair<std::string, std::string>{dir.sub("missing.pem"), dir.sub("junk.pem")},
+        {dir.sub("junk.pem"), dir.sub("junk.pem")}}) {
     auto r = testing::run_process({AGENTBURN_SERVER_PATH, "--data", dir.sub("data"), "--api-key",
                                    "k", "--listen", "127.0.0.1:0", "--tls-cert", files.first,
                                    "--tls-key", files.second});
@@ -88,4 +90,4 @@ TEST_CASE("unusable TLS files are refused at start-up") {
   }
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

@@ -36,14 +36,14 @@
 namespace testing {
 
 struct ServerConfig {
-  std::string binary;      // path of agentburn-server
-  std::string data_dir;    // --data
-  std::string api_key;     // --api-key, when not empty
-  bool no_auth = false;    // --no-auth
+  std::string binary;    // path of agentburn-server
+  std::string data_dir;  // --data
+  std::string api_key;   // --api-key, when not empty
+  bool no_auth = false;  // --no-auth
   std::vector<std::string> extra_args;
   std::vector<std::string> env;  // "NAME=value" entries added to the inherited environment
   std::string host = "127.0.0.1";
-  int port = 0;            // 0: a free port on the first start; later starts reuse the port
+  int port = 0;  // 0: a free port on the first start; later starts reuse the port
   std::chrono::milliseconds start_timeout{20000};
   std::chrono::milliseconds stop_timeout{15000};
 };
@@ -206,8 +206,8 @@ class ServerProcess {
     if (running()) return true;
     error_.clear();
     std::vector<std::string> args = {config_.binary, "--listen",
-                                     listen_host() + ":" + std::to_string(config_.port),
-                                     "--data", config_.data_dir};
+                                     listen_host() + ":" + std::to_string(config_.port), "--data",
+                                     config_.data_dir};
     if (!config_.api_key.empty()) args.insert(args.end(), {"--api-key", config_.api_key});
     if (config_.no_auth) args.push_back("--no-auth");
     args.insert(args.end(), config_.extra_args.begin(), config_.extra_args.end());

@@ -34,8 +34,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <list>
@@ -64,9 +64,9 @@ class TcpProxy {
     std::uint64_t connections = 0;  // accepted
     std::uint64_t passed = 0;       // served in kPass
     std::uint64_t resets = 0;
-    std::uint64_t cuts = 0;         // answers actually cut
+    std::uint64_t cuts = 0;  // answers actually cut
     std::uint64_t stalls = 0;
-    std::uint64_t delayed = 0;      // served in kDelay
+    std::uint64_t delayed = 0;            // served in kDelay
     std::uint64_t upstream_failures = 0;  // the target refused the connection
     std::uint64_t refused = 0;            // over kMaxConnections
   };
@@ -298,7 +298,8 @@ class TcpProxy {
     std::string lower = head.substr(0, header_bytes);
     for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     std::size_t at = lower.find("\r\ncontent-length:");
-    std::size_t length = at == std::string::npos ? 0 : std::strtoull(lower.c_str() + at + 17, nullptr, 10);
+    std::size_t length =
+        at == std::string::npos ? 0 : std::strtoull(lower.c_str() + at + 17, nullptr, 10);
     if (length == 0) return header_bytes / 2;
     std::size_t cut = header_bytes + length / 2;
     return head.size() >= cut ? cut : SIZE_MAX;
