@@ -112,8 +112,8 @@ class BodyParser {
 bool parse_body(std::string_view body, ParsedBody* out, std::string* error) {
   *out = ParsedBody();
   BodyParser sax(out);
-  bool ok = json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::json, true,
-                            false);
+  bool ok =
+      json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::json, true, false);
   if (!ok) {
     *error = sax.error.empty() ? "not valid JSON" : sax.error;
     return false;
@@ -127,7 +127,8 @@ bool parse_body(std::string_view body, ParsedBody* out, std::string* error) {
   return true;
 }
 
-void validate_items(const ParsedBody& body, const std::function<bool(const std::string&)>& agent_exists,
+void validate_items(const ParsedBody& body,
+                    const std::function<bool(const std::string&)>& agent_exists,
                     std::vector<IncomingEvent>* valid, std::vector<std::size_t>* valid_indexes,
                     std::vector<EventError>* errors) {
   for (std::size_t i = 0; i < body.items.size(); ++i) {
@@ -161,8 +162,8 @@ void validate_items(const ParsedBody& body, const std::function<bool(const std::
              true);
       continue;
     }
-    in.idempotency_key = norm.idempotency_key.empty() ? *event.idempotency_key
-                                                      : norm.idempotency_key;
+    in.idempotency_key =
+        norm.idempotency_key.empty() ? *event.idempotency_key : norm.idempotency_key;
     valid->push_back(std::move(in));
     valid_indexes->push_back(i);
   }

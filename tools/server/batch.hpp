@@ -49,7 +49,8 @@ struct EventError {
 
 // Validates every item. `valid` gets the events that passed (in order), `errors` one entry
 // per event that did not.
-void validate_items(const ParsedBody& body, const std::function<bool(const std::string&)>& agent_exists,
+void validate_items(const ParsedBody& body,
+                    const std::function<bool(const std::string&)>& agent_exists,
                     std::vector<IncomingEvent>* valid, std::vector<std::size_t>* valid_indexes,
                     std::vector<EventError>* errors);
 

@@ -125,8 +125,7 @@ bool Faults::set_plan(std::string_view plan_json, std::string* error) {
       }
       plan.error_detail = item["error_detail"].get<bool>();
     } else {
-      return fail(error, i,
-                  "must have one of status, delay_ms, reject_keys, mode or error_detail");
+      return fail(error, i, "must have one of status, delay_ms, reject_keys, mode or error_detail");
     }
   }
   if (!keys->empty()) plan.reject_keys = std::move(keys);

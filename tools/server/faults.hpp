@@ -17,8 +17,8 @@ namespace agentburn::server {
 
 // What the plan says about one ingest request.
 struct IngestFaults {
-  int status = 0;           // answer with this status and store nothing; 0: no such fault
-  std::string retry_after;  // Retry-After to send with `status`, verbatim; empty: none
+  int status = 0;             // answer with this status and store nothing; 0: no such fault
+  std::string retry_after;    // Retry-After to send with `status`, verbatim; empty: none
   std::int64_t delay_ms = 0;  // hold the answer this long (the request is processed first)
   bool open_core = false;     // behave as the open-core server: no dedupe, unknown agent -> 500
   bool error_detail = true;   // false: a 400 for invalid events carries no per-event list

@@ -149,8 +149,9 @@ FlagsOutcome parse_flags(int argc, char** argv, const char* env_api_key, Flags* 
   }
   if (out->no_auth) out->api_key.clear();
   if (!out->no_auth && out->api_key.empty()) {
-    *error = "no API key: pass --api-key KEY or set AGENTBURN_API_KEY (or --no-auth to serve "
-             "without one)";
+    *error =
+        "no API key: pass --api-key KEY or set AGENTBURN_API_KEY (or --no-auth to serve "
+        "without one)";
     return FlagsOutcome::kError;
   }
   if (out->tls_cert.empty() != out->tls_key.empty()) {
@@ -161,7 +162,8 @@ FlagsOutcome parse_flags(int argc, char** argv, const char* env_api_key, Flags* 
 }
 
 std::string base_url(const Flags& flags, int port) {
-  std::string host = flags.host.find(':') != std::string::npos ? "[" + flags.host + "]" : flags.host;
+  std::string host =
+      flags.host.find(':') != std::string::npos ? "[" + flags.host + "]" : flags.host;
   return (flags.tls_cert.empty() ? "http://" : "https://") + host + ":" + std::to_string(port);
 }
 

@@ -35,8 +35,12 @@ class Lifecycle {
     cv_.notify_all();
   }
 
-  void request_stop() { set([this] { stop_requested_ = true; }); }
-  void listener_ended() { set([this] { listener_ended_ = true; }); }
+  void request_stop() {
+    set([this] { stop_requested_ = true; });
+  }
+  void listener_ended() {
+    set([this] { listener_ended_ = true; });
+  }
   // Blocks until a stop is requested (true) or the listener ended on its own (false).
   bool wait_for_stop() {
     std::unique_lock<std::mutex> lock(mu_);

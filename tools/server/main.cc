@@ -33,7 +33,9 @@ struct Listener {
   std::function<void()> widen_backlog;
 };
 
-bool readable(const std::string& path) { return std::ifstream(path).good(); }
+bool readable(const std::string& path) {
+  return std::ifstream(path).good();
+}
 
 bool make_listener(const Flags& flags, Listener* out, std::string* error) {
   if (flags.tls_cert.empty()) {
@@ -169,4 +171,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace agentburn::server
 
-int main(int argc, char** argv) { return agentburn::server::run(argc, argv); }
+int main(int argc, char** argv) {
+  return agentburn::server::run(argc, argv);
+}

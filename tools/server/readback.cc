@@ -12,7 +12,9 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string dump(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::string text_field(const json& record, const char* name, const char* fallback = "") {
   auto it = record.find(name);

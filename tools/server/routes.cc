@@ -18,7 +18,9 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string dump(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 void reply(Response& res, int status, const std::string& body) {
   res.status = status;
@@ -31,17 +33,28 @@ void reply_error(Response& res, int status, const std::string& message) {
 
 const char* reason(int status) {
   switch (status) {
-    case 400: return "bad request";
-    case 401: return "unauthorized";
-    case 404: return "not found";
-    case 405: return "method not allowed";
-    case 408: return "request timeout";
-    case 413: return "request body too large";
-    case 414: return "request URI too long";
-    case 415: return "unsupported media type";
-    case 416: return "range not satisfiable";
-    case 503: return "service unavailable";
-    default: return status >= 500 ? "internal server error" : "request failed";
+    case 400:
+      return "bad request";
+    case 401:
+      return "unauthorized";
+    case 404:
+      return "not found";
+    case 405:
+      return "method not allowed";
+    case 408:
+      return "request timeout";
+    case 413:
+      return "request body too large";
+    case 414:
+      return "request URI too long";
+    case 415:
+      return "unsupported media type";
+    case 416:
+      return "range not satisfiable";
+    case 503:
+      return "service unavailable";
+    default:
+      return status >= 500 ? "internal server error" : "request failed";
   }
 }
 
@@ -198,13 +211,13 @@ void answer_ingest(ServerContext& ctx, const ParsedBody& parsed, const std::stri
     for (std::size_t j = 0; j < valid.size(); ++j) {
       if (!faults.reject_keys->count(valid[j].idempotency_key)) continue;
       ++ctx.stats.faults_injected;
-      errors.push_back({valid_indexes[j], "idempotency_key",
-                        "idempotency_key: \"" + valid[j].idempotency_key +
-                            "\" is rejected by the fault plan"});
+      errors.push_back(
+          {valid_indexes[j], "idempotency_key",
+           "idempotency_key: \"" + valid[j].idempotency_key + "\" is rejected by the fault plan"});
     }
   }
-  if (faults.open_core &&
-      std::any_of(errors.begin(), errors.end(), [](const EventError& e) { return e.unknown_agent; })) {
+  if (faults.open_core && std::any_of(errors.begin(), errors.end(),
+                                      [](const EventError& e) { return e.unknown_agent; })) {
     // What the open-core server does when an event names an unknown agent.
     return reply_error(res, 500, "Internal server error");
   }
@@ -224,10 +237,10 @@ void answer_ingest(ServerContext& ctx, const ParsedBody& parsed, const std::stri
   if (!s.ok()) return reply_error(res, 500, s.message());
   ctx.stats.events_stored += outcome.stored;
   ctx.stats.duplicates += outcome.duplicates;
-  reply(res, 200,
-        dump(json{{"ingested", outcome.stored},
-                  {"duplicates", outcome.duplicates},
-                  {"ids", outcome.ids}}));
+  reply(
+      res, 200,
+      dump(json{
+          {"ingested", outcome.stored}, {"duplicates", outcome.duplicates}, {"ids", outcome.ids}}));
 }
 
 void post_ingest(ServerContext& ctx, const Request& req, Response& res, const ContentReader& rd) {
@@ -242,7 +255,8 @@ void post_ingest(ServerContext& ctx, const Request& req, Response& res, const Co
     std::string parse_error;
     bool parsed_ok = parse_body(body, &parsed, &parse_error);
     if (parsed_ok) ctx.stats.events_received += parsed.items.size();
-    if (ctx.flags.fault_injection) faults = ctx.faults.next_ingest(parsed_ok ? parsed.items.size() : 0);
+    if (ctx.flags.fault_injection)
+      faults = ctx.faults.next_ingest(parsed_ok ? parsed.items.size() : 0);
     answer_ingest(ctx, parsed, parsed_ok ? nullptr : &parse_error, faults, res);
   }
   if (faults.delay_ms > 0) ctx.faults.hold(faults.delay_ms);
@@ -257,7 +271,8 @@ void get_events(ServerContext& ctx, const Request& req, Response& res) {
   q.task_id = param(req, "taskId");
   q.workflow_id = param(req, "workflowId");
   q.idempotency_key = param(req, "idempotency_key");
-  if (auto limit = param(req, "limit"); limit && !parse_size(*limit, 1, kMaxEventsLimit, &q.limit)) {
+  if (auto limit = param(req, "limit");
+      limit && !parse_size(*limit, 1, kMaxEventsLimit, &q.limit)) {
     return reply_error(res, 400, "limit must be an integer in 1..10000");
   }
   std::string out;
@@ -383,9 +398,12 @@ void install_routes(httplib::Server& server, ServerContext& ctx) {
   server.Get("/api/_stats", guarded(ctx, faults ? get_stats : refuse_faults));
 
   // The API's paths answer other methods with 405 and the methods they take.
-  const std::pair<const char*, const char*> allowed[] = {
-      {"/api/agents", "GET, POST"}, {"/api/ingest", "POST"},         {"/api/events", "GET"},
-      {"/api/costs", "GET"},        {"/api/_faults", "GET, POST, DELETE"}, {"/api/_stats", "GET"}};
+  const std::pair<const char*, const char*> allowed[] = {{"/api/agents", "GET, POST"},
+                                                         {"/api/ingest", "POST"},
+                                                         {"/api/events", "GET"},
+                                                         {"/api/costs", "GET"},
+                                                         {"/api/_faults", "GET, POST, DELETE"},
+                                                         {"/api/_stats", "GET"}};
   for (const auto& [path, allow] : allowed) {
     std::string methods = allow;
     httplib::Server::Handler refuse = [methods](const Request&, Response& res) {

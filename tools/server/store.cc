@@ -81,7 +81,7 @@ Status Store::open(const std::string& dir, std::unique_ptr<Store>* out) {
   }
 
   for (auto [family, next] : {std::pair{store->events_, &store->next_seq_},
-                               std::pair{store->agent_order_, &store->next_agent_}}) {
+                              std::pair{store->agent_order_, &store->next_agent_}}) {
     std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), family));
     it->SeekToLast();
     if (it->Valid()) *next = from_big_endian(it->key().ToStringView()) + 1;
