@@ -70,7 +70,7 @@ int set_option(ab_options* o, const char* fn, F&& set) {
     if (!o) return null_arg(fn, "opts");
     Options copy = o->options;
     set(copy);
-    Status s = agentburn::detail::check_options(copy);
+    Status s = agentburn::detail::check_options(copy, false);
     if (!s.ok()) return from_status(s);
     o->options = std::move(copy);
     return AB_OK;
@@ -171,27 +171,32 @@ AB_BOOL_SETTER(allow_insecure_http, allow_insecure_http)
 AB_BOOL_SETTER(seed_fields_only, seed_fields_only)
 
 int ab_options_set_durability(ab_options* o, int durability) {
-  if (durability < AB_DURABILITY_BUFFERED || durability > AB_DURABILITY_SYSTEM) {
-    return fail(AB_EINVALID, "durability: must be AB_DURABILITY_BUFFERED, _PROCESS or _SYSTEM, got " +
-                                 std::to_string(durability));
-  }
-  return set_option(o, "ab_options_set_durability", [&](Options& c) {
-    c.durability = static_cast<agentburn::Durability>(durability);
+  return guarded([&] {
+    if (durability < AB_DURABILITY_BUFFERED || durability > AB_DURABILITY_SYSTEM) {
+      return fail(AB_EINVALID, "durability: must be AB_DURABILITY_BUFFERED, _PROCESS or _SYSTEM, got " +
+                                   std::to_string(durability));
+    }
+    return set_option(o, "ab_options_set_durability", [&](Options& c) {
+      c.durability = static_cast<agentburn::Durability>(durability);
+    });
   });
 }
 
 int ab_options_set_full_policy(ab_options* o, int policy) {
-  if (policy != AB_FULL_REJECT && policy != AB_FULL_DROP_OLDEST) {
-    return fail(AB_EINVALID, "full_policy: must be AB_FULL_REJECT or AB_FULL_DROP_OLDEST, got " +
-                                 std::to_string(policy));
-  }
-  return set_option(o, "ab_options_set_full_policy", [&](Options& c) {
-    c.full_policy = static_cast<agentburn::FullPolicy>(policy);
+  return guarded([&] {
+    if (policy != AB_FULL_REJECT && policy != AB_FULL_DROP_OLDEST) {
+      return fail(AB_EINVALID, "full_policy: must be AB_FULL_REJECT or AB_FULL_DROP_OLDEST, got " +
+                                   std::to_string(policy));
+    }
+    return set_option(o, "ab_options_set_full_policy", [&](Options& c) {
+      c.full_policy = static_cast<agentburn::FullPolicy>(policy);
+    });
   });
 }
 
 int ab_options_set_log(ab_options* o, ab_log_fn fn, int min_level, void* user_data) {
-  if (min_level < AB_LOG_DEBUG || min_level > AB_LOG_ERROR) {
+  return guarded([&] {
+  if (fn && (min_level < AB_LOG_DEBUG || min_level > AB_LOG_ERROR)) {
     return fail(AB_EINVALID, "log: min_level must be AB_LOG_DEBUG..AB_LOG_ERROR, got " +
                                  std::to_string(min_level));
   }
@@ -203,6 +208,7 @@ int ab_options_set_log(ab_options* o, ab_log_fn fn, int min_level, void* user_da
     c.log = [fn, min_level, user_data](agentburn::LogLevel level, const std::string& m) {
       if (static_cast<int>(level) >= min_level) fn(static_cast<int>(level), m.c_str(), user_data);
     };
+  });
   });
 }
 
@@ -228,20 +234,28 @@ int ab_client_close(ab_client* c, int timeout_ms) {
   return rc;
 }
 
-int ab_client_track_json(ab_client* c, const char* json, size_t len) {
-  return ab_client_track_json_key(nullptr, c, json, len);
-}
+namespace {
 
-int ab_client_track_json_key(char out_key[AB_KEY_SIZE], ab_client* c, const char* json,
-                             size_t len) {
+int track_json(const char* fn, char* out_key, ab_client* c, const char* json, size_t len) {
   return guarded([&] {
-    if (!c) return null_arg("ab_client_track_json", "client");
-    if (!json && len) return null_arg("ab_client_track_json", "json");
+    if (!c) return null_arg(fn, "client");
+    if (!json && len) return null_arg(fn, "json");
     std::string key;
     Status s = c->client.track_json(std::string_view(json ? json : "", len), out_key ? &key : nullptr);
     if (!s.ok()) return from_status(s);
     return write_key(out_key, key);
   });
+}
+
+}  // namespace
+
+int ab_client_track_json(ab_client* c, const char* json, size_t len) {
+  return track_json("ab_client_track_json", nullptr, c, json, len);
+}
+
+int ab_client_track_json_key(char out_key[AB_KEY_SIZE], ab_client* c, const char* json,
+                             size_t len) {
+  return track_json("ab_client_track_json_key", out_key, c, json, len);
 }
 
 int ab_event_new(ab_event** out, const char* agent_id, const char* provider,
@@ -270,9 +284,11 @@ void ab_event_free(ab_event* e) { delete e; }
   }
 #define AB_EVENT_COUNT(name, field)                                            \
   int ab_event_set_##name(ab_event* e, int64_t v) {                            \
-    if (!e) return null_arg("ab_event_set_" #name, "event");                    \
-    if (v >= 0) e->event.field = v; else e->event.field.reset();                \
-    return AB_OK;                                                               \
+    return guarded([&] {                                                        \
+      if (!e) return null_arg("ab_event_set_" #name, "event");                  \
+      if (v >= 0) e->event.field = v; else e->event.field.reset();              \
+      return AB_OK;                                                             \
+    });                                                                         \
   }
 
 AB_EVENT_STRING(model, model)

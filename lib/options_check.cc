@@ -6,7 +6,7 @@
 
 namespace agentburn::detail {
 
-Status check_options(const Options& o) {
+Status check_options(const Options& o, bool combined) {
   auto range = [](const char* name, long long v, long long lo, long long hi) {
     if (v >= lo && v <= hi) return Status();
     return Status::invalid(std::string(name) + ": must be in [" + std::to_string(lo) + ", " +
@@ -24,7 +24,9 @@ Status check_options(const Options& o) {
   if (!(s = range("connect_timeout_ms", o.connect_timeout_ms, 1, 600000)).ok()) return s;
   if (!(s = range("request_timeout_ms", o.request_timeout_ms, 1, 3600000)).ok()) return s;
   if (!(s = range("retry_initial_ms", o.retry_initial_ms, 1, 3600000)).ok()) return s;
-  if (!(s = range("retry_max_ms", o.retry_max_ms, o.retry_initial_ms, 86400000)).ok()) return s;
+  if (!(s = range("retry_max_ms", o.retry_max_ms, combined ? o.retry_initial_ms : 1, 86400000)).ok()) {
+    return s;
+  }
   if (!(s = range("split_after_failures", o.split_after_failures, 1, 1000)).ok()) return s;
   if (!(s = range("close_timeout_ms", o.close_timeout_ms, 0, 3600000)).ok()) return s;
   if (!o.buffer_root.empty() && o.buffer_root[0] != '/') {
@@ -32,7 +34,8 @@ Status check_options(const Options& o) {
   }
   if (!o.endpoint.empty()) {
     std::string normalized;
-    if (!(s = check_endpoint(o.endpoint, o.allow_insecure_http, &normalized)).ok()) return s;
+    bool allow_http = o.allow_insecure_http || !combined;
+    if (!(s = check_endpoint(o.endpoint, allow_http, &normalized)).ok()) return s;
   }
   return Status();
 }

@@ -7,7 +7,9 @@
 
 namespace agentburn::detail {
 
-// kInvalid naming the first bad option and its range.
-Status check_options(const Options& options);
+// kInvalid naming the first bad option and its range. `combined`: also check how options
+// go together (retry_max_ms >= retry_initial_ms; plain http only to loopback unless
+// allow_insecure_http), which Client::open does; a setter of one option checks it alone.
+Status check_options(const Options& options, bool combined = true);
 
 }  // namespace agentburn::detail

@@ -181,25 +181,69 @@ TEST_CASE("each validation rule rejects an input that breaks it, naming the fiel
       {"[1,2]", "", "must be a JSON object"},
       {"not json", "", "not valid JSON"},
       {"", "", "not valid JSON"},
-      {R"({"agentId":"a","agentId":"b"})", "", "duplicate key \"agentId\""},
+      {R"({"agentId":"a","agentId":"b"})", "agentId", "duplicate key \"agentId\""},
       {R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1,"metadata":{"x":1,"x":2}})",
-       "", "duplicate key \"x\""},
-      {"{\"agentId\":\"\xff\xfe\"}", "", "not valid JSON"},
+       "metadata", "duplicate key \"x\""},
+      {"{\"agentId\":\"\xff\xfe\"}", "agentId", "not valid JSON"},
+      {R"({"agentId":"a","costUsd":NaN})", "costUsd", "NaN and Infinity are not JSON numbers"},
       {std::string(70000, ' ') + "{}", "", "limit is 65536"},
   };
   std::string deep = "{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"compute\",\"costUsd\":1,\"metadata\":";
-  for (int i = 0; i < 40; ++i) deep += "{\"d\":";
+  for (int i = 0; i < 40; ++i) deep += "{\"d\":";  // 40 levels of metadata
   deep += "1";
   for (int i = 0; i < 41; ++i) deep += "}";
-  cases.push_back({deep, "", "nested deeper than 32"});
+  cases.push_back({deep, "metadata", "nested deeper than 32"});
   for (const auto& c : cases) {
     CAPTURE(c.json.substr(0, 200));
     std::string field;
     std::string msg = check(c.json, nullptr, &field);
     CHECK(field == c.field);
     CHECK_MESSAGE(msg.find(c.says) != std::string::npos, msg);
+    CHECK(agentburn::detail::is_valid_utf8(msg));
     if (!c.field.empty()) CHECK(msg.rfind(c.field + ":", 0) == 0);
   }
+}
+
+TEST_CASE("error messages stay valid UTF-8 whatever the input") {
+  std::string cut = "\"" + std::string(63, 'a') + "\xc3\xa9\"";  // a 2-byte char across byte 64
+  for (const std::string& json : {with("operation", cut), with(std::string(63, 'k') + "\xc3\xa9", "1"),
+                                  with("costUsd", "\"" + std::string(36, 'x') + "\xe2\x82\xac\""),
+                                  std::string("{\"agentId\":\"a\xff\"}")}) {
+    std::string msg = check(json);
+    CHECK(!msg.empty());
+    CHECK_MESSAGE(agentburn::detail::is_valid_utf8(msg), msg);
+  }
+}
+
+TEST_CASE("metadata nesting: the same limit through JSON and through Event") {
+  auto nested = [](int levels) {
+    std::string m;
+    for (int i = 0; i < levels; ++i) m += "{\"d\":";
+    m += "1";
+    for (int i = 0; i < levels; ++i) m += "}";
+    return m;
+  };
+  for (int levels : {agentburn::kMaxJsonDepth, agentburn::kMaxJsonDepth + 1}) {
+    bool want_ok = levels <= agentburn::kMaxJsonDepth;
+    CHECK((check(with("metadata", nested(levels))) == "") == want_ok);
+    Event e;
+    e.agent_id = "a";
+    e.provider = "p";
+    e.operation = "compute";
+    e.cost_usd = 1;
+    e.metadata_json = nested(levels);
+    Normalized norm;
+    FieldError err;
+    CHECK(validate_event(e, true, false, &norm, &err) == want_ok);
+  }
+}
+
+TEST_CASE("duplicate keys are found in objects with many keys") {
+  std::string m = "{";
+  for (int i = 0; i < 3000; ++i) m += "\"k" + std::to_string(i) + "\":1,";
+  m += "\"k1234\":2}";
+  std::string msg = check(with("metadata", "{}").replace(0, 1, "{\"metadata\":" + m + ","));
+  CHECK(msg.find("duplicate key \"k1234\"") != std::string::npos);
 }
 
 TEST_CASE("optional fields given as null are treated as absent") {

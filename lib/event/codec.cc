@@ -20,6 +20,7 @@ class CheckedDomParser {
  public:
   explicit CheckedDomParser(json& root) : dom_(root, false) {}
   std::string error;
+  std::string last_key;  // the field being read when an error struck
 
   bool null() { return dom_.null(); }
   bool boolean(bool v) { return dom_.boolean(v); }
@@ -36,15 +37,20 @@ class CheckedDomParser {
     return dom_.start_object(n);
   }
   bool key(json::string_t& k) {
-    auto begin = keys_.begin() + static_cast<std::ptrdiff_t>(object_starts_.back());
-    if (std::find(begin, keys_.end(), k) != keys_.end()) {
-      error = "duplicate key \"" + k + "\"";
-      return false;
-    }
+    if (depth_ == 1) last_key = k.substr(0, 64);
     keys_.push_back(k);
     return dom_.key(k);
   }
   bool end_object() {
+    // Duplicates are found once per object by sorting its keys: linear scans would make a
+    // hostile object with thousands of keys quadratic.
+    auto begin = keys_.begin() + static_cast<std::ptrdiff_t>(object_starts_.back());
+    std::sort(begin, keys_.end());
+    auto dup = std::adjacent_find(begin, keys_.end());
+    if (dup != keys_.end()) {
+      error = "duplicate key \"" + dup->substr(0, 64) + "\"";
+      return false;
+    }
     keys_.resize(object_starts_.back());
     object_starts_.pop_back();
     --depth_;
@@ -64,7 +70,9 @@ class CheckedDomParser {
 
  private:
   bool enter() {
-    if (++depth_ > kMaxJsonDepth) {
+    // The event's own object is one level; its metadata may nest kMaxJsonDepth more, the
+    // same rule track(Event) applies to metadata alone.
+    if (++depth_ > kMaxJsonDepth + 1) {
       error = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
       return false;
     }
@@ -76,13 +84,19 @@ class CheckedDomParser {
   int depth_ = 0;
 };
 
+bool fail(FieldError* err, std::string field, std::string message);
+
 bool parse_checked(std::string_view text, json* out, FieldError* err) {
   CheckedDomParser sax(*out);
   bool ok = json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, true,
                             false);
   if (!ok) {
-    err->field = "";
-    err->message = "not valid JSON: " + (sax.error.empty() ? "parse error" : sax.error);
+    std::string why = sax.error.empty() ? "parse error" : sax.error;
+    if (why.find("invalid literal") != std::string::npos) {
+      why += " (a value is a JSON string, number, object, array, true, false or null; "
+             "NaN and Infinity are not JSON numbers)";
+    }
+    fail(err, sax.last_key, "not valid JSON: " + why);
   }
   return ok;
 }
@@ -140,8 +154,27 @@ std::string describe(const json& v) {
   return s;
 }
 
+// Messages quote what the caller sent, cut to a length: keep them valid UTF-8 whatever it was.
+std::string utf8_clean(const std::string& s) {
+  if (is_valid_utf8(s)) return s;
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    std::size_t n = 1;
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0xC0) n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    if (c < 0x80 || (c >= 0xC0 && i + n <= s.size() && is_valid_utf8(s.substr(i, n)))) {
+      out.append(s, i, n);
+      i += n - 1;
+    } else {
+      out.push_back('?');
+    }
+  }
+  return out;
+}
+
 bool fail(FieldError* err, std::string field, std::string message) {
-  err->message = field.empty() ? message : field + ": " + message;
+  field = utf8_clean(field);
+  err->message = utf8_clean(field.empty() ? message : field + ": " + message);
   err->field = std::move(field);
   return false;
 }

@@ -431,7 +431,7 @@ Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
 
 Status Buffer::make_room(std::uint64_t need) {
   std::uint64_t upto = readable_upto();
-  std::lock_guard<std::mutex> g(queue_mu_);
+  std::unique_lock<std::mutex> g(queue_mu_);
   const std::uint64_t cap = options_.disk_cap_bytes;
   std::uint64_t used = pending_bytes_.load() + dead_bytes_.load();
   if (need > cap) return Status::full("the event is larger than disk_cap_bytes");
@@ -457,6 +457,7 @@ Status Buffer::make_room(std::uint64_t need) {
   pending_ -= n;
   pending_bytes_ -= freed;
   dropped_ += n;
+  g.unlock();  // the log callback may call back into the client
   log(LogLevel::kWarning, "the buffer is full: dropped the " + std::to_string(n) +
                               " oldest pending events (full_policy drop_oldest)");
   return Status();

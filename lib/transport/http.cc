@@ -1,5 +1,6 @@
 #include "transport/http.hpp"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <zlib.h>
 
@@ -41,6 +42,21 @@ bool gzip_compress(const std::string& in, std::string* out) {
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// localhost, 127.0.0.0/8 written as an IPv4 address, or the IPv6 loopback: nothing that
+// merely starts with "127." (127.example.com is a name anyone can own).
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost" || host == "localhost.") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    in6_addr a6;
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6) != 1) return false;
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+  }
+  in_addr a4;
+  return inet_pton(AF_INET, host.c_str(), &a4) == 1 &&
+         (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 }  // namespace
@@ -171,7 +187,13 @@ Status check_endpoint(const std::string& url, bool allow_insecure_http, std::str
   if (rest.find('@') != std::string::npos && rest.find('@') < rest.find('/')) {
     return Status::invalid("endpoint: credentials in the URL are not supported; use api_key");
   }
-  bool loopback = host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]";
+  for (char c : u) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F) {
+      return Status::invalid("endpoint: spaces and control characters are not allowed in \"" +
+                             url + "\"");
+    }
+  }
+  bool loopback = is_loopback_host(host);
   if (scheme == "http" && !loopback && !allow_insecure_http) {
     return Status::invalid("endpoint: plain http:// to " + host +
                            " would send the API key in clear text; use https:// or set "

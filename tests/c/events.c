@@ -122,9 +122,9 @@ static void track_big_bad_events(ab_client* c, int* refused) {
   free(json);
   free(s);
 
-  /* 33 levels of nesting. */
-  json = nested_metadata(33);
-  CHECK_INVALID(NULL, track(c, json));
+  /* Metadata nested 33 levels deep (the event's own object makes 34): the limit is 32. */
+  json = nested_metadata(34);
+  CHECK_INVALID("metadata", track(c, json));
   free(json);
   *refused += 6;
 }

@@ -66,11 +66,17 @@ static void test_option_numbers(ab_options* o) {
   CHECK_RANGE(ab_options_set_split_after_failures, o, "split_after_failures", 1, 1000);
   CHECK_RANGE(ab_options_set_close_timeout_ms, o, "close_timeout_ms", 0, 3600000);
 
-  /* The header gives no range for the retry ceilings: a negative time is out of any, and
-   * retry_max_ms may not go below retry_initial_ms. */
+  /* A setter checks its own value; how options combine is checked by ab_client_open, so
+   * the order of the setters never matters: retry_max_ms below retry_initial_ms is taken
+   * by the setter and refused by the open. */
   CHECK_INVALID("retry_initial_ms", ab_options_set_retry_initial_ms(o, -1));
   CHECK_RC(AB_OK, ab_options_set_retry_initial_ms(o, 500));
-  CHECK_INVALID("retry_max_ms", ab_options_set_retry_max_ms(o, 499));
+  CHECK_RC(AB_OK, ab_options_set_retry_max_ms(o, 499));
+  {
+    ab_client* c = NULL;
+    CHECK_INVALID("retry_max_ms", ab_client_open(&c, o));
+    CHECK(c == NULL);
+  }
   CHECK_RC(AB_OK, ab_options_set_retry_max_ms(o, 500));
   CHECK_RC(AB_OK, ab_options_set_retry_max_ms(o, 60000));
 
@@ -107,6 +113,10 @@ static void test_option_numbers(ab_options* o) {
 static void test_option_strings(ab_options* o) {
   static const char* const bad_endpoints[] = {
       "agentburn.example.com", "ftp://agentburn.example.com", "https://",
+      "https://agent burn.example.com"};
+  /* Well formed, but plain http:// to a host that is not loopback: the setter takes them
+   * (allow_insecure_http may come later) and ab_client_open refuses them. */
+  static const char* const insecure_endpoints[] = {
       "http://agentburn.example.com", "http://10.1.2.3:3000", "http://192.168.0.10",
       /* Names, not loopback addresses, however they begin. */
       "http://127.0.0.1.nip.example", "http://127.example.com"};
@@ -119,6 +129,14 @@ static void test_option_strings(ab_options* o) {
   for (i = 0; i < sizeof bad_endpoints / sizeof bad_endpoints[0]; ++i) {
     check_code(ab_options_set_endpoint(o, bad_endpoints[i]), AB_EINVALID, "endpoint",
                bad_endpoints[i], __FILE__, __LINE__);
+  }
+  for (i = 0; i < sizeof insecure_endpoints / sizeof insecure_endpoints[0]; ++i) {
+    ab_client* c = NULL;
+    check_code(ab_options_set_endpoint(o, insecure_endpoints[i]), AB_OK, NULL,
+               insecure_endpoints[i], __FILE__, __LINE__);
+    check_code(ab_client_open(&c, o), AB_EINVALID, "endpoint", insecure_endpoints[i], __FILE__,
+               __LINE__);
+    if (c) ab_client_close(c, 0);
   }
   for (i = 0; i < sizeof good_endpoints / sizeof good_endpoints[0]; ++i) {
     check_code(ab_options_set_endpoint(o, good_endpoints[i]), AB_OK, NULL, good_endpoints[i],
@@ -134,8 +152,13 @@ static void test_option_strings(ab_options* o) {
 
   /* The key never shows in an error message. */
   CHECK_RC(AB_OK, ab_options_set_api_key(o, secret));
-  CHECK_INVALID("endpoint", ab_options_set_endpoint(o, "http://agentburn.example.com"));
-  CHECK(strstr(ab_last_error(), secret) == NULL);
+  CHECK_RC(AB_OK, ab_options_set_endpoint(o, "http://agentburn.example.com"));
+  {
+    ab_client* c = NULL;
+    CHECK_INVALID("endpoint", ab_client_open(&c, o));
+    CHECK(strstr(ab_last_error(), secret) == NULL);
+  }
+  CHECK_RC(AB_OK, ab_options_set_endpoint(o, NULL));
   CHECK_RC(AB_OK, ab_options_set_api_key(o, ""));
   CHECK_RC(AB_OK, ab_options_set_api_key(o, NULL));
 
