@@ -355,7 +355,10 @@ void Sender::settle_failed(Batch b, const HttpResult& r) {
   fail(LogLevel::kWarning, "delivery failed, will retry: " + describe(r));
   if (r.status == 0 && r.maybe_delivered) b.maybe_delivered = true;
   if (r.status >= 500) {
-    if (b.failures++ == 0) b.first_failure = Clock::now();
+    // A half keeps the time its whole first failed: a success since then, of any batch, means
+    // the server takes others while this one keeps failing.
+    ++b.failures;
+    if (b.first_failure == Clock::time_point{}) b.first_failure = Clock::now();
     if (b.failures >= config_.split_after_failures) {
       if (b.events.size() > 1) {
         split(std::move(b));

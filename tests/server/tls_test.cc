@@ -6,29 +6,12 @@
 #include <string>
 
 #include "harness.hpp"
+#include "support/certs.hpp"
+
+using testing::make_certificates;
 
 using nlohmann::json;
 
-namespace {
-
-// Writes ca.pem, server.pem and server.key for 127.0.0.1 and localhost into `dir`.
-bool make_certificates(const std::string& dir) {
-  std::ofstream(dir + "/ext.cnf") << "basicConstraints=CA:FALSE\n"
-                                     "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-  std::string d = "'" + dir + "'";
-  std::string script =
-      "cd " + d + " && " +
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-      "-keyout ca.key -out ca.pem -days 2 -subj '/CN=agentburn test CA' "
-      "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign "
-      "&& openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-      "-keyout server.key -out server.csr -subj '/CN=127.0.0.1' "
-      "&& openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-      "-out server.pem -days 2 -extfile ext.cnf";
-  return std::system((script + " > openssl.log 2>&1").c_str()) == 0;
-}
-
-}  // namespace
 
 TEST_SUITE_BEGIN("server.tls");
 

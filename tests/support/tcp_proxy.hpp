@@ -110,6 +110,10 @@ class TcpProxy {
   void set_mode(Mode mode) { mode_.store(mode); }
   void set_cut_after(std::size_t bytes) { cut_after_.store(bytes); }
   void set_delay(std::chrono::milliseconds delay) { delay_ms_.store(delay.count()); }
+  // In kPass and kDelay, close a connection once `bytes` of answers went through it (0: never).
+  // Clients keep connections alive; with this each one carries about one answer, so that
+  // kRandom draws a new fault for every request.
+  void set_close_after(std::size_t bytes) { close_after_.store(bytes); }
   void set_random(std::uint64_t seed, Mix mix) {
     std::lock_guard<std::mutex> lock(mu_);
     rng_.seed(seed);
@@ -306,6 +310,7 @@ class TcpProxy {
   }
 
   void pump(int client, int server, Mode mode) {
+    std::size_t answered = 0;  // answer bytes passed on
     std::string head;  // kCut: the answer's bytes held until the cut point is known
     bool client_open = true, server_open = true;
     char buf[16384];
@@ -342,6 +347,11 @@ class TcpProxy {
           return;
         }
         if (!send_all(to, buf, n)) return;
+        if (side == 1) {
+          answered += n;
+          std::size_t limit = close_after_.load();
+          if (limit > 0 && answered >= limit) return;
+        }
       }
     }
   }
@@ -354,6 +364,7 @@ class TcpProxy {
   std::atomic<bool> stopping_{false};
   std::atomic<Mode> mode_{Mode::kPass};
   std::atomic<std::size_t> cut_after_{0};
+  std::atomic<std::size_t> close_after_{0};
   std::atomic<long> delay_ms_{0};
   std::thread acceptor_;
 

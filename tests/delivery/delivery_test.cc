@@ -1,0 +1,574 @@
+// Delivery against the real agentburn-server: every row of the retry table, TLS, outages,
+// restarts and agent registration. Outcomes are counted on the server's side.
+#include <doctest/doctest.h>
+
+#include <agentburn/agentburn.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "server/harness.hpp"
+#include "support/certs.hpp"
+#include "support/tcp_proxy.hpp"
+
+using namespace agentburn;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Quick retries so that the retry table runs in seconds.
+Options online(const std::string& root, const std::string& url,
+               const std::string& key = testing::kTestKey) {
+  Options o;
+  o.buffer_root = root;
+  o.endpoint = url;
+  o.api_key = key;
+  o.flush_interval_ms = 20;
+  o.retry_initial_ms = 10;
+  o.retry_max_ms = 200;
+  o.request_timeout_ms = 5000;
+  o.close_timeout_ms = 500;
+  return o;
+}
+
+Client open_client(const Options& o) {
+  auto c = Client::open(o);
+  REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  return std::move(c.value());
+}
+
+Event event(const std::string& agent, int i, const std::string& key = "") {
+  Event e;
+  e.agent_id = agent;
+  e.provider = i % 2 ? "openai" : "anthropic";
+  e.operation = i % 3 ? "llm_call" : "tool_call";
+  e.cost_usd = 0.001 * (i + 1);
+  e.model = "model-" + std::to_string(i % 5);
+  e.input_tokens = i;
+  e.output_tokens = 2 * i;
+  e.cached_input_tokens = i % 7;
+  e.task_id = "task-" + std::to_string(i % 11);
+  e.workflow_id = "wf";
+  e.metadata_json = "{\"i\":" + std::to_string(i) + "}";
+  if (!key.empty()) e.idempotency_key = key;
+  return e;
+}
+
+// Every event stored on the server, keyed by idempotency_key (counting repeats).
+std::multiset<std::string> server_keys(testing::TestServer& s, const std::string& ca_file = "") {
+  testing::HttpRequest req;
+  req.url = s.url("/api/events?limit=10000");
+  req.headers.push_back("x-api-key: " + s.key);
+  req.ca_file = ca_file;
+  auto res = s.client.send(req);
+  REQUIRE(res.status == 200);
+  std::multiset<std::string> keys;
+  for (const auto& e : res.json()) keys.insert(e.value("idempotency_key", ""));
+  return keys;
+}
+
+void set_faults(testing::TestServer& s, const json& plan) {
+  auto res = s.post("/api/_faults", plan.dump());
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+}
+
+std::string register_agent(Client& c, const std::string& name) {
+  Agent a;
+  a.name = name;
+  a.project_id = "delivery-tests";
+  auto id = c.register_agent(a);
+  REQUIRE_MESSAGE(id.ok(), id.status().to_string());
+  return id.value();
+}
+
+// Tracks n events and returns their keys.
+std::vector<std::string> track_n(Client& c, const std::string& agent, int n, int from = 0) {
+  std::vector<std::string> keys;
+  for (int i = from; i < from + n; ++i) {
+    std::string k;
+    Status s = c.track(event(agent, i), &k);
+    REQUIRE_MESSAGE(s.ok(), s.to_string());
+    keys.push_back(k);
+  }
+  return keys;
+}
+
+void require_flushed(Client& c, std::chrono::milliseconds timeout = 30s) {
+  Status s = c.flush(timeout);
+  std::string why = s.to_string() + " / last error: " + c.stats().last_error;
+  REQUIRE_MESSAGE(s.ok(), why);
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("delivery.basic");
+
+TEST_CASE("events tracked from several threads arrive exactly once, every field intact") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Client c = open_client(online(root.path(), s.process.url()));
+  std::string agent = register_agent(c, "threads");
+  CHECK(agent.rfind("agt_", 0) == 0);
+  const int kThreads = 4, kEach = 500;
+  std::vector<std::string> keys[kThreads];
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string k;
+        REQUIRE(c.track(event(agent, t * kEach + i), &k).ok());
+        keys[t].push_back(k);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  require_flushed(c);
+  std::multiset<std::string> want;
+  for (auto& v : keys) want.insert(v.begin(), v.end());
+  CHECK(server_keys(s) == want);
+  auto st = c.stats();
+  CHECK(st.delivered == kThreads * kEach);
+  CHECK(st.pending == 0);
+  CHECK(st.last_delivery_at_ms > 0);
+  CHECK(s.stats()["duplicates"] == 0);
+
+  // One event, read back field by field.
+  auto res = s.get("/api/events?idempotency_key=" + keys[1][7]);
+  REQUIRE(res.status == 200);
+  auto stored = res.json();
+  REQUIRE(stored.size() == 1);
+  json e = stored[0];
+  int i = kEach + 7;
+  CHECK(e["agentId"] == agent);
+  CHECK(e["provider"] == (i % 2 ? "openai" : "anthropic"));
+  CHECK(e["operation"] == (i % 3 ? "llm_call" : "tool_call"));
+  CHECK(e["costUsd"].get<double>() == doctest::Approx(0.001 * (i + 1)));
+  CHECK(e["model"] == "model-" + std::to_string(i % 5));
+  CHECK(e["inputTokens"] == i);
+  CHECK(e["outputTokens"] == 2 * i);
+  CHECK(e["cachedInputTokens"] == i % 7);
+  CHECK(e["taskId"] == "task-" + std::to_string(i % 11));
+  CHECK(e["workflowId"] == "wf");
+  CHECK(e["metadata"]["i"] == i);
+  CHECK(e["timestamp"].get<std::string>().back() == 'Z');
+}
+
+TEST_CASE("offline then online: tracked while the server is down, delivered after a restart") {
+  testing::TestServer s;
+  testing::TempDir root;
+  std::string url = s.process.url();
+  std::string agent;
+  {
+    Client c = open_client(online(root.path(), url));
+    agent = register_agent(c, "outage");
+  }
+  REQUIRE(s.process.stop() == 0);
+  std::vector<std::string> keys;
+  {
+    Client c = open_client(online(root.path(), url));
+    keys = track_n(c, agent, 300);
+    CHECK(c.flush(300ms).code() == Status::Code::kTimeout);
+    CHECK(c.stats().retries > 0);
+    CHECK(c.close(100ms).code() == Status::Code::kTimeout);  // the rest waits on disk
+  }
+  REQUIRE(s.process.start());
+  Client c = open_client(online(root.path(), url));
+  require_flushed(c);
+  CHECK(c.stats().adopted == 300);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+}
+
+TEST_CASE("gzip bodies and several batches in flight against a slow server") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  set_faults(s, {{"delay_ms", 300}, {"count", 6}});
+  Options o = online(root.path(), s.process.url());
+  o.gzip = true;
+  o.max_batches_in_flight = 4;
+  o.batch_max_events = 100;
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "slow");
+  auto keys = track_n(c, agent, 800);
+  require_flushed(c);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+  CHECK(s.stats()["ingest_requests"].get<int>() >= 8);
+}
+
+TEST_CASE("seed_fields_only sends the seed schema's fields alone") {
+  testing::TestServer s;
+  testing::TempDir root;
+  Options o = online(root.path(), s.process.url());
+  o.seed_fields_only = true;
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "seed-only");
+  auto keys = track_n(c, agent, 3);
+  require_flushed(c);
+  auto res = s.get("/api/events?limit=10");
+  auto stored = res.json();
+  REQUIRE(stored.size() == 3);
+  for (const auto& e : stored) {
+    // The server assigns keys of its own to events that came without one.
+    CHECK(std::find(keys.begin(), keys.end(), e.value("idempotency_key", "")) == keys.end());
+    CHECK_FALSE(e.contains("cachedInputTokens"));
+    CHECK(e.contains("inputTokens"));
+  }
+}
+
+TEST_CASE("a server that accepts and never answers: close(500ms) returns at once") {
+  testing::TestServer s;
+  testing::TempDir root;
+  testing::TcpProxy proxy(s.process.port());
+  REQUIRE(proxy.ok());
+  proxy.set_mode(testing::TcpProxy::Mode::kStall);
+  Options o = online(root.path(), proxy.url());
+  o.request_timeout_ms = 60000;
+  Client c = open_client(o);
+  auto keys = track_n(c, "agt_none", 5);
+  REQUIRE(testing::wait_until([&] { return proxy.counters().stalls > 0; }));
+  auto start = Clock::now();
+  Status st = c.close(500ms);
+  auto took = Clock::now() - start;
+  CHECK(st.code() == Status::Code::kTimeout);
+  // Far below the 60 s request timeout that a blocking transfer would have waited for.
+  CHECK(took < 10s);
+  MESSAGE("close(500ms) took ", std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
+}
+
+TEST_CASE("the API key appears in no error, log line, stats or file of the buffer") {
+  const std::string secret = "sk-secret-key-do-not-leak-98765";
+  testing::TestServer s({}, "the-right-key");
+  testing::TempDir root;
+  std::string logged;
+  std::mutex mu;
+  Options o = online(root.path(), s.process.url(), secret);
+  o.log = [&](LogLevel, const std::string& m) {
+    std::lock_guard<std::mutex> g(mu);
+    logged += m + "\n";
+  };
+  {
+    Client c = open_client(o);
+    Agent a;
+    a.name = "leak-check";
+    auto id = c.register_agent(a);  // 201: the agents route takes no key unless strict
+    track_n(c, id.ok() ? id.value() : "agt_x", 20);
+    CHECK(c.flush(500ms).code() == Status::Code::kTimeout);  // 401: paused
+    auto st = c.stats();
+    CHECK(st.last_error.find("401") != std::string::npos);
+    CHECK(st.last_error.find(secret) == std::string::npos);
+    CHECK(st.pending == 20);
+  }
+  {
+    std::lock_guard<std::mutex> g(mu);
+    CHECK(logged.find("401") != std::string::npos);
+    CHECK(logged.find(secret) == std::string::npos);
+  }
+  std::string cmd = "grep -r -l -a -F '" + secret + "' '" + root.path() + "' > /dev/null";
+  CHECK(std::system(cmd.c_str()) != 0);  // grep finds nothing
+}
+
+TEST_SUITE_END();
+
+TEST_SUITE_BEGIN("delivery.retry");
+
+TEST_CASE("401: delivery pauses, nothing is dropped, and the right key delivers it all") {
+  testing::TestServer s;
+  testing::TempDir root;
+  std::vector<std::string> keys;
+  std::string agent;
+  {
+    Client c = open_client(online(root.path(), s.process.url()));
+    agent = register_agent(c, "auth");
+  }
+  {
+    Client c = open_client(online(root.path(), s.process.url(), "wrong-key"));
+    keys = track_n(c, agent, 50);
+    CHECK(c.flush(400ms).code() == Status::Code::kTimeout);
+    auto st = c.stats();
+    CHECK(st.pending == 50);
+    CHECK(st.dead_letters == 0);
+    CHECK(st.last_error.find("refused the API key") != std::string::npos);
+  }
+  Client c = open_client(online(root.path(), s.process.url()));
+  require_flushed(c);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+}
+
+TEST_CASE("503 with Retry-After: retried no sooner than asked, then delivered") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Options o = online(root.path(), s.process.url());
+  o.retry_max_ms = 5000;  // Retry-After is capped at retry_max_ms
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "retry-after");
+  set_faults(s, {{"status", 503}, {"count", 2}, {"retry_after", "1"}});
+  auto start = Clock::now();
+  auto keys = track_n(c, agent, 10);
+  require_flushed(c);
+  auto took = Clock::now() - start;
+  // Two answers asked for a second each: the third attempt cannot come before 2 s.
+  CHECK(took >= 2s);
+  CHECK(c.stats().retries == 2);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+}
+
+TEST_CASE("429 and 500 answers are retried; an outage sets nothing aside") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Client c = open_client(online(root.path(), s.process.url()));
+  std::string agent = register_agent(c, "outage-5xx");
+  set_faults(s, json::array({{{"status", 429}, {"count", 2}}, {{"status", 500}, {"count", 1000000}}}));
+  auto keys = track_n(c, agent, 40);
+  CHECK(c.flush(1500ms).code() == Status::Code::kTimeout);
+  auto st = c.stats();
+  CHECK(st.dead_letters == 0);  // the server fails everything: an outage, not poison
+  CHECK(st.pending == 40);
+  CHECK(st.retries >= 3);
+  REQUIRE(s.del("/api/_faults").status == 200);
+  require_flushed(c);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+  CHECK(c.stats().dead_letters == 0);
+}
+
+TEST_CASE("400 naming bad events: exactly those become dead letters, the rest arrives") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Client c = open_client(online(root.path(), s.process.url()));
+  std::string agent = register_agent(c, "per-event");
+  set_faults(s, {{"reject_keys", {"bad-1", "bad-2"}}});
+  std::vector<std::string> good;
+  for (int i = 0; i < 30; ++i) {
+    std::string key = i == 5 ? "bad-1" : i == 17 ? "bad-2" : "good-" + std::to_string(i);
+    REQUIRE(c.track(event(agent, i, key)).ok());
+    if (key.rfind("good", 0) == 0) good.push_back(key);
+  }
+  require_flushed(c);
+  CHECK(server_keys(s) == std::multiset<std::string>(good.begin(), good.end()));
+  auto dead = c.dead_letters(10);
+  REQUIRE(dead.size() == 2);
+  std::set<std::string> dead_keys;
+  for (const auto& d : dead) {
+    dead_keys.insert(json::parse(d.event_json)["idempotency_key"].get<std::string>());
+    CHECK(d.reason.find("400") != std::string::npos);
+  }
+  CHECK(dead_keys == std::set<std::string>{"bad-1", "bad-2"});
+  CHECK(c.stats().dead_letters == 2);
+  // Requeued once the server takes them: they arrive, and nothing else twice.
+  REQUIRE(s.del("/api/_faults").status == 200);
+  REQUIRE(c.requeue_dead_letters().ok());
+  require_flushed(c);
+  CHECK(server_keys(s).size() == 30);
+  CHECK(c.stats().dead_letters == 0);
+}
+
+TEST_CASE("400 with no detail: the batch is split until the refused event stands alone") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Client c = open_client(online(root.path(), s.process.url()));
+  std::string agent = register_agent(c, "bisect");
+  set_faults(s, json::array({{{"reject_keys", {"poison"}}}, {{"error_detail", false}}}));
+  std::vector<std::string> good;
+  for (int i = 0; i < 64; ++i) {
+    std::string key = i == 41 ? "poison" : "ok-" + std::to_string(i);
+    REQUIRE(c.track(event(agent, i, key)).ok());
+    if (i != 41) good.push_back(key);
+  }
+  require_flushed(c);
+  CHECK(server_keys(s) == std::multiset<std::string>(good.begin(), good.end()));
+  auto dead = c.dead_letters(10);
+  REQUIRE(dead.size() == 1);
+  CHECK(json::parse(dead[0].event_json)["idempotency_key"] == "poison");
+}
+
+TEST_CASE("open-core server: a poisoned event failing with 500 is isolated and set aside") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Options o = online(root.path(), s.process.url());
+  o.split_after_failures = 2;
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "open-core");
+  set_faults(s, {{"mode", "open-core"}});
+  std::vector<std::string> good;
+  for (int i = 0; i < 40; ++i) {
+    std::string key = "oc-" + std::to_string(i);
+    REQUIRE(c.track(event(i == 23 ? "agt_unknown" : agent, i, key)).ok());
+    if (i != 23) good.push_back(key);
+  }
+  require_flushed(c);
+  auto stored = server_keys(s);
+  CHECK(std::set<std::string>(stored.begin(), stored.end()) ==
+        std::set<std::string>(good.begin(), good.end()));
+  CHECK(stored.size() == good.size());  // no dedupe there: nothing was sent twice after a 2xx
+  auto dead = c.dead_letters(10);
+  REQUIRE(dead.size() == 1);
+  CHECK(json::parse(dead[0].event_json)["agentId"] == "agt_unknown");
+  CHECK(dead[0].reason.find("500") != std::string::npos);
+}
+
+TEST_SUITE_END();
+
+TEST_SUITE_BEGIN("delivery.proxy");
+
+TEST_CASE("resets, cut answers and delays on the way: every event arrives exactly once") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  testing::TcpProxy proxy(s.process.port());
+  REQUIRE(proxy.ok());
+  Options o = online(root.path(), proxy.url());
+  o.batch_max_events = 25;
+  o.request_timeout_ms = 2000;
+  std::string agent;
+  {
+    Client direct = open_client(online(root.path(), s.process.url()));
+    agent = register_agent(direct, "proxy");
+  }
+  testing::TcpProxy::Mix mix;
+  mix.pass = 40;
+  mix.reset = 25;
+  mix.cut = 25;
+  mix.delay = 10;
+  proxy.set_random(20261126, mix);
+  proxy.set_delay(50ms);
+  proxy.set_close_after(1);  // a connection per answer: a fault drawn for every request
+  Client c = open_client(o);
+  auto keys = track_n(c, agent, 500);
+  require_flushed(c, 120s);
+  auto stored = server_keys(s);
+  CHECK(std::set<std::string>(stored.begin(), stored.end()) ==
+        std::set<std::string>(keys.begin(), keys.end()));
+  CHECK(stored.size() == keys.size());  // the server's dedupe absorbed every resend
+  auto counters = proxy.counters();
+  auto st = c.stats();
+  MESSAGE("connections ", counters.connections, ", resets ", counters.resets, ", cuts ",
+          counters.cuts, "; client retries ", st.retries, ", resent ", st.resent,
+          "; server duplicates ", s.stats()["duplicates"].get<int>());
+  CHECK(counters.resets + counters.cuts > 0);
+  CHECK(st.retries > 0);
+  CHECK(st.dead_letters == 0);
+}
+
+TEST_CASE("an answer cut after the server stored the batch: resent, counted, stored once") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  testing::TcpProxy proxy(s.process.port());
+  REQUIRE(proxy.ok());
+  std::string agent;
+  {
+    Client direct = open_client(online(root.path(), s.process.url()));
+    agent = register_agent(direct, "cut");
+  }
+  proxy.set_mode(testing::TcpProxy::Mode::kCut);
+  proxy.set_cut_after(0);  // the request goes through; the answer never comes back
+  Client c = open_client(online(root.path(), proxy.url()));
+  auto keys = track_n(c, agent, 10);
+  REQUIRE(testing::wait_until([&] { return proxy.counters().cuts >= 2; }));
+  proxy.set_mode(testing::TcpProxy::Mode::kPass);
+  require_flushed(c);
+  auto st = c.stats();
+  CHECK(st.resent >= 1);  // events that may have arrived were sent again, and counted
+  CHECK(st.retries >= 2);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+  CHECK(s.stats()["duplicates"].get<std::uint64_t>() == st.resent);  // each resend absorbed
+}
+
+TEST_SUITE_END();
+
+TEST_SUITE_BEGIN("delivery.tls");
+
+TEST_CASE("TLS: an untrusted certificate is refused and nothing is lost; the CA option trusts it") {
+  testing::TempDir certs;
+  REQUIRE(testing::make_certificates(certs.path()));
+  testing::TestServer s({"--tls-cert", certs.sub("server.pem"), "--tls-key", certs.sub("server.key")});
+  REQUIRE(s.process.url().rfind("https://", 0) == 0);
+  testing::TempDir root;
+  std::vector<std::string> keys;
+  {
+    Client c = open_client(online(root.path(), s.process.url()));
+    Agent a;
+    a.name = "tls";
+    auto id = c.register_agent(a);  // no trust: a provisional id
+    REQUIRE(id.ok());
+    CHECK(id.value().rfind("ab-local-", 0) == 0);
+    keys = track_n(c, id.value(), 20);
+    CHECK(c.flush(500ms).code() == Status::Code::kTimeout);
+    auto st = c.stats();
+    CHECK(st.pending == 20);
+    CHECK(st.last_error.find("certificate") != std::string::npos);
+  }
+  Options o = online(root.path(), s.process.url());
+  o.ca_bundle = certs.sub("ca.pem");
+  Client c = open_client(o);
+  require_flushed(c);
+  CHECK(server_keys(s, certs.sub("ca.pem")) == std::multiset<std::string>(keys.begin(), keys.end()));
+}
+
+TEST_SUITE_END();
+
+TEST_SUITE_BEGIN("delivery.agents");
+
+TEST_CASE("register_agent online: the server's id, asked once across restarts") {
+  testing::TestServer s;
+  testing::TempDir root;
+  std::string first;
+  {
+    Client c = open_client(online(root.path(), s.process.url()));
+    first = register_agent(c, "once");
+    CHECK(register_agent(c, "once") == first);
+  }
+  Client c = open_client(online(root.path(), s.process.url()));
+  CHECK(register_agent(c, "once") == first);
+  auto agents = s.get("/api/agents").json();
+  int named = 0;
+  for (const auto& a : agents) named += a["name"] == "once";
+  CHECK(named == 1);
+}
+
+TEST_CASE("register_agent offline: a provisional id, swapped for the server's on delivery") {
+  testing::TestServer s;
+  testing::TempDir root;
+  std::string url = s.process.url();
+  REQUIRE(s.process.stop() == 0);
+  std::string provisional;
+  std::vector<std::string> keys;
+  {
+    Client c = open_client(online(root.path(), url));
+    provisional = register_agent(c, "later");
+    CHECK(provisional.rfind("ab-local-", 0) == 0);
+    CHECK(register_agent(c, "later") == provisional);  // the same id while offline
+    keys = track_n(c, provisional, 25);
+  }
+  REQUIRE(s.process.start());
+  Client c = open_client(online(root.path(), url));
+  require_flushed(c);
+  auto stored = s.get("/api/events?limit=100").json();
+  REQUIRE(stored.size() == 25);
+  std::string server_id = stored[0]["agentId"];
+  CHECK(server_id.rfind("agt_", 0) == 0);
+  for (const auto& e : stored) CHECK(e["agentId"] == server_id);
+  CHECK(register_agent(c, "later") == server_id);  // online now: the server's id
+  auto agents = s.get("/api/agents").json();
+  int named = 0;
+  for (const auto& a : agents) named += a["name"] == "later";
+  CHECK(named == 1);
+}
+
+TEST_CASE("a refused agent is an error, not a provisional id") {
+  testing::TestServer s({"--strict-auth"});
+  testing::TempDir root;
+  Client c = open_client(online(root.path(), s.process.url(), "wrong"));
+  Agent a;
+  a.name = "strict";
+  auto id = c.register_agent(a);
+  CHECK(id.status().code() == Status::Code::kAuth);
+  Agent bad;
+  CHECK(c.register_agent(bad).status().code() == Status::Code::kInvalid);
+  CHECK(c.register_agent_json(R"({"name":"x","project":"y"})").status().message().find(
+            "did you mean \"projectId\"") != std::string::npos);
+}
+
+TEST_SUITE_END();
