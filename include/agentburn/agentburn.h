@@ -14,12 +14,15 @@
  * - Every fallible function returns AB_OK (0) or a negative AB_E* code. The codes are
  *   pinned: they never change, and new ones are only ever appended.
  * - After a failure, ab_last_error() describes it (naming the field or option and why).
- * - Out-parameters come first. Strings are UTF-8. Inputs are copied before a call returns:
- *   the library never keeps a pointer of the caller's.
+ * - Out-parameters come first; on failure a returned pointer (*out, *out_id) is set to NULL.
+ *   Strings are UTF-8, error texts included. Inputs are copied before a call returns: the
+ *   library never keeps a pointer of the caller's.
  * - Memory the library returns through a char ** is the caller's, freed with ab_free().
  * - Thread safety: every function may be called from any thread. One ab_client may be used
  *   from many threads at once, except that ab_client_close() must be the last call on it.
  * - No C++ exception ever crosses this interface; the library never aborts the process.
+ * - fork(): a child process may go on using a client it inherited; at its next call the
+ *   client opens a buffer folder of its own (the parent's stays the parent's).
  */
 #ifndef AGENTBURN_H
 #define AGENTBURN_H
@@ -46,12 +49,14 @@ extern "C" {
 #define AB_ENOMEM (-2)    /* an allocation failed */
 #define AB_ESTORAGE (-3)  /* the on-disk buffer failed: I/O error, corruption, unknown format */
 #define AB_EFULL (-4)     /* the disk cap was reached (full policy "reject") */
-#define AB_ELOCKED (-5)   /* the buffer folder is held by another process */
-#define AB_ENETWORK (-6)  /* the server could not be reached, or failed (5xx) */
+#define AB_ELOCKED (-5)   /* reserved: a buffer folder held by another process (not returned
+                             by this version: each client creates a folder of its own) */
+#define AB_ENETWORK (-6)  /* reserved for calls that need the server (not returned by this
+                             version: network failures leave events on disk, see flush) */
 #define AB_EHTTP (-7)     /* the server answered with an unexpected status */
 #define AB_EAUTH (-8)     /* the server refused the API key (401/403) */
 #define AB_ETIMEOUT (-9)  /* the deadline passed first; not a failure: events stay on disk */
-#define AB_ECLOSED (-10)  /* the client is closed */
+#define AB_ECLOSED (-10)  /* the client is closed (or, in a forked child, could not reopen) */
 #define AB_EINTERNAL (-11) /* a bug in agentburn; please report it with ab_last_error() */
 
 /* Static English text for a code ("invalid argument", ...); never NULL. */
@@ -91,9 +96,11 @@ typedef struct ab_options ab_options;
 #define AB_LOG_ERROR 3
 
 /* Receives the library's log messages at or above the level given to ab_options_set_log.
- * Runs on the library's sender thread (or the thread that called into the library); it must
- * return quickly and must not call ab_client_close() or ab_client_flush() on the client that
- * logs. `message` is valid only during the call and never contains the API key. */
+ * Runs on the client's sender thread, its buffered-durability writer thread, or a thread that
+ * called into the library; calls may come from several threads at once. It must return
+ * quickly and must not call ab_client_close() on the client that logs (close waits for the
+ * thread the callback runs on); ab_client_flush() from it would only wait out its timeout.
+ * `message` is valid only during the call and never contains the API key. */
 typedef void (*ab_log_fn)(int level, const char *message, void *user_data);
 
 /* A new set of options with every default (offline, default buffer root). Free it with
@@ -104,12 +111,16 @@ AB_API int ab_options_new(ab_options **out);
 /* NULL is a no-op. */
 AB_API void ab_options_free(ab_options *opts);
 
-/* Each setter checks its value and returns AB_OK, or AB_EINVALID (opts NULL, or the value
- * out of range; ab_last_error() says the range) leaving the option unchanged. Defaults and
- * units are given beside each. String arguments may be NULL or "" to restore the default. */
+/* Each setter checks its own value and returns AB_OK, or AB_EINVALID (opts NULL, or the
+ * value out of range; ab_last_error() says the range) leaving the option unchanged. How
+ * options combine (retry_max_ms >= retry_initial_ms; plain http:// only to loopback unless
+ * allow_insecure_http) is checked by ab_client_open, so setters may come in any order.
+ * Defaults and units are given beside each. String arguments may be NULL or "" to restore
+ * the default. The on/off setters take 0 for off and any other value for on. */
 
-/* Base URL of an AgentBurn-compatible server ("https://agentburn.example.com"). Default
- * none: offline. Plain http:// only to a loopback host unless allow_insecure_http is on. */
+/* Base URL of an AgentBurn-compatible server ("https://agentburn.example.com"): http:// or
+ * https://, no spaces, no credentials. Default none: offline. Plain http:// is for loopback
+ * hosts (localhost, 127.0.0.0/8, [::1]) unless allow_insecure_http is on. */
 AB_API int ab_options_set_endpoint(ab_options *opts, const char *url);
 /* Sent as x-api-key and Authorization: Bearer. Never logged, stored on disk or put in an
  * error message. */
@@ -140,9 +151,11 @@ AB_API int ab_options_set_max_batches_in_flight(ab_options *opts, int batches);
 AB_API int ab_options_set_connect_timeout_ms(ab_options *opts, int ms);
 /* Whole-request timeout, 1..3600000 ms; default 30000. */
 AB_API int ab_options_set_request_timeout_ms(ab_options *opts, int ms);
-/* First backoff ceiling, ms; default 500. Backoff doubles per failure, with full jitter. */
+/* First backoff ceiling, 1..3600000 ms; default 500. Backoff doubles per failure, with full
+ * jitter. */
 AB_API int ab_options_set_retry_initial_ms(ab_options *opts, int ms);
-/* Backoff ceiling and cap on Retry-After, >= retry_initial_ms; default 60000. */
+/* Backoff ceiling and cap on Retry-After, 1..86400000 ms and >= retry_initial_ms; default
+ * 60000. */
 AB_API int ab_options_set_retry_max_ms(ab_options *opts, int ms);
 /* 5xx answers to one batch before it is split to find a poisoned event, 1..1000; default 3. */
 AB_API int ab_options_set_split_after_failures(ab_options *opts, int failures);
@@ -161,7 +174,7 @@ AB_API int ab_options_set_seed_fields_only(ab_options *opts, int on);
  * ms; default 2000. */
 AB_API int ab_options_set_close_timeout_ms(ab_options *opts, int ms);
 /* Log messages at or above `min_level` (AB_LOG_*) go to `fn` with `user_data`; fn NULL
- * turns logging off (the default). */
+ * turns logging off (the default), whatever min_level. */
 AB_API int ab_options_set_log(ab_options *opts, ab_log_fn fn, int min_level, void *user_data);
 
 /* ---- The client --------------------------------------------------------------------- */
@@ -191,7 +204,7 @@ AB_API int ab_client_close(ab_client *c, int timeout_ms);
 AB_API int ab_client_track_json(ab_client *c, const char *json, size_t len);
 
 /* The same, writing the event's idempotency_key (assigned, or the caller's) with its NUL
- * into `out_key`, which holds AB_KEY_SIZE bytes. */
+ * into `out_key`, which holds AB_KEY_SIZE bytes (NULL: not written). */
 AB_API int ab_client_track_json_key(char out_key[AB_KEY_SIZE], ab_client *c, const char *json,
                                     size_t len);
 
@@ -233,31 +246,37 @@ AB_API int ab_client_track(char out_key[AB_KEY_SIZE], ab_client *c, const ab_eve
  * its id (NUL-terminated, free with ab_free) to *out_id: the server's id when it answers,
  * else a provisional local id ("ab-local-...") that the sender replaces with the server's id
  * once the server is back. The same (name, projectId) gives the same id on every call and
- * every start. AB_EINVALID (bad JSON, or the server refused the agent), AB_EAUTH,
- * AB_ESTORAGE, AB_ECLOSED. */
+ * every start. AB_EINVALID (bad JSON, or the server refused the agent), AB_EAUTH (the
+ * server refused the key), AB_EHTTP (another unexpected answer, such as 404 or a 2xx with
+ * no id), AB_ESTORAGE, AB_ECLOSED, AB_ENOMEM. */
 AB_API int ab_client_register_agent_json(char **out_id, ab_client *c, const char *json,
                                          size_t len);
 
 /* ---- Delivery ----------------------------------------------------------------------- */
 
 /* Waits until every event pending at the call was delivered or set aside as a dead letter
- * (AB_OK), or `timeout_ms` passes (AB_ETIMEOUT: they stay on disk). 0 only checks. With no
- * endpoint, AB_ETIMEOUT at once if anything is pending. */
+ * (AB_OK), or `timeout_ms` passes (AB_ETIMEOUT: they stay on disk; ab_last_error() gives
+ * the sender's last error). 0 only checks. With no endpoint, AB_ETIMEOUT at once if anything
+ * is pending. AB_EINVALID (c NULL, timeout_ms < 0), AB_ESTORAGE, AB_ECLOSED. */
 AB_API int ab_client_flush(ab_client *c, int timeout_ms);
 
 /* Writes the client's counters as one JSON object (free with ab_free): pending,
  * pending_bytes, delivered, resent, retries, dead_letters, dropped, rejected, adopted
- * (integers), last_error (string, "" if none), last_delivery_at (ISO 8601 or null). */
+ * (integers), last_error (string, "" if none), last_delivery_at (ISO 8601 or null).
+ * pending and dead_letters are what is on disk now; the others count since the client
+ * opened. AB_EINVALID (a NULL argument), AB_ENOMEM. */
 AB_API int ab_client_stats_json(char **out, ab_client *c);
 
 /* ---- Dead letters: events the server refused, kept on disk ---------------------------- */
 
 /* Writes up to `limit` dead letters, oldest first, as a JSON array of
- * {"event": {...}, "reason": "..."} (free with ab_free). */
+ * {"event": {...}, "reason": "..."} (free with ab_free). AB_EINVALID (a NULL argument),
+ * AB_ENOMEM. */
 AB_API int ab_client_dead_letters_json(char **out, ab_client *c, size_t limit);
-/* Puts every dead letter back in the queue, in its original order. */
+/* Puts every dead letter back in the queue, in its original order. AB_EINVALID (c NULL),
+ * AB_ESTORAGE, AB_ECLOSED. */
 AB_API int ab_client_requeue_dead_letters(ab_client *c);
-/* Deletes every dead letter for good. */
+/* Deletes every dead letter for good. AB_EINVALID (c NULL), AB_ESTORAGE, AB_ECLOSED. */
 AB_API int ab_client_purge_dead_letters(ab_client *c);
 
 #ifdef __cplusplus

@@ -47,7 +47,7 @@ struct Options {
   std::uint64_t disk_cap_bytes = std::uint64_t{1} << 30;
   FullPolicy full_policy = FullPolicy::kReject;
   // A buffer folder that RocksDB cannot open (corrupt or truncated files) is renamed to
-  // `<folder>.corrupt-<time>` and a fresh one is started instead of failing the open.
+  // `corrupt-<name>-<time>` under the root and left there, instead of failing the open.
   bool set_aside_corrupt_buffer = false;
 
   // --- Delivery -----------------------------------------------------------------------
