@@ -35,4 +35,15 @@ cmake -S "$tmp/quickstart" -B "$tmp/quickstart/b" -DCMAKE_PREFIX_PATH="$tmp/pref
 cmake --build "$tmp/quickstart/b" >/dev/null
 rm -rf /tmp/agentburn-quickstart
 "$tmp/quickstart/b/my_agent"
+# And the C quickstart, with pkg-config.
+python3 - "$src/README.md" "$tmp/quickstart/main.c" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+start = text.index("```c\n") + 5
+open(sys.argv[2], "w").write(text[start:text.index("```", start)])
+PY
+# shellcheck disable=SC2086
+cc -std=c99 -pedantic -Wall -Werror "$tmp/quickstart/main.c" -o "$tmp/quickstart/main_c" $flags
+rm -rf /tmp/agentburn-quickstart-c
+LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/quickstart/main_c"
 echo "install test: ok"
