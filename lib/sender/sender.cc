@@ -140,10 +140,19 @@ void Sender::run() {
       Batch b;
       if (!next_batch(&b)) break;
       std::string body;
-      if (!build_body(b, &body)) {
+      Status built = build_body(&b, &body);
+      if (!built.ok()) {
+        {
+          std::lock_guard<std::mutex> g(stats_mu_);
+          ++stats_.retries;
+        }
         ready_.push_front(std::move(b));
         back_off(std::nullopt);
         break;
+      }
+      if (b.events.empty()) {
+        progress();
+        continue;
       }
       if (b.maybe_delivered) {
         std::lock_guard<std::mutex> g(stats_mu_);
@@ -215,11 +224,11 @@ void Sender::idle_wait(Clock::time_point now) {
   }
 }
 
-bool Sender::resolve_agent(const std::string& provisional, std::string* server_id) {
+Status Sender::resolve_agent(const std::string& provisional, std::string* server_id) {
   auto cached = resolved_.find(provisional);
   if (cached != resolved_.end()) {
     *server_id = cached->second;
-    return true;
+    return Status();
   }
   if (auto known = agents_->resolve(provisional)) {
     *server_id = *known;
@@ -228,50 +237,67 @@ bool Sender::resolve_agent(const std::string& provisional, std::string* server_i
     if (!agent) {
       // No record of it: the events keep the id they have; the server decides.
       *server_id = provisional;
-      return true;
+      return Status();
     }
     Status s = register_with_server(transport_config_, *agent, &stop_, server_id);
     if (!s.ok()) {
-      fail(LogLevel::kWarning, "cannot register agent \"" + agent->name + "\" yet: " + s.message());
-      return false;
+      std::string what = "cannot register agent \"" + agent->name + "\": " + s.message();
+      fail(s.code() == Status::Code::kNetwork ? LogLevel::kWarning : LogLevel::kError, what);
+      if (s.code() != Status::Code::kInvalid) return Status::network(what);
+      return Status(s.code(), what);
     }
     Status saved = agents_->set_server_id(provisional, *server_id);
     if (!saved.ok()) fail(LogLevel::kWarning, saved.message());
   }
   resolved_[provisional] = *server_id;
-  return true;
+  return Status();
 }
 
-bool Sender::build_body(const Batch& b, std::string* body) {
+Status Sender::build_body(Batch* b, std::string* body) {
   static const std::string kProvisional = std::string("{\"agentId\":\"") + kProvisionalPrefix;
   std::size_t total = 2;
-  for (const auto& e : b.events) total += e.json.size() + 1;
+  for (const auto& e : b->events) total += e.json.size() + 1;
   body->clear();
   body->reserve(total + 64);
   body->push_back('[');
-  for (std::size_t i = 0; i < b.events.size(); ++i) {
-    if (i) body->push_back(',');
-    const std::string& ev = b.events[i].json;
+  std::vector<bool> buried;  // empty unless an event was set aside
+  for (std::size_t i = 0; i < b->events.size(); ++i) {
+    const std::string& ev = b->events[i].json;
     bool provisional = ev.compare(0, kProvisional.size(), kProvisional) == 0;
-    if (!provisional && !config_.seed_fields_only) {
-      body->append(ev);
-      continue;
-    }
     Event e;
     FieldError err;
-    if (!parse_event_json(ev, &e, &err)) {
-      body->append(ev);  // the server will refuse it and it becomes a dead letter
+    if ((!provisional && !config_.seed_fields_only) || !parse_event_json(ev, &e, &err)) {
+      // As stored. One that does not parse is refused by the server: a dead letter then.
+      if (body->size() > 1) body->push_back(',');
+      body->append(ev);
       continue;
     }
     if (provisional) {
       std::string server_id;
-      if (!resolve_agent(e.agent_id, &server_id)) return false;
+      Status s = resolve_agent(e.agent_id, &server_id);
+      if (s.code() == Status::Code::kInvalid) {
+        // The server refused the agent itself: its events can never go out as they are.
+        Status kept = buffer_->bury(b->events[i], s.message());
+        if (!kept.ok()) return kept;
+        buried.resize(b->events.size());
+        buried[i] = true;
+        continue;
+      }
+      if (!s.ok()) return s;  // not registered yet (no answer, 5xx, a refused key): later
       e.agent_id = server_id;
     }
+    if (body->size() > 1) body->push_back(',');
     encode_event(e, Normalized(), config_.seed_fields_only, body);
   }
   body->push_back(']');
-  return true;
+  if (!buried.empty()) {
+    std::vector<StoredEvent> rest;
+    for (std::size_t i = 0; i < b->events.size(); ++i) {
+      if (!buried[i]) rest.push_back(std::move(b->events[i]));
+    }
+    b->events = std::move(rest);
+  }
+  return Status();
 }
 
 void Sender::settle(Batch b, const HttpResult& r) {

@@ -75,8 +75,10 @@ class Sender {
   bool next_batch(Batch* out);
   bool read_now(Clock::time_point now);
   void idle_wait(Clock::time_point now);
-  bool build_body(const Batch& b, std::string* body);
-  bool resolve_agent(const std::string& provisional, std::string* server_id);
+  // Builds the request body. Events whose provisional agent the server refused are set
+  // aside and dropped from `b`. kNetwork: an agent could not be registered yet; retry later.
+  Status build_body(Batch* b, std::string* body);
+  Status resolve_agent(const std::string& provisional, std::string* server_id);
   void settle(Batch b, const HttpResult& r);
   void settle_refused(Batch b, const HttpResult& r);
   void settle_failed(Batch b, const HttpResult& r);

@@ -557,6 +557,29 @@ TEST_CASE("register_agent offline: a provisional id, swapped for the server's on
   CHECK(named == 1);
 }
 
+TEST_CASE("a provisional agent the server will not register yet: its events wait, retries count") {
+  testing::TestServer s({"--strict-auth"});
+  testing::TempDir root;
+  std::string url = s.process.url();
+  REQUIRE(s.process.stop() == 0);
+  std::string provisional;
+  {
+    Client c = open_client(online(root.path(), url, "wrong-key"));
+    provisional = register_agent(c, "refused-later");
+    CHECK(provisional.rfind("ab-local-", 0) == 0);
+    track_n(c, provisional, 5);
+  }
+  REQUIRE(s.process.start());
+  Client c = open_client(online(root.path(), url, "wrong-key"));
+  CHECK(c.flush(500ms).code() == Status::Code::kTimeout);
+  auto st = c.stats();
+  CHECK(st.pending == 5);
+  CHECK(st.dead_letters == 0);  // a refused key is no reason to give events up
+  CHECK(st.retries > 0);
+  CHECK(st.last_error.find("register") != std::string::npos);
+  CHECK(st.last_error.find("401") != std::string::npos);
+}
+
 TEST_CASE("a refused agent is an error, not a provisional id") {
   testing::TestServer s({"--strict-auth"});
   testing::TempDir root;
