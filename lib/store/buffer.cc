@@ -255,7 +255,7 @@ Status Buffer::append(std::string_view event_json) {
     stage_.push_back(StoredEvent{seq, std::string(event_json)});
     pending_.fetch_add(1, std::memory_order_relaxed);
     pending_bytes_.fetch_add(size, std::memory_order_relaxed);
-    if (stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
+    if (stage_.size() == 1 || stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
     return Status();
   }
   std::uint64_t seq;
@@ -292,6 +292,9 @@ Status Buffer::write_events(std::vector<StoredEvent>* batch) {
 void Buffer::stage_loop() {
   std::unique_lock<std::mutex> g(stage_mu_);
   while (true) {
+    // Asleep while nothing is staged, so an idle client costs no CPU; then one interval
+    // from the first staged event, or less when the stage fills.
+    stage_cv_.wait(g, [&] { return stage_stop_ || !stage_.empty(); });
     stage_cv_.wait_for(g, std::chrono::milliseconds(options_.buffered_flush_ms),
                        [&] { return stage_stop_ || stage_.size() >= kStageMaxEvents; });
     if (!stage_.empty()) {
