@@ -125,6 +125,21 @@ TEST_CASE("a folder left by a process that died is adopted; a live one is not") 
   CHECK(testing::count_folders(root.path()) == 2);
 }
 
+TEST_CASE("folders of processes that died while creating them are cleaned up, not fatal") {
+  testing::TempDir root;
+  // Died after the folder was in place, before its database existed.
+  fs::create_directories(root.sub("p1-early"));
+  std::ofstream(root.sub("p1-early/agentburn.lock")).put('\n');
+  // Died while the folder was still being made.
+  fs::create_directories(root.sub(".new-p2-early"));
+  std::ofstream(root.sub(".new-p2-early/agentburn.lock")).put('\n');
+  auto b = open_buffer(opts(root.path()));
+  CHECK(b->adopted() == 0);
+  CHECK_FALSE(fs::exists(root.sub("p1-early")));
+  CHECK_FALSE(fs::exists(root.sub(".new-p2-early")));
+  CHECK(testing::count_folders(root.path()) == 1);
+}
+
 TEST_CASE("two buffers on one root keep their own events, and a later one gets both") {
   testing::TempDir root;
   {

@@ -5,7 +5,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "event/codec.hpp"
@@ -92,6 +95,7 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
   Status s = make_dirs(options.root);
   if (!s.ok()) return s;
   // Folders of dead processes, found before ours exists so that we never list ourselves.
+  remove_stale_staging(options.root);
   std::vector<std::string> others = list_buffer_folders(options.root);
   s = FolderLock::create(options.root, &b->folder_, &b->lock_);
   if (!s.ok()) return s;
@@ -146,6 +150,12 @@ void Buffer::log(LogLevel level, const std::string& message) const {
 Status Buffer::adopt(const std::string& folder) {
   FolderLock lock;
   if (!FolderLock::try_lock(folder, &lock)) return Status();  // alive, or taken by another
+  if (access((folder + "/CURRENT").c_str(), F_OK) != 0 && errno == ENOENT) {
+    // Its process died between creating the folder and creating the database in it: it
+    // never held an event.
+    remove_tree(folder);
+    return Status();
+  }
   rocksdb::DB* other = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> h;
   Status s = open_db(folder, false, &other, &h);
@@ -581,6 +591,7 @@ void Buffer::abandon_after_fork() {
 
 Status Buffer::adopt_dead_folders() {
   if (closed_) return Status::closed("the client is closed");
+  remove_stale_staging(options_.root);
   for (const auto& folder : list_buffer_folders(options_.root)) {
     if (folder == folder_) continue;
     Status s = adopt(folder);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include "event/codec.hpp"
@@ -132,6 +133,30 @@ std::vector<std::string> list_buffer_folders(const std::string& root) {
   }
   closedir(d);
   return out;
+}
+
+void remove_stale_staging(const std::string& root) {
+  DIR* d = opendir(root.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (dirent* e = readdir(d)) {
+    if (std::strncmp(e->d_name, ".new-", 5) == 0) stale.push_back(root + "/" + e->d_name);
+  }
+  closedir(d);
+  for (const auto& path : stale) {
+    FolderLock lock;
+    if (FolderLock::try_lock(path, &lock)) {
+      remove_tree(path);
+      continue;
+    }
+    // No lock file at all: its process died between mkdir and creating the lock, or is
+    // between the two right now; a minute tells the two apart.
+    struct stat st;
+    if (access((path + kLockName).c_str(), F_OK) != 0 && stat(path.c_str(), &st) == 0 &&
+        std::time(nullptr) - st.st_mtime > 60) {
+      remove_tree(path);
+    }
+  }
 }
 
 void remove_tree(const std::string& path) {

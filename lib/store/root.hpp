@@ -43,6 +43,9 @@ class FolderLock {
 // Names of candidate folders of other processes under `root` (not dot-names, not set-aside).
 std::vector<std::string> list_buffer_folders(const std::string& root);
 
+// Removes the half-made folders (".new-*") of processes that died while creating one.
+void remove_stale_staging(const std::string& root);
+
 // rm -rf.
 void remove_tree(const std::string& path);
 
