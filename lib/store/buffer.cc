@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include "event/codec.hpp"
@@ -57,9 +59,32 @@ bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reaso
   return true;
 }
 
-rocksdb::Options db_options(bool create, rocksdb::Env* env) {
+// RocksDB's diagnostics go to the client's log callback (errors only) instead of a LOG file
+// in the buffer folder: a LOG file costs disk, and after a failed write to it (a full disk)
+// Debian's RocksDB asserts on the next line it logs, which would abort the host process.
+class ForwardingLogger : public rocksdb::Logger {
+ public:
+  explicit ForwardingLogger(LogCallback log)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::ERROR_LEVEL), log_(std::move(log)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::ERROR_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (!log_ || level < GetInfoLogLevel()) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    log_(LogLevel::kError, std::string("rocksdb: ") + buf);
+  }
+
+ private:
+  LogCallback log_;
+};
+
+rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& log) {
   rocksdb::Options o;
   o.env = env;
+  o.info_log = std::make_shared<ForwardingLogger>(log);
   o.create_if_missing = create;
   o.create_missing_column_families = create;
   o.error_if_exists = false;
@@ -68,10 +93,10 @@ rocksdb::Options db_options(bool create, rocksdb::Env* env) {
   o.max_write_buffer_number = 2;
   o.max_open_files = 64;
   o.max_background_jobs = 2;
-  o.keep_log_file_num = 2;
-  o.max_log_file_size = 1 << 20;
-  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   o.max_total_wal_size = 64 << 20;  // flush the small column families so WALs are recycled
+  // No preallocated WAL space (about 9 MB a file): a buffer takes what it holds, and a
+  // nearly full disk still takes events.
+  o.allow_fallocate = false;
   o.compression = rocksdb::kLZ4Compression;
   o.bottommost_compression = rocksdb::kZSTD;
   o.level_compaction_dynamic_level_bytes = true;
@@ -131,7 +156,7 @@ Buffer::~Buffer() { close().ok(); }
 Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
                        std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
   if (!env_) env_ = std::make_unique<PoolEnv>();
-  rocksdb::Options o = db_options(create, env_.get());
+  rocksdb::Options o = db_options(create, env_.get(), options_.log);
   rocksdb::ColumnFamilyOptions small = o;
   small.write_buffer_size = 1 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
@@ -274,8 +299,12 @@ Status Buffer::append(std::string_view event_json) {
     seq = next_seq_.fetch_add(1);
     writing_.push_back(seq);
   }
-  auto st = db_->Put(write_options(options_.durability), queue_cf_, SeqKey(seq).slice(),
-                     rocksdb::Slice(event_json.data(), event_json.size()));
+  auto put = [&] {
+    return db_->Put(write_options(options_.durability), queue_cf_, SeqKey(seq).slice(),
+                    rocksdb::Slice(event_json.data(), event_json.size()));
+  };
+  auto st = put();
+  if (!st.ok() && recover(st)) st = put();
   {
     std::lock_guard<std::mutex> g(seq_mu_);
     writing_.erase(std::find(writing_.begin(), writing_.end(), seq));
@@ -295,8 +324,18 @@ Status Buffer::write_events(std::vector<StoredEvent>* batch) {
   rocksdb::WriteBatch wb;
   for (const auto& e : *batch) wb.Put(queue_cf_, SeqKey(e.seq).slice(), e.json);
   auto st = db_->Write(write_options(options_.durability), &wb);
+  if (!st.ok() && recover(st)) st = db_->Write(write_options(options_.durability), &wb);
   if (!st.ok()) return Status::storage("cannot write staged events: " + st.ToString());
   return Status();
+}
+
+bool Buffer::recover(const rocksdb::Status& failed) {
+  // After a failed write (a full disk, most often) RocksDB refuses every write until it is
+  // told to resume; once space is back, Resume() succeeds and so does the retried write.
+  if (!failed.IsIOError() && !failed.IsIncomplete()) return false;
+  // While RocksDB's own recovery is polling for free space, Resume() answers Busy; that
+  // recovery then clears the error by itself.
+  return db_->Resume().ok();
 }
 
 void Buffer::stage_loop() {
@@ -410,6 +449,9 @@ Status Buffer::remove(const std::vector<StoredEvent>& events) {
   // The events of one read are every key in [first, last]: one range tombstone covers them.
   SeqKey first(events.front().seq), end(events.back().seq + 1);
   auto st = db_->DeleteRange(rocksdb::WriteOptions(), queue_cf_, first.slice(), end.slice());
+  if (!st.ok() && recover(st)) {
+    st = db_->DeleteRange(rocksdb::WriteOptions(), queue_cf_, first.slice(), end.slice());
+  }
   if (!st.ok()) return Status::storage("cannot delete delivered events: " + st.ToString());
   pending_ -= events.size();
   pending_bytes_ -= bytes;

@@ -30,6 +30,7 @@
 
 namespace rocksdb {
 class DB;
+class Status;
 class ColumnFamilyHandle;
 }  // namespace rocksdb
 
@@ -118,6 +119,8 @@ class Buffer {
   Status adopt(const std::string& folder);
   Status load_counters();
   Status write_events(std::vector<StoredEvent>* batch);
+  // After a failed write: asks RocksDB to leave its error state; true when it did.
+  bool recover(const rocksdb::Status& failed);
   Status make_room(std::uint64_t need);
   void stage_loop();
   void log(LogLevel level, const std::string& message) const;
