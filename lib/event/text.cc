@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -148,20 +149,43 @@ std::int64_t now_unix_ms() {
 }
 
 std::string format_timestamp_ms(std::int64_t unix_ms) {
+  // Called on every track(): digits by hand (snprintf costs more than the rest of the
+  // encoding), and the date part reused while the day stays the same.
+  thread_local std::int64_t cached_day = INT64_MIN;
+  thread_local char date[11];
   std::int64_t days = unix_ms / 86400000;
   std::int64_t rem = unix_ms % 86400000;
   if (rem < 0) {
     rem += 86400000;
     --days;
   }
-  int y;
-  unsigned m, d;
-  civil_from_days(days, &y, &m, &d);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d,
-                static_cast<int>(rem / 3600000), static_cast<int>(rem / 60000 % 60),
-                static_cast<int>(rem / 1000 % 60), static_cast<int>(rem % 1000));
-  return buf;
+  if (days != cached_day) {
+    int y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", y % 10000, m, d);
+    std::memcpy(date, buf, 10);
+    cached_day = days;
+  }
+  char out[24];
+  std::memcpy(out, date, 10);
+  auto two = [&](int at, int v) {
+    out[at] = static_cast<char>('0' + v / 10);
+    out[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  const int ms = static_cast<int>(rem);
+  out[10] = 'T';
+  two(11, ms / 3600000);
+  out[13] = ':';
+  two(14, ms / 60000 % 60);
+  out[16] = ':';
+  two(17, ms / 1000 % 60);
+  out[19] = '.';
+  out[20] = static_cast<char>('0' + ms % 1000 / 100);
+  two(21, ms % 100);
+  out[23] = 'Z';
+  return std::string(out, 24);
 }
 
 bool parse_timestamp(std::string_view s, std::int64_t* unix_ms) {
