@@ -1,0 +1,253 @@
+// agentburn_micro: Google Benchmark timings (means) of the pieces of track() and of the
+// sender's read, each beside the raw RocksDB operation it sits on, so that a regression in
+// one stage shows by itself. The percentiles and the targets are agentburn_bench's.
+#include <benchmark/benchmark.h>
+#include <rocksdb/db.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "agentburn/agentburn.h"
+#include "agentburn/agentburn.hpp"
+#include "common.hpp"
+#include "event/codec.hpp"
+#include "store/buffer.hpp"
+
+namespace {
+
+using namespace bench;
+namespace detail = agentburn::detail;
+
+std::string& tmp_base() {
+  static std::string base = make_temp_dir(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp",
+                                          "agentburn-micro-");
+  return base;
+}
+
+const agentburn::Event& event() {
+  static agentburn::Event e = sample_event("agt_bench_0001");
+  return e;
+}
+
+const std::string& event_json() {
+  static std::string j = sample_event_json("agt_bench_0001");
+  return j;
+}
+
+const std::string& stored() {
+  static std::string s = stored_form(event());
+  return s;
+}
+
+// What the benchmarks keep open between runs, closed before the temporary folder goes.
+struct Open {
+  std::map<agentburn::Durability, std::unique_ptr<agentburn::Client>> clients;
+  std::unique_ptr<RawDb> raw;
+  std::unique_ptr<detail::Buffer> buffer;
+  ab_client* cabi = nullptr;
+  void close() {
+    clients.clear();
+    raw.reset();
+    if (buffer) buffer->close().ok();
+    buffer.reset();
+    if (cabi) ab_client_close(cabi, 0);
+    cabi = nullptr;
+  }
+};
+Open g_open;
+
+agentburn::Client& client(agentburn::Durability d) {
+  auto& c = g_open.clients[d];
+  if (!c) {
+    agentburn::Options o;
+    o.buffer_root = make_temp_dir(tmp_base(), "client-");
+    o.durability = d;
+    o.close_timeout_ms = 0;
+    auto r = agentburn::Client::open(o);
+    if (!r.ok()) die(r.status().to_string());
+    c = std::make_unique<agentburn::Client>(std::move(r.value()));
+  }
+  return *c;
+}
+
+void BM_RawPut(benchmark::State& state) {
+  if (!g_open.raw) g_open.raw = std::make_unique<RawDb>(make_temp_dir(tmp_base(), "raw-"));
+  for (auto _ : state) g_open.raw->put(stored());
+}
+BENCHMARK(BM_RawPut);
+
+void BM_NlohmannDump(benchmark::State& state) {
+  nlohmann::json doc = nlohmann::json::parse(stored());
+  for (auto _ : state) {
+    std::string s = doc.dump();
+    benchmark::DoNotOptimize(s);
+  }
+}
+BENCHMARK(BM_NlohmannDump);
+
+void BM_NlohmannParse(benchmark::State& state) {
+  for (auto _ : state) {
+    nlohmann::json doc = nlohmann::json::parse(event_json());
+    benchmark::DoNotOptimize(doc);
+  }
+}
+BENCHMARK(BM_NlohmannParse);
+
+void BM_EncodeEvent(benchmark::State& state) {
+  detail::Normalized norm;
+  detail::FieldError err;
+  if (!detail::validate_event(event(), true, false, &norm, &err)) die(err.message);
+  for (auto _ : state) {
+    std::string out;
+    out.reserve(256);
+    detail::encode_event(event(), norm, false, &out);
+    benchmark::DoNotOptimize(out);
+  }
+}
+BENCHMARK(BM_EncodeEvent);
+
+void BM_ValidateEvent(benchmark::State& state) {
+  for (auto _ : state) {
+    detail::Normalized norm;
+    detail::FieldError err;
+    bool ok = detail::validate_event(event(), true, false, &norm, &err);
+    benchmark::DoNotOptimize(ok);
+  }
+}
+BENCHMARK(BM_ValidateEvent);
+
+void BM_NewUuidV7(benchmark::State& state) {
+  for (auto _ : state) {
+    std::string u = detail::new_uuid_v7();
+    benchmark::DoNotOptimize(u);
+  }
+}
+BENCHMARK(BM_NewUuidV7);
+
+void BM_FormatTimestampNow(benchmark::State& state) {
+  for (auto _ : state) {
+    std::string t = detail::format_timestamp_ms(detail::now_unix_ms());
+    benchmark::DoNotOptimize(t);
+  }
+}
+BENCHMARK(BM_FormatTimestampNow);
+
+void BM_ParseEventJson(benchmark::State& state) {
+  for (auto _ : state) {
+    agentburn::Event e;
+    detail::FieldError err;
+    bool ok = detail::parse_event_json(event_json(), &e, &err);
+    benchmark::DoNotOptimize(ok);
+  }
+}
+BENCHMARK(BM_ParseEventJson);
+
+void BM_BufferAppendProcess(benchmark::State& state) {
+  if (!g_open.buffer) {
+    detail::BufferOptions bo;
+    bo.root = make_temp_dir(tmp_base(), "buffer-");
+    bo.durability = agentburn::Durability::kProcess;
+    agentburn::Status s = detail::Buffer::open(bo, &g_open.buffer);
+    if (!s.ok()) die(s.to_string());
+  }
+  for (auto _ : state) {
+    agentburn::Status s = g_open.buffer->append(stored());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_BufferAppendProcess);
+
+void BM_TrackProcess(benchmark::State& state) {
+  auto& c = client(agentburn::Durability::kProcess);
+  for (auto _ : state) {
+    agentburn::Status s = c.track(event());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_TrackProcess);
+
+void BM_TrackBuffered(benchmark::State& state) {
+  auto& c = client(agentburn::Durability::kBuffered);
+  for (auto _ : state) {
+    agentburn::Status s = c.track(event());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_TrackBuffered);
+
+void BM_TrackJsonProcess(benchmark::State& state) {
+  auto& c = client(agentburn::Durability::kProcess);
+  for (auto _ : state) {
+    agentburn::Status s = c.track_json(event_json());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_TrackJsonProcess);
+
+void BM_CAbiTrackJsonProcess(benchmark::State& state) {
+  if (!g_open.cabi) {
+    ab_options* o = nullptr;
+    std::string root = make_temp_dir(tmp_base(), "cabi-");
+    if (ab_options_new(&o) != AB_OK || ab_options_set_buffer_root(o, root.c_str()) != AB_OK ||
+        ab_client_open(&g_open.cabi, o) != AB_OK) {
+      die(ab_last_error());
+    }
+    ab_options_free(o);
+  }
+  ab_client* c = g_open.cabi;
+  const std::string& j = event_json();
+  for (auto _ : state) {
+    if (ab_client_track_json(c, j.data(), j.size()) != AB_OK) die(ab_last_error());
+  }
+}
+BENCHMARK(BM_CAbiTrackJsonProcess);
+
+// The sender's read: 1,000 events per read_next from a buffer of 200k (the cursor wraps by
+// reopening when it reaches the end).
+void BM_ReadNext1000(benchmark::State& state) {
+  detail::BufferOptions bo;
+  bo.root = make_temp_dir(tmp_base(), "read-");
+  bo.durability = agentburn::Durability::kProcess;
+  std::unique_ptr<detail::Buffer> b;
+  agentburn::Status s = detail::Buffer::open(bo, &b);
+  if (!s.ok()) die(s.to_string());
+  for (int i = 0; i < 200000; ++i) {
+    s = b->append(stored());
+    if (!s.ok()) die(s.to_string());
+  }
+  std::vector<detail::StoredEvent> out;
+  std::size_t events = 0;
+  for (auto _ : state) {
+    s = b->read_next(1000, 1 << 20, &out);
+    if (!s.ok()) die(s.to_string());
+    if (out.empty()) {
+      state.PauseTiming();
+      b->close().ok();
+      b.reset();
+      bo.root = make_temp_dir(tmp_base(), "read-");
+      s = detail::Buffer::open(bo, &b);
+      for (int i = 0; i < 200000 && s.ok(); ++i) s = b->append(stored());
+      if (!s.ok()) die(s.to_string());
+      state.ResumeTiming();
+    }
+    events += out.size();
+  }
+  state.counters["us_per_event"] = benchmark::Counter(
+      static_cast<double>(events), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  b->close().ok();
+}
+BENCHMARK(BM_ReadNext1000)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  g_open.close();
+  remove_tree(tmp_base());
+  return 0;
+}
