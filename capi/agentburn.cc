@@ -2,6 +2,7 @@
 // guarantee that no C++ exception crosses into C.
 #include "agentburn/agentburn.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -32,16 +33,27 @@ struct ab_event {
 
 namespace {
 
-thread_local std::string t_last_error;
+// A plain array, not a std::string: it has no destructor, so a call that fails from an
+// atexit handler, after this thread's thread_local objects are gone, still has it.
+constexpr std::size_t kLastErrorSize = 2048;
+thread_local char t_last_error[kLastErrorSize];
 
-int fail(int code, std::string message) {
-  t_last_error = std::move(message);
+void set_last_error(const std::string& message) {
+  std::size_t n = std::min(message.size(), kLastErrorSize - 1);
+  // Cut on a UTF-8 character boundary.
+  while (n > 0 && n < message.size() && (static_cast<unsigned char>(message[n]) & 0xC0) == 0x80) --n;
+  std::memcpy(t_last_error, message.data(), n);
+  t_last_error[n] = '\0';
+}
+
+int fail(int code, const std::string& message) {
+  set_last_error(message);
   return code;
 }
 
 int from_status(const Status& s) {
   if (s.ok()) return AB_OK;
-  t_last_error = s.message();
+  set_last_error(s.message());
   return static_cast<int>(s.code());
 }
 
@@ -121,7 +133,7 @@ const char* ab_strerror(int code) {
   }
 }
 
-const char* ab_last_error(void) { return t_last_error.c_str(); }
+const char* ab_last_error(void) { return t_last_error; }
 
 void ab_free(void* ptr) { std::free(ptr); }
 

@@ -144,7 +144,8 @@ TEST_CASE("each validation rule rejects an input that breaks it, naming the fiel
       {with("provider", ""), "provider", "required"},
       {with("operation", ""), "operation", "required"},
       {with("costUsd", ""), "costUsd", "required"},
-      {with("agentId", "null"), "agentId", "must be a string"},
+      {with("agentId", "null"), "agentId", "is required"},
+      {with("costUsd", "null"), "costUsd", "is required"},
       {with("agentId", "42"), "agentId", "must be a string"},
       {with("agentId", "\"\""), "agentId", "required"},
       {with("agentId", "\"" + big + "\""), "agentId", "limit is 256"},
@@ -187,6 +188,11 @@ TEST_CASE("each validation rule rejects an input that breaks it, naming the fiel
       {"{\"agentId\":\"\xff\xfe\"}", "agentId", "not valid JSON"},
       {R"({"agentId":"a","costUsd":NaN})", "costUsd", "NaN and Infinity are not JSON numbers"},
       {std::string(70000, ' ') + "{}", "", "limit is 65536"},
+      {std::string(kValid) + std::string(1, '\0') + "garbage", "", "a NUL byte at offset"},
+      {R"({"agentId":"a","agentId":"b","provider":"p","operation":"compute","costUsd":1})",
+       "agentId", "duplicate key"},
+      {std::string(kValid) + " x", "", "not valid JSON"},
+      {with("timestamp", "\"9999-12-31T23:59:59-23:59\""), "timestamp", "ISO 8601"},
   };
   std::string deep = "{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"compute\",\"costUsd\":1,\"metadata\":";
   for (int i = 0; i < 40; ++i) deep += "{\"d\":";  // 40 levels of metadata
@@ -244,6 +250,18 @@ TEST_CASE("duplicate keys are found in objects with many keys") {
   m += "\"k1234\":2}";
   std::string msg = check(with("metadata", "{}").replace(0, 1, "{\"metadata\":" + m + ","));
   CHECK(msg.find("duplicate key \"k1234\"") != std::string::npos);
+}
+
+TEST_CASE("-0 costs encode as 0, a fixed point of the wire form") {
+  std::string out;
+  REQUIRE(check(with("costUsd", "-0.0"), &out) == "");
+  CHECK(out.find("\"costUsd\":0,") != std::string::npos);
+}
+
+TEST_CASE("error texts quote the input bounded and without control characters") {
+  std::string msg = check(with("x\u0000y" + std::string(5000, 'z'), "1"));
+  CHECK(msg.find('\0') == std::string::npos);
+  CHECK(msg.size() < 1200);
 }
 
 TEST_CASE("optional fields given as null are treated as absent") {

@@ -49,6 +49,7 @@ class CheckedDomParser {
     auto dup = std::adjacent_find(begin, keys_.end());
     if (dup != keys_.end()) {
       error = "duplicate key \"" + dup->substr(0, 64) + "\"";
+      if (depth_ == 1) last_key = dup->substr(0, 64);  // the event's own field
       return false;
     }
     keys_.resize(object_starts_.back());
@@ -65,8 +66,10 @@ class CheckedDomParser {
     std::string what = ex.what();
     auto close = what.find("] ");
     error = close == std::string::npos ? what : what.substr(close + 2);
+    if (depth_ == 0) last_key.clear();  // past the event's object: no field to blame
     return false;
   }
+  int depth() const { return depth_; }
 
  private:
   bool enter() {
@@ -92,11 +95,17 @@ bool parse_checked(std::string_view text, json* out, FieldError* err) {
                             false);
   if (!ok) {
     std::string why = sax.error.empty() ? "parse error" : sax.error;
-    if (why.find("invalid literal") != std::string::npos) {
+    if (why.find("invalid literal") != std::string::npos && sax.depth() > 0) {
       why += " (a value is a JSON string, number, object, array, true, false or null; "
              "NaN and Infinity are not JSON numbers)";
     }
-    fail(err, sax.last_key, "not valid JSON: " + why);
+    return fail(err, sax.last_key, "not valid JSON: " + why);
+  }
+  // Inside a string a raw NUL is a parse error naming its field; outside one nlohmann's
+  // parser takes it for the end of the input and would ignore what follows.
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    return fail(err, "", "not valid JSON: a NUL byte at offset " + std::to_string(nul) +
+                             " after the JSON value");
   }
   return ok;
 }
@@ -172,9 +181,24 @@ std::string utf8_clean(const std::string& s) {
   return out;
 }
 
+// What an error quotes of the caller's input: valid UTF-8, no control characters (a NUL
+// would cut the text at the C ABI), and bounded.
+std::string quotable(const std::string& s, std::size_t max_bytes) {
+  std::string out = utf8_clean(s);
+  for (auto& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+  }
+  if (out.size() > max_bytes) {
+    std::size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out = out.substr(0, cut) + "...";
+  }
+  return out;
+}
+
 bool fail(FieldError* err, std::string field, std::string message) {
-  field = utf8_clean(field);
-  err->message = utf8_clean(field.empty() ? message : field + ": " + message);
+  field = quotable(field, 64);
+  err->message = quotable(field.empty() ? message : field + ": " + message, 1024);
   err->field = std::move(field);
   return false;
 }
@@ -217,6 +241,10 @@ constexpr std::array<const char*, 4> kAgentFields = {"name", "description", "pro
 
 bool set_event_field(const std::string& name, const json& v, Event* e, FieldError* err) {
   const char* f = name.c_str();
+  // null is absent, for every known field: a required one is then reported as required.
+  if (v.is_null() && std::find(kEventFields.begin(), kEventFields.end(), name) != kEventFields.end()) {
+    return true;
+  }
   auto opt_string = [&](std::optional<std::string>* out) {
     if (v.is_null()) return true;
     out->emplace();
@@ -418,7 +446,9 @@ void encode_event(const Event& e, const Normalized& norm, bool seed_fields_only,
   append_json_string(e.operation, out);
   append_key("costUsd", out);
   char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, e.cost_usd.value_or(0.0));
+  double cost = e.cost_usd.value_or(0.0);
+  if (cost == 0) cost = 0;  // -0 would read back as 0 and encode differently
+  auto r = std::to_chars(buf, buf + sizeof buf, cost);
   out->append(buf, r.ptr);
   append_opt_string("model", e.model, out);
   append_opt_count("inputTokens", e.input_tokens, out);

@@ -139,6 +139,8 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int* value) {
   return true;
 }
 
+constexpr std::int64_t kLastMs = 253402300799999;  // 9999-12-31T23:59:59.999Z
+
 bool is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 }  // namespace
@@ -234,7 +236,8 @@ bool parse_timestamp(std::string_view s, std::int64_t* unix_ms) {
   if (pos != s.size()) return false;
   std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   *unix_ms = ((days * 24 + h) * 60 + mi - offset_min) * 60000LL + sec * 1000LL + ms;
-  return *unix_ms >= 0;
+  // In UTC, still between 1970 and the end of year 9999 (what four digits can write).
+  return *unix_ms >= 0 && *unix_ms <= kLastMs;
 }
 
 // --- UUIDv7 --------------------------------------------------------------------------------

@@ -111,6 +111,11 @@ class BodyParser {
 
 bool parse_body(std::string_view body, ParsedBody* out, std::string* error) {
   *out = ParsedBody();
+  // nlohmann's parser would take a NUL byte for the end of the body; JSON never holds one.
+  if (auto nul = body.find('\0'); nul != std::string_view::npos) {
+    *error = "not valid JSON: a NUL byte at offset " + std::to_string(nul);
+    return false;
+  }
   BodyParser sax(out);
   bool ok =
       json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::json, true, false);

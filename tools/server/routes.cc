@@ -99,6 +99,12 @@ bool authorized(const ServerContext& ctx, const Request& req, Response& res, boo
 // Reads the body, decompressed by cpp-httplib, up to kMaxBodyBytes. On failure answers and
 // returns false.
 bool read_body(const Request& req, Response& res, const ContentReader& reader, std::string* body) {
+  if (req.is_multipart_form_data()) {
+    // httplib reads such bodies part by part, through another reader; the API takes JSON.
+    reply_error(res, 415, "multipart/form-data bodies are not supported: send application/json");
+    res.set_header("Connection", "close");
+    return false;
+  }
   std::string encoding = req.get_header_value("Content-Encoding");
   if (!encoding.empty() && encoding != "identity" && encoding != "gzip" && encoding != "deflate" &&
       encoding != "br") {

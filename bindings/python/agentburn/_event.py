@@ -54,13 +54,34 @@ def _json_default(value: Any) -> Any:
     raise TypeError("%s is not JSON serializable" % type(value).__name__)
 
 
-def _dumps(obj: Any, what: str) -> bytes:
+def _encode(obj: Any) -> str:
     # allow_nan: NaN and Infinity go out as such, so the library refuses them itself.
+    return json.dumps(obj, allow_nan=True, separators=(",", ":"), default=_json_default)
+
+
+def _too_deep(obj: Any, what: str) -> str:
+    """The field of `obj` nested deeper than Python's JSON encoder can go."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            try:
+                _encode(value)
+            except RecursionError:
+                return str(key)
+    return what
+
+
+def _dumps(obj: Any, what: str) -> bytes:
     try:
-        text = json.dumps(obj, allow_nan=True, separators=(",", ":"), default=_json_default)
+        text = _encode(obj)
+    except RecursionError:
+        raise _invalid("%s: nested too deeply (the limit is 32 levels)"
+                       % _too_deep(obj, what)) from None
     except (TypeError, ValueError) as e:
         raise _invalid("%s: cannot be encoded as JSON: %s" % (what, e)) from None
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid("%s: is not valid text (it holds a lone surrogate)" % what) from None
 
 
 def event_json(agent_id: Optional[str], provider: Any, cost_usd: Any,

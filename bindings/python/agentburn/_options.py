@@ -34,13 +34,26 @@ def _invalid(option: str, why: str, value: Any) -> InvalidEventError:
 
 
 def _text(option: str, value: Any) -> bytes:
+    """UTF-8 bytes for the C ABI. Errors never quote the value: it may be the API key."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if isinstance(value, bytes):
-        return value
-    if not isinstance(value, str):
-        raise _invalid(option, "must be a str", value)
-    return value.encode("utf-8")
+        data = value
+    elif isinstance(value, str):
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidEventError(_native.AB_EINVALID,
+                                    "%s: is not valid text (it holds a lone surrogate)"
+                                    % option) from None
+    else:
+        raise InvalidEventError(_native.AB_EINVALID, "%s: must be a str, got %s"
+                                % (option, type(value).__name__))
+    if b"\0" in data:
+        # The C ABI takes NUL-terminated strings: the value would be cut there silently.
+        raise InvalidEventError(_native.AB_EINVALID, "%s: must not contain a NUL character"
+                                % option)
+    return data
 
 
 def _path(option: str, value: Any) -> bytes:
