@@ -10,8 +10,8 @@
 //     RSS (with the largest mappings from /proc/self/smaps) and the CPU time and context
 //     switches of the process over S seconds.
 //   agentburn_bench_child track --root DIR --durability process|buffered|system --count N
-//                               [--json 1] [--agent ID]
-//     tracks N sample events (track_json with --json 1) offline and nothing else: the
+//                               [--json 1] [--agent ID] [--threads T]
+//     tracks N sample events (track_json with --json 1) offline, from T threads, and nothing else: the
 //     program that bench/profile.sh runs under perf and callgrind; what it leaves in DIR is
 //     a backlog.
 //   agentburn_bench_child open --root DIR
@@ -151,11 +151,18 @@ int run_track(int argc, char** argv) {
   const std::string agent = f.count("--agent") ? f.at("--agent") : "agt_bench_0001";
   agentburn::Event e = sample_event(agent);
   const std::string text = sample_event_json(agent);
+  const int threads = f.count("--threads") ? std::stoi(f.at("--threads")) : 1;
+  auto work = [&](std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      agentburn::Status s = as_json ? client->track_json(text) : client->track(e);
+      if (!s.ok()) die("track: " + s.to_string());
+    }
+  };
   auto t0 = Clock::now();
-  for (std::size_t i = 0; i < n; ++i) {
-    agentburn::Status s = as_json ? client->track_json(text) : client->track(e);
-    if (!s.ok()) die("track: " + s.to_string());
-  }
+  std::vector<std::thread> ts;
+  for (int t = 1; t < threads; ++t) ts.emplace_back(work, n / threads);
+  work(n - (threads - 1) * (n / threads));
+  for (auto& t : ts) t.join();
   double secs = seconds_since(t0);
   client->close(std::chrono::milliseconds(0)).ok();
   std::printf("%s\n", json({{"events", n}, {"seconds", secs}, {"us_per_event", secs * 1e6 / n}}).dump().c_str());
