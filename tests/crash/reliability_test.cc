@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <rocksdb/db.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -310,11 +311,16 @@ TEST_SUITE_BEGIN("reliability.disk");
 
 namespace {
 
-// A tmpfs mounted for the test, unmounted at the end of the scope (also on failure).
+// A tmpfs mounted for the test, unmounted at the end of the scope (also on failure). The
+// thread first moves to a mount namespace of its own (threads it starts later share it), so
+// that even a crashed test leaves no mount behind: the namespace dies with the process.
 class Tmpfs {
  public:
   Tmpfs(const std::string& dir, const std::string& size) : dir_(dir) {
     fs::create_directories(dir);
+    if (unshare(CLONE_NEWNS) == 0) {
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);  // nothing propagates out
+    }
     std::string data = "size=" + size + ",mode=0700";
     if (mount("tmpfs", dir.c_str(), "tmpfs", 0, data.c_str()) == 0) {
       mounted_ = true;
