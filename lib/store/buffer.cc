@@ -86,7 +86,9 @@ rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& l
   o.env = env;
   o.info_log = std::make_shared<ForwardingLogger>(log);
   o.create_if_missing = create;
-  o.create_missing_column_families = create;
+  // Also when adopting: a process killed while RocksDB created its column families leaves a
+  // database without them, which holds no event and must not block the root.
+  o.create_missing_column_families = true;
   o.error_if_exists = false;
   // Small and quiet: an embedded buffer must not cost its host much memory or disk.
   o.write_buffer_size = 8 << 20;
