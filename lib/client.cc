@@ -105,6 +105,9 @@ void Client::Impl::restart_after_fork() {
 
 Status Client::Impl::enter(std::shared_lock<std::shared_mutex>* lock) {
   if (forked.load(std::memory_order_relaxed)) restart_after_fork();
+  // Once close() waits for the lock, no new call takes it: a stream of calls from other
+  // threads would otherwise keep close() waiting (glibc's rwlock favours readers).
+  if (closing.load(std::memory_order_relaxed)) return Status::closed("the client is closing");
   *lock = std::shared_lock<std::shared_mutex>(life);
   if (closed) {
     lock->unlock();
@@ -238,6 +241,7 @@ Status Client::flush(std::chrono::milliseconds timeout) {
       return Status::timeout(std::to_string(b.pending()) + " events are still pending" +
                              (last.empty() ? "" : "; last error: " + last));
     }
+    if (impl_->closing.load()) return Status::closed("the client is closing");
     impl_->sender->wait_progress(std::min(deadline, now + std::chrono::milliseconds(50)));
   }
   return Status();

@@ -133,10 +133,16 @@ TEST_CASE("folders of processes that died while creating them are cleaned up, no
   // Died while the folder was still being made.
   fs::create_directories(root.sub(".new-p2-early"));
   std::ofstream(root.sub(".new-p2-early/agentburn.lock")).put('\n');
+  // A minute old: a live creator is never that slow between mkdir and rename.
+  fs::last_write_time(root.sub(".new-p2-early"),
+                      fs::file_time_type::clock::now() - std::chrono::minutes(2));
+  // Died while removing an adopted folder.
+  fs::create_directories(root.sub(".del-p3-gone"));
   auto b = open_buffer(opts(root.path()));
   CHECK(b->adopted() == 0);
   CHECK_FALSE(fs::exists(root.sub("p1-early")));
   CHECK_FALSE(fs::exists(root.sub(".new-p2-early")));
+  CHECK_FALSE(fs::exists(root.sub(".del-p3-gone")));
   CHECK(testing::count_folders(root.path()) == 1);
 }
 

@@ -99,6 +99,9 @@ rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& l
   // No preallocated WAL space (about 9 MB a file): a buffer takes what it holds, and a
   // nearly full disk still takes events.
   o.allow_fallocate = false;
+  // A torn last record (a write cut by a crash) is dropped; damage before it is an error,
+  // not a silent end of the log with every later event gone.
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   o.compression = rocksdb::kLZ4Compression;
   o.bottommost_compression = rocksdb::kZSTD;
   o.level_compaction_dynamic_level_bytes = true;
@@ -129,7 +132,7 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
   rocksdb::DB* db = nullptr;
   s = b->open_db(b->folder_, true, &db, &b->handles_);
   if (!s.ok()) {
-    remove_tree(b->folder_);
+    discard_folder(b->folder_);
     return s;
   }
   b->db_ = db;
@@ -180,7 +183,7 @@ Status Buffer::adopt(const std::string& folder) {
   if (access((folder + "/CURRENT").c_str(), F_OK) != 0 && errno == ENOENT) {
     // Its process died between creating the folder and creating the database in it: it
     // never held an event.
-    remove_tree(folder);
+    discard_folder(folder);
     return Status();
   }
   rocksdb::DB* other = nullptr;
@@ -264,7 +267,7 @@ Status Buffer::adopt(const std::string& folder) {
   cleanup();
   if (!s.ok()) return s;
   adopted_ += moved;
-  remove_tree(folder);
+  discard_folder(folder);
   if (moved) {
     log(LogLevel::kInfo, "adopted " + std::to_string(moved) + " events from " + folder);
   }
@@ -359,6 +362,9 @@ void Buffer::stage_loop() {
 
 Status Buffer::flush_stage() {
   if (options_.durability != Durability::kBuffered) return Status();
+  // One stage write at a time: a flush() that finds the writer thread mid-write waits for
+  // that write too, so everything staged before the call is on disk when it returns.
+  std::lock_guard<std::mutex> one_writer(stage_write_mu_);
   std::vector<StoredEvent> batch;
   std::uint64_t first;
   {
@@ -619,7 +625,7 @@ Status Buffer::close() {
   delete db_;
   db_ = nullptr;
   env_.reset();
-  if (empty && st.ok() && s.ok()) remove_tree(folder_);
+  if (empty && st.ok() && s.ok()) discard_folder(folder_);
   lock_.release();
   if (!st.ok() && s.ok()) s = Status::storage("cannot close the buffer: " + st.ToString());
   return s;

@@ -158,6 +158,7 @@ class Buffer {
 
   // Durability::kBuffered: the stage and its writer thread.
   std::mutex stage_mu_;
+  std::mutex stage_write_mu_;  // held for a whole flush_stage()
   std::condition_variable stage_cv_;
   std::vector<StoredEvent> stage_;
   bool stage_stop_ = false;

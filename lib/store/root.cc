@@ -138,24 +138,36 @@ std::vector<std::string> list_buffer_folders(const std::string& root) {
 void remove_stale_staging(const std::string& root) {
   DIR* d = opendir(root.c_str());
   if (!d) return;
-  std::vector<std::string> stale;
+  std::vector<std::string> staging, doomed;
   while (dirent* e = readdir(d)) {
-    if (std::strncmp(e->d_name, ".new-", 5) == 0) stale.push_back(root + "/" + e->d_name);
+    if (std::strncmp(e->d_name, ".new-", 5) == 0) staging.push_back(root + "/" + e->d_name);
+    if (std::strncmp(e->d_name, ".del-", 5) == 0) doomed.push_back(root + "/" + e->d_name);
   }
   closedir(d);
-  for (const auto& path : stale) {
-    FolderLock lock;
-    if (FolderLock::try_lock(path, &lock)) {
-      remove_tree(path);
-      continue;
-    }
-    // No lock file at all: its process died between mkdir and creating the lock, or is
-    // between the two right now; a minute tells the two apart.
+  // A folder being discarded: whoever renamed it died before it was gone, or is removing it
+  // right now; either way it holds nothing anyone needs.
+  for (const auto& path : doomed) remove_tree(path);
+  for (const auto& path : staging) {
+    // A creator takes microseconds between mkdir, creating the lock and renaming; a minute
+    // tells a dead one from a live one, whose lock we could otherwise take in between.
     struct stat st;
-    if (access((path + kLockName).c_str(), F_OK) != 0 && stat(path.c_str(), &st) == 0 &&
-        std::time(nullptr) - st.st_mtime > 60) {
+    if (stat(path.c_str(), &st) != 0 || std::time(nullptr) - st.st_mtime <= 60) continue;
+    FolderLock lock;
+    if (access((path + kLockName).c_str(), F_OK) != 0 || FolderLock::try_lock(path, &lock)) {
       remove_tree(path);
     }
+  }
+}
+
+void discard_folder(const std::string& path) {
+  // Renamed out of the way first: a process killed half-way through the removal leaves a
+  // ".del-" folder that the next open clears, never a half-deleted database that looks live.
+  std::size_t slash = path.rfind('/');
+  std::string doomed = path.substr(0, slash + 1) + ".del-" + path.substr(slash + 1);
+  if (rename(path.c_str(), doomed.c_str()) == 0) {
+    remove_tree(doomed);
+  } else {
+    remove_tree(path);
   }
 }
 

@@ -43,8 +43,12 @@ class FolderLock {
 // Names of candidate folders of other processes under `root` (not dot-names, not set-aside).
 std::vector<std::string> list_buffer_folders(const std::string& root);
 
-// Removes the half-made folders (".new-*") of processes that died while creating one.
+// Removes the half-made folders (".new-*") of processes that died while creating one, and
+// the ".del-*" folders of processes that died while removing one.
 void remove_stale_staging(const std::string& root);
+
+// Removes a buffer folder, atomically as far as other processes can see.
+void discard_folder(const std::string& path);
 
 // rm -rf.
 void remove_tree(const std::string& path);
