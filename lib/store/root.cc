@@ -101,9 +101,13 @@ Status FolderLock::create(const std::string& root, std::string* folder, FolderLo
   if (mkdir(staging.c_str(), 0700) != 0) {
     return Status::storage("cannot create buffer folder " + staging + ": " + errno_text(errno));
   }
+  // The lock file appears under its name already locked (made and locked under another
+  // name first), so that whoever finds it unlocked knows its creator is dead.
   std::string lock_path = staging + kLockName;
-  int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  std::string unlocked_path = lock_path + ".new";
+  int fd = open(unlocked_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+      rename(unlocked_path.c_str(), lock_path.c_str()) != 0) {
     int e = errno;
     if (fd >= 0) close(fd);
     remove_tree(staging);
@@ -148,12 +152,17 @@ void remove_stale_staging(const std::string& root) {
   // right now; either way it holds nothing anyone needs.
   for (const auto& path : doomed) remove_tree(path);
   for (const auto& path : staging) {
-    // A creator takes microseconds between mkdir, creating the lock and renaming; a minute
-    // tells a dead one from a live one, whose lock we could otherwise take in between.
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0 || std::time(nullptr) - st.st_mtime <= 60) continue;
+    // Its lock file appears already locked: free means its creator died.
     FolderLock lock;
-    if (access((path + kLockName).c_str(), F_OK) != 0 || FolderLock::try_lock(path, &lock)) {
+    if (FolderLock::try_lock(path, &lock)) {
+      remove_tree(path);
+      continue;
+    }
+    // No lock file yet: its creator died between mkdir and the lock, or is there right now;
+    // it takes microseconds, so a minute tells the two apart.
+    struct stat st;
+    if (access((path + kLockName).c_str(), F_OK) != 0 && stat(path.c_str(), &st) == 0 &&
+        std::time(nullptr) - st.st_mtime > 60) {
       remove_tree(path);
     }
   }

@@ -608,7 +608,7 @@ void Harness::final_client() {
     std::string name = e.path().filename().string();
     if (name.rfind("corrupt-", 0) == 0) {
       ++aside;
-    } else if (name.rfind(".new-", 0) == 0 && fs::is_empty(e.path())) {
+    } else if (name.rfind(".new-", 0) == 0 && !fs::exists(e.path() / "agentburn.lock")) {
       // A process killed between creating its folder and its lock file: a later open
       // removes it once it is a minute old.
       ++totals_.empty_staging;
