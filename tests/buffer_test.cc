@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -75,6 +76,142 @@ TEST_CASE("events survive close and reopen, in order, in every durability mode")
     for (int i = 0; i < 2500; ++i) CHECK(all[i] == ev(i));
     CHECK(testing::count_folders(root.path()) == 1);  // the adopted folder is gone
   }
+}
+
+// Runs `body` in a child process that ends without closing anything, as a killed one would.
+void in_dying_child(const std::function<int()>& body) {
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) _exit(body());
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a reopened buffer takes its predecessor's folder over whole, counters and order kept") {
+  testing::TempDir root;
+  std::string folder;
+  std::uint64_t bytes = 0;
+  {
+    auto b = open_buffer(opts(root.path()));
+    for (int i = 0; i < 300; ++i) REQUIRE(b->append(ev(i)).ok());
+    std::vector<StoredEvent> batch;
+    REQUIRE(b->read_next(100, 1 << 20, &batch).ok());
+    REQUIRE(b->remove(batch).ok());  // 0..99 delivered
+    REQUIRE(b->read_next(1, 1 << 20, &batch).ok());
+    REQUIRE(b->bury(batch[0], "refused").ok());  // 100 a dead letter
+    REQUIRE(b->read_next(50, 1 << 20, &batch).ok());  // 101..150 in flight at close
+    folder = b->folder();
+    bytes = b->pending_bytes();
+    CHECK(b->pending() == 199);
+    REQUIRE(b->close().ok());
+  }
+  auto b = open_buffer(opts(root.path()));
+  CHECK(b->folder() == folder);  // the same folder: nothing was copied
+  CHECK(testing::count_folders(root.path()) == 1);
+  CHECK(b->adopted() == 199);
+  CHECK(b->pending() == 199);
+  CHECK(b->pending_bytes() == bytes);
+  CHECK(b->dead_count() == 1);
+  REQUIRE(b->append(ev(300)).ok());
+  auto all = drain(*b);
+  REQUIRE(all.size() == 200);
+  for (int i = 0; i < 200; ++i) CHECK(all[i] == ev(101 + i));
+}
+
+TEST_CASE("a folder taken over after a crash is counted again, also when a clean close came first") {
+  testing::TempDir root;
+  std::uint64_t bytes = 0;
+  {
+    auto b = open_buffer(opts(root.path()));
+    for (int i = 0; i < 100; ++i) REQUIRE(b->append(ev(i)).ok());
+    bytes = b->pending_bytes();
+    REQUIRE(b->close().ok());  // leaves the counters record
+  }
+  // Takes it over (consuming the record), adds 50 and dies without a close.
+  in_dying_child([&] {
+    std::unique_ptr<Buffer> b;
+    if (!Buffer::open(opts(root.path()), &b).ok() || b->pending() != 100) return 2;
+    for (int i = 100; i < 150; ++i) {
+      if (!b->append(ev(i)).ok()) return 3;
+    }
+    std::vector<StoredEvent> batch;
+    if (!b->read_next(10, 1 << 20, &batch).ok() || !b->remove(batch).ok()) return 4;
+    b.release();  // never closed: the process just ends
+    return 0;
+  });
+  auto b = open_buffer(opts(root.path()));
+  CHECK(b->pending() == 140);
+  CHECK(b->pending_bytes() == bytes + 50 * (ev(100).size() + 8) - 10 * (ev(0).size() + 8));
+  REQUIRE(b->append(ev(150)).ok());
+  auto all = drain(*b);
+  REQUIRE(all.size() == 141);
+  for (int i = 0; i < 141; ++i) CHECK(all[i] == ev(10 + i));
+}
+
+TEST_CASE("with two dead folders, one is taken over and the other adopted") {
+  testing::TempDir root;
+  for (int round = 0; round < 2; ++round) {
+    in_dying_child([&] {
+      std::unique_ptr<Buffer> b;
+      if (!Buffer::open(opts(root.path()), &b).ok()) return 2;
+      for (int i = 0; i < 10; ++i) {
+        if (!b->append(ev(round * 10 + i)).ok()) return 3;
+      }
+      b.release();
+      return 0;
+    });
+  }
+  // The second child took over the first child's folder: one folder, 20 events.
+  CHECK(testing::count_folders(root.path()) == 1);
+  // Now make two: a live buffer adds its own folder, then dies.
+  in_dying_child([&] {
+    std::unique_ptr<Buffer> a, b;
+    if (!Buffer::open(opts(root.path()), &a).ok()) return 2;  // takes over the 20
+    if (!Buffer::open(opts(root.path()), &b).ok()) return 3;  // a new folder
+    if (a->pending() != 20 || b->pending() != 0) return 4;
+    for (int i = 20; i < 25; ++i) {
+      if (!b->append(ev(i)).ok()) return 5;
+    }
+    a.release();
+    b.release();
+    return 0;
+  });
+  CHECK(testing::count_folders(root.path()) == 2);
+  auto b = open_buffer(opts(root.path()));
+  CHECK(testing::count_folders(root.path()) == 1);
+  CHECK(b->adopted() == 25);
+  auto all = drain(*b);
+  std::set<std::string> uniq(all.begin(), all.end());
+  CHECK(uniq.size() == 25);
+}
+
+TEST_CASE("the oldest pending event is known while batches are read, acked out of order, buried") {
+  testing::TempDir root;
+  auto b = open_buffer(opts(root.path()));
+  CHECK(b->first_pending_seq() == 1);  // none: the next one
+  for (int i = 0; i < 30; ++i) REQUIRE(b->append(ev(i)).ok());
+  CHECK(b->first_pending_seq() == 1);
+  std::vector<StoredEvent> first, second, third;
+  REQUIRE(b->read_next(10, 1 << 20, &first).ok());   // 1..10
+  REQUIRE(b->read_next(10, 1 << 20, &second).ok());  // 11..20
+  REQUIRE(b->remove(second).ok());
+  CHECK(b->first_pending_seq() == 1);
+  // A batch split in halves: the later half acked first.
+  std::vector<StoredEvent> lo(first.begin(), first.begin() + 5), hi(first.begin() + 5, first.end());
+  REQUIRE(b->remove(hi).ok());
+  CHECK(b->first_pending_seq() == 1);
+  REQUIRE(b->bury(lo[0], "refused").ok());
+  CHECK(b->first_pending_seq() == 2);
+  lo.erase(lo.begin());
+  REQUIRE(b->remove(lo).ok());
+  CHECK(b->first_pending_seq() == 21);  // unread, found from the cursor
+  REQUIRE(b->read_next(100, 1 << 20, &third).ok());
+  CHECK(b->first_pending_seq() == 21);
+  REQUIRE(b->remove(third).ok());
+  CHECK(b->first_pending_seq() == 31);
+  CHECK(b->pending() == 0);
 }
 
 TEST_CASE("an empty buffer folder is removed at close") {

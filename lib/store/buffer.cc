@@ -127,21 +127,35 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
   // Folders of dead processes, found before ours exists so that we never list ourselves.
   remove_stale_staging(options.root);
   std::vector<std::string> others = list_buffer_folders(options.root);
-  s = FolderLock::create(options.root, &b->folder_, &b->lock_);
-  if (!s.ok()) return s;
-  rocksdb::DB* db = nullptr;
-  s = b->open_db(b->folder_, true, &db, &b->handles_);
-  if (!s.ok()) {
-    discard_folder(b->folder_);
-    return s;
+  // A restarted process takes its predecessor's folder over whole rather than copying it.
+  bool taken = false;
+  for (auto it = others.begin(); it != others.end() && !taken; ++it) {
+    if (b->take_over(*it)) {
+      taken = true;
+      others.erase(it);
+      break;
+    }
   }
-  b->db_ = db;
-  b->queue_cf_ = b->handles_[0];
-  b->dead_cf_ = b->handles_[1];
-  b->meta_cf_ = b->handles_[2];
-  auto st = db->Put(rocksdb::WriteOptions(), b->meta_cf_, "format_version",
-                    std::to_string(kFormatVersion));
-  if (!st.ok()) return Status::storage("cannot write to " + b->folder_ + ": " + st.ToString());
+  if (!taken) {
+    s = FolderLock::create(options.root, &b->folder_, &b->lock_);
+    if (!s.ok()) return s;
+    rocksdb::DB* db = nullptr;
+    s = b->open_db(b->folder_, true, &db, &b->handles_);
+    if (!s.ok()) {
+      discard_folder(b->folder_);
+      return s;
+    }
+    b->db_ = db;
+    b->queue_cf_ = b->handles_[0];
+    b->dead_cf_ = b->handles_[1];
+    b->meta_cf_ = b->handles_[2];
+  }
+  auto st = b->db_->Put(rocksdb::WriteOptions(), b->meta_cf_, "format_version",
+                        std::to_string(kFormatVersion));
+  if (!st.ok()) {
+    b->close().ok();
+    return Status::storage("cannot write to " + b->folder_ + ": " + st.ToString());
+  }
   for (const auto& folder : others) {
     s = b->adopt(folder);
     if (!s.ok()) {
@@ -175,6 +189,126 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
 
 void Buffer::log(LogLevel level, const std::string& message) const {
   if (options_.log) options_.log(level, message);
+}
+
+bool Buffer::take_over(const std::string& folder) {
+  FolderLock lock;
+  if (!FolderLock::try_lock(folder, &lock)) return false;  // alive, or taken by another
+  if (access((folder + "/CURRENT").c_str(), F_OK) != 0) return false;
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> h;
+  if (!open_db(folder, false, &db, &h).ok()) return false;  // adopt() reports or sets aside
+  auto give_back = [&] {
+    for (auto* cf : h) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+    return false;
+  };
+  std::string version;
+  auto st = db->Get(rocksdb::ReadOptions(), h[2], "format_version", &version);
+  if (!st.ok() && !st.IsNotFound()) return give_back();
+  if (st.ok() && std::atoi(version.c_str()) > kFormatVersion) return give_back();
+  db_ = db;
+  handles_ = h;
+  queue_cf_ = h[0];
+  dead_cf_ = h[1];
+  meta_cf_ = h[2];
+  folder_ = folder;
+  if (!load_counters().ok()) {
+    next_seq_ = 1;
+    pending_ = pending_bytes_ = dead_count_ = dead_bytes_ = 0;
+    stored_max_ = 0;
+    cursor_ = 0;
+    claimed_upto_ = 0;
+    db_ = nullptr;
+    handles_.clear();
+    queue_cf_ = dead_cf_ = meta_cf_ = nullptr;
+    folder_.clear();
+    return give_back();
+  }
+  lock_ = std::move(lock);
+  adopted_ += pending_.load();
+  if (pending_.load() || dead_count_.load()) {
+    log(LogLevel::kInfo, "took over " + std::to_string(pending_.load()) + " events and " +
+                             std::to_string(dead_count_.load()) + " dead letters in " + folder);
+  }
+  return true;
+}
+
+Status Buffer::load_counters() {
+  // The record a clean close left is deleted (synced) before anything else is written here,
+  // so that after a crash from now on the events are counted again, never misread.
+  std::string saved;
+  auto st = db_->Get(rocksdb::ReadOptions(), meta_cf_, "counters", &saved);
+  if (!st.ok() && !st.IsNotFound()) return Status::storage(st.ToString());
+  bool have = false;
+  std::uint64_t next = 1, first = 0;
+  if (st.ok()) {
+    unsigned long long v[6];
+    have = std::sscanf(saved.c_str(), "v1 %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                       &v[3], &v[4], &v[5]) == 6;
+    if (have) {
+      next = v[0];
+      first = v[1];
+      pending_ = v[2];
+      pending_bytes_ = v[3];
+      dead_count_ = v[4];
+      dead_bytes_ = v[5];
+    }
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    st = db_->Delete(sync, meta_cf_, "counters");
+    if (!st.ok()) return Status::storage(st.ToString());
+  }
+  if (!have) {
+    std::uint64_t n = 0, bytes = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queue_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::uint64_t seq = decode_seq(it->key());
+      if (n++ == 0) first = seq;
+      next = std::max(next, seq + 1);
+      bytes += it->value().size() + kKeyOverhead;
+    }
+    if (!it->status().ok()) return Status::storage(it->status().ToString());
+    pending_ = n;
+    pending_bytes_ = bytes;
+    n = bytes = 0;
+    it.reset(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ++n;
+      next = std::max(next, decode_seq(it->key()) + 1);
+      bytes += it->value().size() + kKeyOverhead;
+    }
+    if (!it->status().ok()) return Status::storage(it->status().ToString());
+    dead_count_ = n;
+    dead_bytes_ = bytes;
+  }
+  next_seq_ = next;
+  stored_max_ = next - 1;
+  // Reads start at the oldest event, never behind it among the tombstones of acked ones.
+  cursor_ = pending_.load() ? first : next;
+  claimed_upto_ = cursor_ - 1;
+  return Status();
+}
+
+void Buffer::claim(std::uint64_t first, std::uint64_t last) { claimed_[first] = last; }
+
+void Buffer::unclaim(std::uint64_t first, std::uint64_t last) {
+  // Removes [first, last] from the claimed ranges, splitting any that straddle it.
+  auto it = claimed_.upper_bound(first);
+  if (it != claimed_.begin()) --it;
+  while (it != claimed_.end() && it->first <= last) {
+    const std::uint64_t lo = it->first, hi = it->second;
+    if (hi < first) {
+      ++it;
+      continue;
+    }
+    it = claimed_.erase(it);
+    if (lo < first) claimed_[lo] = first - 1;
+    if (hi > last) {
+      claimed_[last + 1] = hi;
+      break;
+    }
+  }
 }
 
 Status Buffer::adopt(const std::string& folder) {
@@ -214,6 +348,16 @@ Status Buffer::adopt(const std::string& folder) {
     return Status::storage("buffer folder " + folder + " has format version " + version +
                            ", newer than this library reads (" + std::to_string(kFormatVersion) +
                            "); open it with a newer agentburn or use another buffer_root");
+  }
+  // The counters a clean close left stop being true with the first chunk moved.
+  {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    st = other->Delete(sync, h[2], "counters");
+    if (!st.ok()) {
+      cleanup();
+      return Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
+    }
   }
   // Move queue then dead letters in chunks. Each chunk is synced here before it is deleted
   // there: a crash in between leaves a copy in both, which the server's dedupe absorbs.
@@ -435,14 +579,22 @@ Status Buffer::read_next(std::size_t max_events, std::size_t max_bytes,
   bool full = out->size() >= max_events || (it->Valid());
   cursor_ = full ? out->back().seq + 1 : upto + 1;
   claimed_upto_ = cursor_ - 1;
+  if (!out->empty()) claim(out->front().seq, out->back().seq);
   return Status();
 }
 
 std::uint64_t Buffer::first_pending_seq() {
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return 0;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queue_cf_));
-  it->SeekToFirst();
+  // Claimed events are older than every unread one, and below the cursor nothing else is left.
+  if (!claimed_.empty()) return claimed_.begin()->first;
+  if (pending_.load() == 0) return next_seq_.load();
+  SeqKey lower(cursor_);
+  rocksdb::Slice lower_slice = lower.slice();
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, queue_cf_));
+  it->Seek(lower_slice);
   if (it->Valid()) return decode_seq(it->key());
   std::lock_guard<std::mutex> s(stage_mu_);
   return stage_.empty() ? next_seq_.load() : stage_.front().seq;
@@ -461,6 +613,7 @@ Status Buffer::remove(const std::vector<StoredEvent>& events) {
     st = db_->DeleteRange(rocksdb::WriteOptions(), queue_cf_, first.slice(), end.slice());
   }
   if (!st.ok()) return Status::storage("cannot delete delivered events: " + st.ToString());
+  unclaim(events.front().seq, events.back().seq);
   pending_ -= events.size();
   pending_bytes_ -= bytes;
   removed_since_compaction_ += events.size();
@@ -485,6 +638,7 @@ Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
   wb.Put(dead_cf_, key.slice(), value);
   auto st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot store a dead letter: " + st.ToString());
+  unclaim(event.seq, event.seq);
   pending_ -= 1;
   pending_bytes_ -= event.json.size() + kKeyOverhead;
   dead_count_ += 1;
@@ -619,6 +773,21 @@ Status Buffer::close() {
   closed_ = true;
   if (!db_) return s;
   bool empty = pending_.load() == 0 && dead_count_.load() == 0;
+  if (!empty && s.ok()) {
+    // What the next process to take this folder over would otherwise count event by event.
+    std::uint64_t first = claimed_.empty() ? cursor_.load() : claimed_.begin()->first;
+    char text[200];
+    std::snprintf(text, sizeof text, "v1 %llu %llu %llu %llu %llu %llu",
+                  static_cast<unsigned long long>(next_seq_.load()),
+                  static_cast<unsigned long long>(first),
+                  static_cast<unsigned long long>(pending_.load()),
+                  static_cast<unsigned long long>(pending_bytes_.load()),
+                  static_cast<unsigned long long>(dead_count_.load()),
+                  static_cast<unsigned long long>(dead_bytes_.load()));
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    db_->Put(sync, meta_cf_, "counters", text).ok();  // without it, the next open counts
+  }
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   auto st = db_->Close();

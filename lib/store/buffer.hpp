@@ -5,7 +5,8 @@
 //   iteration order is arrival order. Value: the event's wire-form JSON.
 // - column family "dead": dead letters. Key: the event's sequence number. Value: a 4-byte
 //   little-endian length of the event, the event, then the reason text.
-// - column family "meta": "format_version" -> decimal text.
+// - column family "meta": "format_version" -> decimal text; "counters" -> the counters a
+//   clean close left (see Buffer::close), so that the next open need not count the events.
 //
 // Acked events leave with one DeleteRange per batch; readers seek with a lower bound past the
 // deleted prefix, so tombstones are never walked; a manual compaction of the deleted prefix
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,7 +57,9 @@ struct BufferOptions {
 
 class Buffer {
  public:
-  // Creates this buffer's folder under the root and adopts the folders of dead processes.
+  // Takes over the folder of a dead process under the root as its own (no copy: a restarted
+  // process opens its backlog in milliseconds), or creates a new one; then adopts (copies in)
+  // the folders of any other dead processes.
   static Status open(const BufferOptions& options, std::unique_ptr<Buffer>* out);
   ~Buffer();
 
@@ -117,7 +121,15 @@ class Buffer {
   Status open_db(const std::string& folder, bool create, rocksdb::DB** db,
                  std::vector<rocksdb::ColumnFamilyHandle*>* handles);
   Status adopt(const std::string& folder);
+  // Makes `folder` (of a dead process) this buffer's own. False, with nothing changed, when
+  // it cannot be locked, holds no database, or cannot be opened as one of this version; the
+  // adoption pass then deals with it.
+  bool take_over(const std::string& folder);
+  // The counters of a database just taken over: from the record a clean close left, else by
+  // reading every key once.
   Status load_counters();
+  void claim(std::uint64_t first, std::uint64_t last);
+  void unclaim(std::uint64_t first, std::uint64_t last);
   Status write_events(std::vector<StoredEvent>* batch);
   // After a failed write: asks RocksDB to leave its error state; true when it did.
   bool recover(const rocksdb::Status& failed);
@@ -154,6 +166,9 @@ class Buffer {
   std::mutex queue_mu_;
   std::atomic<std::uint64_t> cursor_{0};  // next seq to read
   std::uint64_t claimed_upto_ = 0;
+  // Ranges of sequence numbers read but not yet removed or buried (first -> last): the
+  // lowest is the oldest pending event, known without a seek past the ack tombstones.
+  std::map<std::uint64_t, std::uint64_t> claimed_;
   std::uint64_t removed_since_compaction_ = 0;
 
   // Durability::kBuffered: the stage and its writer thread.
