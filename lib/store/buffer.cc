@@ -95,6 +95,9 @@ rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& l
   o.max_write_buffer_number = 2;
   o.max_open_files = 64;
   o.max_background_jobs = 2;
+  // Statistics go to no log here: no periodic dump (nor its timer thread) to produce them.
+  o.stats_dump_period_sec = 0;
+  o.stats_persist_period_sec = 0;
   o.max_total_wal_size = 64 << 20;  // flush the small column families so WALs are recycled
   // No preallocated WAL space (about 9 MB a file): a buffer takes what it holds, and a
   // nearly full disk still takes events.

@@ -218,26 +218,32 @@ std::optional<std::int64_t> parse_retry_after(const std::string& value) {
   return delta > 0 ? delta : 0;
 }
 
-Transport::Transport(const TransportConfig& config) : config_(config) {
-  global_init();
-  multi_ = curl_multi_init();
-  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(config.slots));
-  for (int i = 0; i < config.slots; ++i) slots_.push_back(new Slot(config));
-}
+Transport::Transport(const TransportConfig& config) : config_(config) {}
 
 Transport::~Transport() {
   cancel_all();
   for (auto* s : slots_) delete s;
-  curl_multi_cleanup(multi_);
+  if (void* m = multi_.load()) curl_multi_cleanup(m);
+}
+
+void Transport::start_curl() {
+  // At the first request, not at open: a client that has sent nothing (offline, or idle)
+  // never initialises libcurl and its TLS library, which costs about 2 MB of resident pages.
+  global_init();
+  void* m = curl_multi_init();
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, static_cast<long>(config_.slots));
+  for (int i = 0; i < config_.slots; ++i) slots_.push_back(new Slot(config_));
+  multi_.store(m);
 }
 
 bool Transport::start(const std::string& path, std::string body, std::uint64_t tag) {
+  if (!multi_.load()) start_curl();
   for (auto* s : slots_) {
     if (s->busy) continue;
     s->prepare(config_, path, std::move(body));
     s->tag = tag;
     s->busy = true;
-    curl_multi_add_handle(multi_, s->easy);
+    curl_multi_add_handle(multi_.load(), s->easy);
     ++in_flight_;
     return true;
   }
@@ -246,17 +252,19 @@ bool Transport::start(const std::string& path, std::string body, std::uint64_t t
 
 void Transport::poll(std::chrono::milliseconds max_wait,
                      std::vector<std::pair<std::uint64_t, HttpResult>>* done) {
+  if (in_flight_ == 0) return;
+  void* multi = multi_.load();
   int running = 0;
-  curl_multi_perform(multi_, &running);
+  curl_multi_perform(multi, &running);
   auto collect = [&] {
     int left = 0;
     bool any = false;
-    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+    while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
       if (m->msg != CURLMSG_DONE) continue;
       for (auto* s : slots_) {
         if (s->easy != m->easy_handle) continue;
         s->finish(m->data.result);
-        curl_multi_remove_handle(multi_, s->easy);
+        curl_multi_remove_handle(multi, s->easy);
         s->busy = false;
         --in_flight_;
         done->emplace_back(s->tag, std::move(s->result));
@@ -266,17 +274,20 @@ void Transport::poll(std::chrono::milliseconds max_wait,
     return any;
   };
   if (collect() || in_flight_ == 0) return;
-  curl_multi_poll(multi_, nullptr, 0, static_cast<int>(max_wait.count()), nullptr);
-  curl_multi_perform(multi_, &running);
+  curl_multi_poll(multi, nullptr, 0, static_cast<int>(max_wait.count()), nullptr);
+  curl_multi_perform(multi, &running);
   collect();
 }
 
-void Transport::interrupt() { curl_multi_wakeup(multi_); }
+void Transport::interrupt() {
+  // Before the first request there is no poll() to wake: poll() runs only with one in flight.
+  if (void* m = multi_.load()) curl_multi_wakeup(m);
+}
 
 void Transport::cancel_all() {
   for (auto* s : slots_) {
     if (!s->busy) continue;
-    curl_multi_remove_handle(multi_, s->easy);  // aborts the transfer, closes its connection
+    curl_multi_remove_handle(multi_.load(), s->easy);  // aborts the transfer, closes its connection
     s->busy = false;
     --in_flight_;
   }

@@ -51,7 +51,7 @@ class Transport {
   Transport& operator=(const Transport&) = delete;
 
   int in_flight() const { return in_flight_; }
-  bool has_free_slot() const { return in_flight_ < static_cast<int>(slots_.size()); }
+  bool has_free_slot() const { return in_flight_ < config_.slots; }
 
   // Starts POST {endpoint}{path}. False when no slot is free.
   bool start(const std::string& path, std::string body, std::uint64_t tag);
@@ -72,8 +72,10 @@ class Transport {
   struct Slot;
 
  private:
+  void start_curl();
+
   TransportConfig config_;
-  void* multi_ = nullptr;
+  std::atomic<void*> multi_{nullptr};  // made at the first start(); interrupt() reads it
   std::vector<Slot*> slots_;
   int in_flight_ = 0;
 };
