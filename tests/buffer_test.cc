@@ -214,6 +214,39 @@ TEST_CASE("the oldest pending event is known while batches are read, acked out o
   CHECK(b->pending() == 0);
 }
 
+std::uint64_t sst_bytes(const std::string& folder) {
+  std::uint64_t n = 0;
+  for (const auto& e : fs::directory_iterator(folder)) {
+    if (e.path().extension() == ".sst") n += e.file_size();
+  }
+  return n;
+}
+
+TEST_CASE("the space of delivered events comes back: the acked prefix is compacted in the background") {
+  testing::TempDir root;
+  auto b = open_buffer(opts(root.path()));
+  std::uint64_t x = 88172645463325252ull;  // xorshift: values that do not compress away
+  const int n = 200500;
+  for (int i = 0; i < n; ++i) {
+    char text[96];
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    std::snprintf(text, sizeof text, "{\"n\":%d,\"pad\":\"%016llx%016llx\"}", i,
+                  static_cast<unsigned long long>(x), static_cast<unsigned long long>(x * 31));
+    REQUIRE(b->append(text).ok());
+  }
+  // The memtables reach disk as tables once enough is written; wait for some.
+  REQUIRE(testing::wait_until([&] { return sst_bytes(b->folder()) > 4u << 20; }));
+  const std::uint64_t before = sst_bytes(b->folder());
+  CHECK(drain(*b, true).size() == static_cast<std::size_t>(n));
+  CHECK(b->pending() == 0);
+  bool shrunk = testing::wait_until([&] { return sst_bytes(b->folder()) < before / 4; },
+                                    std::chrono::seconds(60));
+  std::string sizes = std::to_string(before) + " bytes of tables before, " +
+                      std::to_string(sst_bytes(b->folder())) + " after";
+  CHECK_MESSAGE(shrunk, sizes);
+  REQUIRE(b->close().ok());
+}
+
 TEST_CASE("an empty buffer folder is removed at close") {
   testing::TempDir root;
   auto b = open_buffer(opts(root.path()));

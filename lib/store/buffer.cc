@@ -622,13 +622,43 @@ Status Buffer::remove(const std::vector<StoredEvent>& events) {
   removed_since_compaction_ += events.size();
   if (removed_since_compaction_ >= kCompactEvery) {
     removed_since_compaction_ = 0;
-    rocksdb::CompactRangeOptions co;
-    co.exclusive_manual_compaction = false;
-    rocksdb::Slice end_slice = end.slice();
-    st = db_->CompactRange(co, queue_cf_, nullptr, &end_slice);
-    if (!st.ok()) log(LogLevel::kWarning, "buffer compaction failed: " + st.ToString());
+    request_compaction(events.back().seq + 1);
   }
   return Status();
+}
+
+void Buffer::request_compaction(std::uint64_t below) {
+  // On a thread of its own: a compaction of 200k deleted events takes the better part of a
+  // second, which the sender would otherwise spend not sending.
+  {
+    std::lock_guard<std::mutex> g(compact_mu_);
+    if (compact_stop_) return;
+    compact_below_ = std::max(compact_below_, below);
+    if (!compact_thread_.joinable()) compact_thread_ = std::thread([this] { compact_loop(); });
+  }
+  compact_cv_.notify_one();
+}
+
+void Buffer::compact_loop() {
+  std::uint64_t done = 0;
+  std::unique_lock<std::mutex> g(compact_mu_);
+  while (true) {
+    compact_cv_.wait(g, [&] { return compact_stop_ || compact_below_ > done; });
+    if (compact_stop_) return;
+    const std::uint64_t below = compact_below_;
+    g.unlock();
+    rocksdb::CompactRangeOptions co;
+    co.exclusive_manual_compaction = false;
+    SeqKey end(below);
+    rocksdb::Slice end_slice = end.slice();
+    auto st = db_->CompactRange(co, queue_cf_, nullptr, &end_slice);
+    // Incomplete: close() cancelled it; the next owner of the folder compacts instead.
+    if (!st.ok() && !st.IsIncomplete()) {
+      log(LogLevel::kWarning, "buffer compaction failed: " + st.ToString());
+    }
+    done = below;
+    g.lock();
+  }
 }
 
 Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
@@ -772,6 +802,15 @@ Status Buffer::close() {
   stage_cv_.notify_all();
   if (stage_thread_.joinable()) stage_thread_.join();
   Status s = flush_stage();
+  {
+    std::lock_guard<std::mutex> g(compact_mu_);
+    compact_stop_ = true;
+  }
+  if (compact_thread_.joinable()) {
+    db_->DisableManualCompaction();  // a compaction under way returns at once
+    compact_cv_.notify_all();
+    compact_thread_.join();
+  }
   std::lock_guard<std::mutex> g(queue_mu_);
   closed_ = true;
   if (!db_) return s;

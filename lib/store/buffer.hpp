@@ -135,6 +135,9 @@ class Buffer {
   bool recover(const rocksdb::Status& failed);
   Status make_room(std::uint64_t need);
   void stage_loop();
+  // Compacts the queue below `below` (acked) on the compaction thread, started at first use.
+  void request_compaction(std::uint64_t below);
+  void compact_loop();
   void log(LogLevel level, const std::string& message) const;
 
   BufferOptions options_;
@@ -178,6 +181,13 @@ class Buffer {
   std::vector<StoredEvent> stage_;
   bool stage_stop_ = false;
   std::thread stage_thread_;
+
+  // Compaction of the acked prefix, off the sender's thread.
+  std::mutex compact_mu_;
+  std::condition_variable compact_cv_;
+  std::uint64_t compact_below_ = 0;
+  bool compact_stop_ = false;
+  std::thread compact_thread_;
 
   bool closed_ = false;
 };
