@@ -14,6 +14,7 @@
 
 #include "store/buffer.hpp"
 #include "support.hpp"
+#include "support/clients.hpp"
 
 using namespace agentburn;
 using namespace std::chrono_literals;
@@ -37,23 +38,6 @@ Event sample(int i) {
   e.input_tokens = i;
   e.task_id = "task-" + std::to_string(i % 7);
   return e;
-}
-
-// The idempotency keys of everything pending under `root` (adopting it all).
-std::multiset<std::string> keys_on_disk(const std::string& root) {
-  detail::BufferOptions o;
-  o.root = root;
-  std::unique_ptr<detail::Buffer> b;
-  Status s = detail::Buffer::open(o, &b);
-  REQUIRE_MESSAGE(s.ok(), s.to_string());
-  std::multiset<std::string> keys;
-  std::vector<detail::StoredEvent> batch;
-  while (true) {
-    REQUIRE(b->read_next(1000, 1 << 24, &batch).ok());
-    if (batch.empty()) break;
-    for (auto& e : batch) keys.insert(nlohmann::json::parse(e.json)["idempotency_key"]);
-  }
-  return keys;
 }
 
 }  // namespace
@@ -89,7 +73,7 @@ TEST_CASE("offline: events accumulate on disk, stats show them, close keeps them
     CHECK(c->close(0ms).code() == Status::Code::kClosed);
     CHECK(c->stats().pending == 0);
   }
-  auto on_disk = keys_on_disk(root.path());
+  auto on_disk = testing::keys_on_disk(root.path());
   CHECK(on_disk == std::multiset<std::string>(keys.begin(), keys.end()));
 }
 
@@ -173,7 +157,7 @@ TEST_CASE("many threads track at once, in every durability mode") {
     }
     std::multiset<std::string> want;
     for (auto& v : keys) want.insert(v.begin(), v.end());
-    CHECK(keys_on_disk(root.path()) == want);
+    CHECK(testing::keys_on_disk(root.path()) == want);
   }
 }
 
@@ -219,7 +203,7 @@ static void kill_after_track(Durability d) {
   REQUIRE(waitpid(child, &status, 0) == child);
   REQUIRE(WIFSIGNALED(status));
   close(fds[0]);
-  auto on_disk = keys_on_disk(root.path());
+  auto on_disk = testing::keys_on_disk(root.path());
   std::size_t missing = 0;
   for (const auto& k : acked) missing += on_disk.count(k) == 0;
   CHECK(missing == 0);
@@ -260,7 +244,7 @@ TEST_CASE("buffered durability: what flush() returned for survives a SIGKILL") {
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
   close(fds[0]);
-  CHECK(keys_on_disk(root.path()).size() == 500);
+  CHECK(testing::keys_on_disk(root.path()).size() == 500);
 }
 
 TEST_CASE("a moved-from client answers kClosed and a moved-to one works") {
@@ -326,7 +310,7 @@ TEST_CASE("fork: parent and child both keep working, each with its own buffer fo
     CHECK(c->stats().pending == 20);
   }
   CHECK(want.size() == 20 + kChildEvents);
-  CHECK(keys_on_disk(root.path()) == want);
+  CHECK(testing::keys_on_disk(root.path()) == want);
 }
 
 TEST_CASE("fork: a child does not keep its dead parent's folder locked") {
@@ -355,6 +339,6 @@ TEST_CASE("fork: a child does not keep its dead parent's folder locked") {
   REQUIRE(waitpid(parent, &status, 0) == parent);
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
-  CHECK(keys_on_disk(root.path()).size() == 5);  // adopted while the grandchild lives
+  CHECK(testing::keys_on_disk(root.path()).size() == 5);  // adopted while the grandchild lives
   close(fds[1]);
 }

@@ -12,6 +12,9 @@
 
 namespace testing {
 
+// The API key the test servers accept.
+inline const char* const kTestKey = "test-key-0123456789";
+
 // A fresh folder under $TMPDIR, removed with everything in it at the end of the scope.
 class TempDir {
  public:

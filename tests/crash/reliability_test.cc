@@ -29,6 +29,7 @@
 
 #include "server/harness.hpp"
 #include "store/buffer.hpp"
+#include "support/clients.hpp"
 
 using namespace agentburn;
 using namespace std::chrono_literals;
@@ -46,25 +47,9 @@ Options offline(const std::string& root, Durability d = Durability::kProcess) {
   return o;
 }
 
-// Quick retries so that delivery settles in milliseconds.
-Options online(const std::string& root, const std::string& url) {
-  Options o;
-  o.buffer_root = root;
-  o.endpoint = url;
-  o.api_key = testing::kTestKey;
-  o.flush_interval_ms = 20;
-  o.retry_initial_ms = 10;
-  o.retry_max_ms = 200;
-  o.request_timeout_ms = 5000;
-  o.close_timeout_ms = 500;
-  return o;
-}
-
-Client open_client(const Options& o) {
-  auto c = Client::open(o);
-  REQUIRE_MESSAGE(c.ok(), c.status().to_string());
-  return std::move(c.value());
-}
+using testing::keys_on_disk;
+using testing::online;
+using testing::open_client;
 
 Event event(const std::string& agent, int i, std::size_t pad = 0) {
   Event e;
@@ -97,27 +82,6 @@ std::multiset<std::string> server_keys(testing::TestServer& s) {
   REQUIRE_MESSAGE(events.size() < 10000, "more events than one answer holds");
   std::multiset<std::string> keys;
   for (const auto& e : events) keys.insert(e.value("idempotency_key", ""));
-  return keys;
-}
-
-// The keys of everything pending under `root`, read through a buffer that adopts it all.
-std::multiset<std::string> keys_on_disk(const std::string& root) {
-  detail::BufferOptions o;
-  o.root = root;
-  std::unique_ptr<detail::Buffer> b;
-  Status s = detail::Buffer::open(o, &b);
-  REQUIRE_MESSAGE(s.ok(), s.to_string());
-  std::multiset<std::string> keys;
-  std::vector<detail::StoredEvent> batch;
-  while (true) {
-    REQUIRE(b->read_next(1000, 1 << 24, &batch).ok());
-    if (batch.empty()) break;
-    for (auto& e : batch) {
-      json j = json::parse(e.json, nullptr, false);
-      REQUIRE_MESSAGE(j.is_object(), "an event on disk does not parse: " << e.json.substr(0, 200));
-      keys.insert(j.value("idempotency_key", ""));
-    }
-  }
   return keys;
 }
 

@@ -12,6 +12,7 @@
 
 #include "server/harness.hpp"
 #include "support/certs.hpp"
+#include "support/clients.hpp"
 #include "support/tcp_proxy.hpp"
 
 using namespace agentburn;
@@ -21,26 +22,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Quick retries so that the retry table runs in seconds.
-Options online(const std::string& root, const std::string& url,
-               const std::string& key = testing::kTestKey) {
-  Options o;
-  o.buffer_root = root;
-  o.endpoint = url;
-  o.api_key = key;
-  o.flush_interval_ms = 20;
-  o.retry_initial_ms = 10;
-  o.retry_max_ms = 200;
-  o.request_timeout_ms = 5000;
-  o.close_timeout_ms = 500;
-  return o;
-}
-
-Client open_client(const Options& o) {
-  auto c = Client::open(o);
-  REQUIRE_MESSAGE(c.ok(), c.status().to_string());
-  return std::move(c.value());
-}
+using testing::online;
+using testing::open_client;
 
 Event event(const std::string& agent, int i, const std::string& key = "") {
   Event e;

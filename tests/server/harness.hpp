@@ -13,8 +13,6 @@
 
 namespace testing {
 
-inline const char* const kTestKey = "test-key-0123456789";
-
 inline ServerConfig server_config(const TempDir& dir, std::vector<std::string> extra_args = {},
                                   std::string api_key = kTestKey) {
   ServerConfig config;
