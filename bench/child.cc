@@ -14,8 +14,9 @@
 //     tracks N sample events (track_json with --json 1) offline, from T threads, and nothing else: the
 //     program that bench/profile.sh runs under perf and callgrind; what it leaves in DIR is
 //     a backlog.
-//   agentburn_bench_child open --root DIR
-//     opens the buffer root offline (adopting what is there) and closes it; prints the time.
+//   agentburn_bench_child open --root DIR [--crash 1]
+//     opens the buffer root offline (taking over what is there) and closes it; prints the time.
+//     With --crash 1 it ends without closing, as a killed process would.
 #include <unistd.h>
 
 #include <algorithm>
@@ -179,6 +180,11 @@ int run_open(int argc, char** argv) {
   if (!client.ok()) die("Client::open: " + client.status().to_string());
   double secs = seconds_since(t0);
   std::uint64_t pending = client->stats().pending;
+  if (f.count("--crash")) {
+    std::printf("%s\n", json({{"open_s", secs}, {"pending", pending}}).dump().c_str());
+    std::fflush(stdout);
+    _exit(0);  // as a killed process: no close, so no saved counters
+  }
   client->close(std::chrono::milliseconds(0)).ok();
   std::printf("%s\n", json({{"open_s", secs}, {"pending", pending}}).dump().c_str());
   return 0;
