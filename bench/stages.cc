@@ -12,17 +12,14 @@
 //             moving the bytes both ways;
 // - server parse / validate / store / answer: the reference server's own functions
 //             (parse_body, validate_items, Store::ingest, the answer's dump), in-process;
-// - answer compression: the sender's libcurl sends "Accept-Encoding: deflate, gzip, br,
-//             zstd" (CURLOPT_ACCEPT_ENCODING ""), so cpp-httplib brotli-compresses the JSON
-//             answer at the encoder's default quality (11); timed here with the same settings;
+// - (no answer compression: the sender sends no Accept-Encoding, so the server answers plain;
+//             when it did, brotli at quality 11 was three quarters of the round trip);
 // - ack:      detail::Buffer::remove (one DeleteRange per batch);
 // - and the real round trip: the same bodies POSTed to a real agentburn-server.
 #include "stages.hpp"
 
-#include <brotli/encode.h>
 #include <curl/curl.h>
 #include <httplib.h>
-#include <zlib.h>
 
 #include <memory>
 #include <thread>
@@ -69,50 +66,6 @@ std::string build_body(const std::vector<detail::StoredEvent>& events) {
   return body;
 }
 
-// POSTs with a plain libcurl easy handle, as the sender's transport does but without
-// CURLOPT_ACCEPT_ENCODING: the what-if of a client that does not ask for compressed answers.
-class PlainPoster {
- public:
-  PlainPoster(const std::string& url, const std::string& key) : url_(url + "/api/ingest") {
-    easy_ = curl_easy_init();
-    headers_ = curl_slist_append(headers_, "Content-Type: application/json");
-    headers_ = curl_slist_append(headers_, "Expect:");
-    headers_ = curl_slist_append(headers_, ("x-api-key: " + key).c_str());
-    headers_ = curl_slist_append(headers_, ("Authorization: Bearer " + key).c_str());
-    curl_easy_setopt(easy_, CURLOPT_URL, url_.c_str());
-    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy_, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &PlainPoster::collect);
-    curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &answer_);
-  }
-  ~PlainPoster() {
-    curl_easy_cleanup(easy_);
-    curl_slist_free_all(headers_);
-  }
-  void post(const std::string& body) {
-    answer_.clear();
-    curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body.data());
-    CURLcode rc = curl_easy_perform(easy_);
-    long status = 0;
-    curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status != 200) {
-      die("POST /api/ingest (plain) answered " + std::to_string(status) + " " + curl_easy_strerror(rc));
-    }
-  }
-
- private:
-  static std::size_t collect(char* p, std::size_t size, std::size_t n, void* out) {
-    static_cast<std::string*>(out)->append(p, size * n);
-    return size * n;
-  }
-  std::string url_;
-  CURL* easy_ = nullptr;
-  curl_slist* headers_ = nullptr;
-  std::string answer_;
-};
-
 // POSTs `body` with the sender's transport and waits for the answer; dies unless 200.
 void post(detail::Transport& t, const std::string& body) {
   t.start("/api/ingest", body, 1);
@@ -128,36 +81,6 @@ std::string canned_answer(std::size_t n) {
   nlohmann::ordered_json ids = nlohmann::ordered_json::array();
   for (std::size_t i = 0; i < n; ++i) ids.push_back("evt_" + detail::new_uuid_v7());
   return nlohmann::ordered_json{{"ingested", n}, {"duplicates", 0}, {"ids", ids}}.dump();
-}
-
-// What cpp-httplib's brotli_compressor does: an encoder with default parameters (quality 11,
-// window 22), whole answer at once.
-std::size_t brotli_default(const std::string& in) {
-  std::string out(BrotliEncoderMaxCompressedSize(in.size()), '\0');
-  std::size_t n = out.size();
-  if (!BrotliEncoderCompress(BROTLI_DEFAULT_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_DEFAULT_MODE,
-                             in.size(), reinterpret_cast<const std::uint8_t*>(in.data()), &n,
-                             reinterpret_cast<std::uint8_t*>(out.data()))) {
-    die("brotli failed");
-  }
-  return n;
-}
-
-// What cpp-httplib's gzip_compressor does: zlib's default level, gzip wrapper.
-std::size_t gzip_default(const std::string& in) {
-  z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    die("deflateInit2 failed");
-  }
-  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) die("deflate failed");
-  std::size_t n = zs.total_out;
-  deflateEnd(&zs);
-  return n;
 }
 
 }  // namespace
@@ -242,8 +165,8 @@ json stage_costs(const StageConfig& cfg) {
   std::unique_ptr<agentburn::server::Store> store;
   s = agentburn::server::Store::open(make_temp_dir(cfg.tmp, "stage-store-"), &store);
   if (!s.ok()) die(s.to_string());
-  Timer parse, validate, ingest, reply, brotli, gzip;
-  std::size_t answer_bytes = 0, brotli_bytes = 0, gzip_bytes = 0;
+  Timer parse, validate, ingest, reply;
+  std::size_t answer_bytes = 0;
   for (const auto& body : bodies) {
     agentburn::server::ParsedBody parsed;
     std::string error;
@@ -271,8 +194,6 @@ json stage_costs(const StageConfig& cfg) {
       text = a.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     });
     answer_bytes = text.size();
-    brotli.run([&] { brotli_bytes = brotli_default(text); });
-    gzip.run([&] { gzip_bytes = gzip_default(text); });
   }
   store.reset();
 
@@ -295,23 +216,10 @@ json stage_costs(const StageConfig& cfg) {
     detail::Transport t(tc);
     for (const auto& body : bodies) real.run([&] { post(t, body); });
   }
-  // What-if: as many new events (fresh keys), from a client that does not send
-  // Accept-Encoding.
-  std::vector<std::string> fresh;
-  for (std::size_t i = 0; i < n; i += cfg.batch) {
-    std::vector<detail::StoredEvent> b;
-    for (std::size_t j = i; j < n && j < i + cfg.batch; ++j) b.push_back({j, stored_form(e)});
-    fresh.push_back(build_body(b));
-  }
-  Timer plain;
-  {
-    PlainPoster p(server.url(), key);
-    for (const auto& body : fresh) plain.run([&] { p.post(body); });
-  }
   std::uint64_t stored_at_server = server_events_stored(server.url(), key);
-  if (stored_at_server != 2 * cfg.events) {
+  if (stored_at_server != cfg.events) {
     die("the server stored " + std::to_string(stored_at_server) + " events of " +
-        std::to_string(2 * cfg.events));
+        std::to_string(cfg.events));
   }
   server.stop();
 
@@ -324,9 +232,6 @@ json stage_costs(const StageConfig& cfg) {
   out["batch"] = cfg.batch;
   out["body_bytes_per_batch"] = bodies.empty() ? 0 : bodies[0].size();
   out["answer_bytes_per_batch"] = answer_bytes;
-  out["answer_brotli_bytes"] = brotli_bytes;
-  out["answer_gzip_bytes"] = gzip_bytes;
-  out["answer_gzip_ms_per_batch"] = per_batch(gzip);
   auto add = [&](const char* group, const char* stage, const Timer& t) {
     out["stages"].push_back(
         {{"group", group}, {"stage", stage}, {"us_per_event", per_event(t)}, {"ms_per_batch", per_batch(t)}});
@@ -338,15 +243,12 @@ json stage_costs(const StageConfig& cfg) {
   add("server", "server validate + re-encode: validate_items", validate);
   add("server", "server store: Store::ingest (dedupe Get per event + WriteBatch)", ingest);
   add("server", "server answer: ids JSON dump", reply);
-  add("server", "server answer compression: brotli q11, as the client accepts br", brotli);
   add("client", "ack: Buffer::remove (DeleteRange)", ack);
   out["sum_us_per_event"] = per_event(read) + per_event(build) + per_event(http) +
                             per_event(parse) + per_event(validate) + per_event(ingest) +
-                            per_event(reply) + per_event(brotli) + per_event(ack);
+                            per_event(reply) + per_event(ack);
   out["real_round_trip_us_per_event"] = per_event(real);
   out["real_round_trip_ms_per_batch"] = per_batch(real);
-  out["plain_round_trip_us_per_event"] = per_event(plain);
-  out["plain_round_trip_ms_per_batch"] = per_batch(plain);
   out["track_validate_encode_us_per_event"] = validate_encode.total_s * 1e6 / static_cast<double>(n);
   out["track_buffer_append_us_per_event"] = append.total_s * 1e6 / static_cast<double>(n);
   return out;

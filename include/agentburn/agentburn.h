@@ -145,7 +145,8 @@ AB_API int ab_options_set_batch_max_events(ab_options *opts, int events);
 AB_API int ab_options_set_batch_max_bytes(ab_options *opts, size_t bytes);
 /* A partial batch goes once its first event has waited this long, 0..3600000 ms; default 1000. */
 AB_API int ab_options_set_flush_interval_ms(ab_options *opts, int ms);
-/* Batches sent at once, 1..16; default 1. */
+/* Batches sent at once, 1..16, each on a connection of its own; default 2 (the server works on
+ * one batch while the next travels). */
 AB_API int ab_options_set_max_batches_in_flight(ab_options *opts, int batches);
 /* TCP+TLS connect timeout, 1..600000 ms; default 5000. */
 AB_API int ab_options_set_connect_timeout_ms(ab_options *opts, int ms);

@@ -62,9 +62,10 @@ struct Options {
   std::size_t batch_max_bytes = 1 << 20;
   // A batch that is not full goes out when its oldest event has waited this long. Default 1000.
   int flush_interval_ms = 1000;
-  // Batches sent at once, 1..16. More than one helps against servers that take seconds per
-  // batch; each has its own connection. Default 1.
-  int max_batches_in_flight = 1;
+  // Batches sent at once, 1..16, each on a connection of its own. Two let the server work on
+  // one batch while the next travels; more help against servers that take seconds per batch.
+  // Default 2.
+  int max_batches_in_flight = 2;
   int connect_timeout_ms = 5000;   // TCP + TLS connect. Default 5 s.
   int request_timeout_ms = 30000;  // One whole request. Default 30 s.
   int retry_initial_ms = 500;      // First backoff ceiling (full jitter). Default 0.5 s.
