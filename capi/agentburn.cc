@@ -3,6 +3,7 @@
 #include "agentburn/agentburn.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -25,6 +26,9 @@ struct ab_options {
 struct ab_client {
   Client client;
   int close_timeout_ms;
+  // Set by ab_client_shutdown: from then on every call returns AB_ECLOSED, until
+  // ab_client_close frees the client.
+  std::atomic<bool> shut_down{false};
 };
 
 struct ab_event {
@@ -96,6 +100,13 @@ char* dup_string(const std::string& s) {
   if (!p) throw std::bad_alloc();
   std::memcpy(p, s.c_str(), s.size() + 1);
   return p;
+}
+
+// True (with AB_ECLOSED's message set) once ab_client_shutdown began on `c`.
+bool is_shut_down(const ab_client* c, const char* fn) {
+  if (!c->shut_down.load(std::memory_order_acquire)) return false;
+  set_last_error(std::string(fn) + ": the client is closed (ab_client_shutdown)");
+  return true;
 }
 
 int write_key(char* out_key, const std::string& key) {
@@ -238,6 +249,10 @@ int ab_client_open(ab_client** out, const ab_options* opts) {
 
 int ab_client_close(ab_client* c, int timeout_ms) {
   if (!c) return AB_OK;
+  if (c->shut_down.load(std::memory_order_acquire)) {
+    delete c;  // closed already by ab_client_shutdown: only the memory is left
+    return AB_OK;
+  }
   int rc = guarded([&] {
     int t = timeout_ms < 0 ? c->close_timeout_ms : timeout_ms;
     return from_status(c->client.close(std::chrono::milliseconds(t)));
@@ -251,6 +266,7 @@ namespace {
 int track_json(const char* fn, char* out_key, ab_client* c, const char* json, size_t len) {
   return guarded([&] {
     if (!c) return null_arg(fn, "client");
+    if (is_shut_down(c, fn)) return AB_ECLOSED;
     if (!json && len) return null_arg(fn, "json");
     std::string key;
     Status s = c->client.track_json(std::string_view(json ? json : "", len), out_key ? &key : nullptr);
@@ -325,6 +341,7 @@ int ab_event_set_metadata_json(ab_event* e, const char* json, size_t len) {
 int ab_client_track(char out_key[AB_KEY_SIZE], ab_client* c, const ab_event* e) {
   return guarded([&] {
     if (!c) return null_arg("ab_client_track", "client");
+    if (is_shut_down(c, "ab_client_track")) return AB_ECLOSED;
     if (!e) return null_arg("ab_client_track", "event");
     std::string key;
     Status s = c->client.track(e->event, out_key ? &key : nullptr);
@@ -338,6 +355,7 @@ int ab_client_register_agent_json(char** out_id, ab_client* c, const char* json,
     if (!out_id) return null_arg("ab_client_register_agent_json", "out_id");
     *out_id = nullptr;
     if (!c) return null_arg("ab_client_register_agent_json", "client");
+    if (is_shut_down(c, "ab_client_register_agent_json")) return AB_ECLOSED;
     if (!json && len) return null_arg("ab_client_register_agent_json", "json");
     auto id = c->client.register_agent_json(std::string_view(json ? json : "", len));
     if (!id.ok()) return from_status(id.status());
@@ -349,6 +367,7 @@ int ab_client_register_agent_json(char** out_id, ab_client* c, const char* json,
 int ab_client_flush(ab_client* c, int timeout_ms) {
   return guarded([&] {
     if (!c) return null_arg("ab_client_flush", "client");
+    if (is_shut_down(c, "ab_client_flush")) return AB_ECLOSED;
     if (timeout_ms < 0) return fail(AB_EINVALID, "ab_client_flush: timeout_ms must be >= 0");
     return from_status(c->client.flush(std::chrono::milliseconds(timeout_ms)));
   });
@@ -359,6 +378,7 @@ int ab_client_stats_json(char** out, ab_client* c) {
     if (!out) return null_arg("ab_client_stats_json", "out");
     *out = nullptr;
     if (!c) return null_arg("ab_client_stats_json", "client");
+    if (is_shut_down(c, "ab_client_stats_json")) return AB_ECLOSED;
     agentburn::Stats s = c->client.stats();
     nlohmann::json j = {{"pending", s.pending},
                         {"pending_bytes", s.pending_bytes},
@@ -383,6 +403,7 @@ int ab_client_dead_letters_json(char** out, ab_client* c, size_t limit) {
     if (!out) return null_arg("ab_client_dead_letters_json", "out");
     *out = nullptr;
     if (!c) return null_arg("ab_client_dead_letters_json", "client");
+    if (is_shut_down(c, "ab_client_dead_letters_json")) return AB_ECLOSED;
     nlohmann::json list = nlohmann::json::array();
     for (const auto& d : c->client.dead_letters(limit)) {
       nlohmann::json event = nlohmann::json::parse(d.event_json, nullptr, false);
@@ -397,6 +418,7 @@ int ab_client_dead_letters_json(char** out, ab_client* c, size_t limit) {
 int ab_client_requeue_dead_letters(ab_client* c) {
   return guarded([&] {
     if (!c) return null_arg("ab_client_requeue_dead_letters", "client");
+    if (is_shut_down(c, "ab_client_requeue_dead_letters")) return AB_ECLOSED;
     return from_status(c->client.requeue_dead_letters());
   });
 }
@@ -404,7 +426,19 @@ int ab_client_requeue_dead_letters(ab_client* c) {
 int ab_client_purge_dead_letters(ab_client* c) {
   return guarded([&] {
     if (!c) return null_arg("ab_client_purge_dead_letters", "client");
+    if (is_shut_down(c, "ab_client_purge_dead_letters")) return AB_ECLOSED;
     return from_status(c->client.purge_dead_letters());
+  });
+}
+
+int ab_client_shutdown(ab_client* c, int timeout_ms) {
+  return guarded([&] {
+    if (!c) return null_arg("ab_client_shutdown", "client");
+    if (c->shut_down.exchange(true, std::memory_order_acq_rel)) {
+      return fail(AB_ECLOSED, "ab_client_shutdown: the client is already shut down");
+    }
+    int t = timeout_ms < 0 ? c->close_timeout_ms : timeout_ms;
+    return from_status(c->client.close(std::chrono::milliseconds(t)));
   });
 }
 

@@ -280,6 +280,25 @@ AB_API int ab_client_requeue_dead_letters(ab_client *c);
 /* Deletes every dead letter for good. AB_EINVALID (c NULL), AB_ESTORAGE, AB_ECLOSED. */
 AB_API int ab_client_purge_dead_letters(ab_client *c);
 
+/* ---- Closing while other threads may still call ------------------------------------ */
+
+/* Closes the client as ab_client_close() does (flushes for at most `timeout_ms`, < 0 for the
+ * close timeout of the options; stops the sender; releases the buffer folder) but does not
+ * free it: `c` stays a valid pointer until ab_client_close(), so that a binding can close a
+ * client while its other threads may still be about to call on it, and free it later, once
+ * no thread can. Every call on `c` made after this one began returns AB_ECLOSED (and calls
+ * already inside the library either finish or return AB_ECLOSED); ab_client_close() then
+ * only frees it and returns AB_OK.
+ * Thread safety: may be called while other threads are inside calls on `c`, and from several
+ * threads at once: the first closes, the others return AB_ECLOSED at once, without waiting
+ * for it. Like ab_client_close(), not from the log callback of `c` (closing waits for the
+ * thread the callback runs on).
+ * Returns AB_OK when nothing is left pending, AB_ETIMEOUT when events stay on disk for the next
+ * start (not a failure), AB_ECLOSED when the client was already shut down, AB_EINVALID when c
+ * is NULL, AB_ESTORAGE when the buffer could not be released cleanly (the client is closed
+ * whatever the result). */
+AB_API int ab_client_shutdown(ab_client *c, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,11 +71,13 @@ int main(void) {
   test_agents(tmp);
   test_delivery_offline(tmp);
   test_close_and_adopt(tmp);
+  test_shutdown(tmp);
   test_durability(tmp);
   test_disk_cap(tmp);
   test_corrupt_folder(tmp);
   test_log_and_unreachable_server(tmp);
   test_threads(tmp);
+  test_shutdown_with_threads(tmp);
   temp_dir_remove(tmp);
   return check_summary();
 }

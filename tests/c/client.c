@@ -190,6 +190,74 @@ done:
   free(empty_root);
 }
 
+/* ab_client_shutdown: closed but not freed. Every later call is AB_ECLOSED, whatever it is
+ * given; ab_client_close then only frees; what was pending stays on disk for the next start. */
+void test_shutdown(const char* tmp) {
+  char* root = path_join(tmp, "shutdown");
+  char* empty_root = path_join(tmp, "shutdown-empty");
+  ab_client* c = open_at(root);
+  ab_event* e = NULL;
+  char key[AB_KEY_SIZE];
+  char* out = NULL;
+  int i;
+
+  CHECK_INVALID("client", ab_client_shutdown(NULL, 0));
+  if (!c) goto done;
+  for (i = 0; i < 3; ++i) CHECK_RC(AB_OK, track(c, EVENT("")));
+  CHECK_RC(AB_OK, ab_event_new(&e, "agent-1", "anthropic", "llm_call", 0.01));
+  /* Offline with events pending: they stay on disk, however long it may wait. */
+  CHECK_RC(AB_ETIMEOUT, ab_client_shutdown(c, 3600000));
+  CHECK(count_folders(root, "") == 1);
+
+  CHECK_RC(AB_ECLOSED, ab_client_shutdown(c, 0));
+  CHECK(strstr(ab_last_error(), "shut down") != NULL);
+  CHECK_RC(AB_ECLOSED, track(c, EVENT("")));
+  CHECK(strstr(ab_last_error(), "closed") != NULL);
+  /* Closed comes first, before the event's own faults. */
+  CHECK_RC(AB_ECLOSED, track(c, "{\"costUsd\":-1}"));
+  CHECK_RC(AB_ECLOSED, ab_client_track_json(c, NULL, 0));
+  memset(key, 'x', sizeof key);
+  CHECK_RC(AB_ECLOSED, ab_client_track_json_key(key, c, EVENT(""), strlen(EVENT(""))));
+  CHECK(key[0] == 'x'); /* not written */
+  CHECK_RC(AB_ECLOSED, ab_client_track(key, c, e));
+  CHECK_RC(AB_ECLOSED, ab_client_track(NULL, c, NULL));
+  out = (char*)&out;
+  CHECK_RC(AB_ECLOSED, register_agent(&out, c, "{\"name\":\"After Shutdown\"}"));
+  CHECK(out == NULL);
+  CHECK_RC(AB_ECLOSED, ab_client_flush(c, 0));
+  out = (char*)&out;
+  CHECK_RC(AB_ECLOSED, ab_client_stats_json(&out, c));
+  CHECK(out == NULL);
+  out = (char*)&out;
+  CHECK_RC(AB_ECLOSED, ab_client_dead_letters_json(&out, c, 10));
+  CHECK(out == NULL);
+  CHECK_RC(AB_ECLOSED, ab_client_requeue_dead_letters(c));
+  CHECK_RC(AB_ECLOSED, ab_client_purge_dead_letters(c));
+  /* The NULL checks of the out-parameters still come first. */
+  CHECK_RC(AB_EINVALID, ab_client_stats_json(NULL, c));
+  CHECK_RC(AB_OK, ab_client_close(c, 0));
+
+  /* The three events are the next client's. */
+  c = open_at(root);
+  if (c) {
+    CHECK(stat_of(c, "adopted") == 3 && stat_of(c, "pending") == 3);
+    CHECK_RC(AB_ETIMEOUT, ab_client_shutdown(c, -1)); /* < 0: the options' close timeout */
+    CHECK_RC(AB_OK, ab_client_close(c, -1));
+  }
+
+  /* Nothing pending: AB_OK, and the folder goes at the shutdown, not at the free. */
+  c = open_at(empty_root);
+  if (c) {
+    CHECK_RC(AB_OK, ab_client_shutdown(c, 0));
+    CHECK(count_folders(empty_root, "") == 0);
+    CHECK_RC(AB_OK, ab_client_close(c, 0));
+  }
+done:
+  ab_event_free(e);
+  free(root);
+  free(empty_root);
+}
+
 /* Each durability keeps what track accepted across close and reopen; the buffered stage is
  * written by close. */
 void test_durability(const char* tmp) {

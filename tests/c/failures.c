@@ -258,3 +258,108 @@ void test_threads(const char* tmp) {
 done:
   free(root);
 }
+
+/* ab_client_shutdown while other threads track: each thread's calls succeed until one returns
+ * AB_ECLOSED, never anything else; every event that was accepted is on disk for the next
+ * client; two shutdowns at once close once. */
+enum { kShutdownThreads = 4, kShutdownAfter = 200, kShutdownCap = 1000000 };
+
+struct racer {
+  ab_client* c;
+  pthread_mutex_t* mutex;
+  pthread_cond_t* progress;
+  int* total;   /* events accepted by every racer, under mutex */
+  int accepted; /* this racer's */
+  int last_rc;  /* the code that ended its loop */
+};
+
+static void* track_until_closed(void* arg) {
+  struct racer* r = arg;
+  int i, rc = AB_OK;
+  for (i = 0; i < kShutdownCap && rc == AB_OK; ++i) {
+    rc = track(r->c, EVENT(",\"taskId\":\"race\""));
+    if (rc != AB_OK) break;
+    ++r->accepted;
+    pthread_mutex_lock(r->mutex);
+    ++*r->total;
+    pthread_cond_signal(r->progress);
+    pthread_mutex_unlock(r->mutex);
+  }
+  r->last_rc = rc;
+  return NULL;
+}
+
+struct closer {
+  ab_client* c;
+  int rc;
+};
+
+static void* shut_down(void* arg) {
+  struct closer* k = arg;
+  k->rc = ab_client_shutdown(k->c, 0);
+  return NULL;
+}
+
+void test_shutdown_with_threads(const char* tmp) {
+  char* root = path_join(tmp, "shutdown-threads");
+  ab_client* c = open_at(root);
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t progress = PTHREAD_COND_INITIALIZER;
+  pthread_t threads[kShutdownThreads], closers[2];
+  struct racer racers[kShutdownThreads];
+  struct closer closing[2];
+  struct timespec deadline;
+  int i, started = 0, closers_started = 0, total = 0, accepted = 0, timed_out = 0;
+
+  if (!c) goto done;
+  for (i = 0; i < kShutdownThreads; ++i) {
+    racers[i].c = c;
+    racers[i].mutex = &mutex;
+    racers[i].progress = &progress;
+    racers[i].total = &total;
+    racers[i].accepted = 0;
+    racers[i].last_rc = AB_OK;
+    if (pthread_create(&threads[started], NULL, track_until_closed, &racers[i]) != 0) break;
+    ++started;
+  }
+  CHECK(started == kShutdownThreads);
+  /* Shut down once the racers are well under way (at most 60 s). */
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 60;
+  pthread_mutex_lock(&mutex);
+  while (total < kShutdownAfter && !timed_out) {
+    timed_out = pthread_cond_timedwait(&progress, &mutex, &deadline) != 0 && total < kShutdownAfter;
+  }
+  pthread_mutex_unlock(&mutex);
+  CHECK(!timed_out);
+  for (i = 0; i < 2; ++i) {
+    closing[i].c = c;
+    closing[i].rc = AB_OK;
+    if (pthread_create(&closers[closers_started], NULL, shut_down, &closing[i]) != 0) break;
+    ++closers_started;
+  }
+  CHECK(closers_started == 2);
+  for (i = 0; i < closers_started; ++i) pthread_join(closers[i], NULL);
+  for (i = 0; i < started; ++i) pthread_join(threads[i], NULL);
+  /* One shutdown closed (offline with events pending: AB_ETIMEOUT), the other found it
+   * closed. */
+  CHECK((closing[0].rc == AB_ETIMEOUT && closing[1].rc == AB_ECLOSED) ||
+        (closing[0].rc == AB_ECLOSED && closing[1].rc == AB_ETIMEOUT));
+  for (i = 0; i < started; ++i) {
+    CHECK(racers[i].last_rc == AB_ECLOSED);
+    accepted += racers[i].accepted;
+  }
+  CHECK(accepted == total && total >= kShutdownAfter);
+  CHECK_RC(AB_ECLOSED, track(c, EVENT("")));
+  CHECK_RC(AB_OK, ab_client_close(c, 0));
+
+  c = open_at(root);
+  if (c) {
+    CHECK(stat_of(c, "pending") == (uint64_t)accepted);
+    CHECK_RC(AB_ETIMEOUT, ab_client_close(c, 0));
+  }
+done:
+  pthread_mutex_destroy(&mutex);
+  pthread_cond_destroy(&progress);
+  free(root);
+}
