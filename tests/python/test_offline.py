@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import decimal
 import gc
 import logging
 import os
+import socket
 import threading
+import weakref
 
 import pytest
 
 from conftest import run_python, wait_for
 
 import agentburn
+from agentburn import _native
 from agentburn import (
     AgentBurn,
     AgentBurnError,
@@ -378,6 +382,41 @@ def test_a_collected_client_is_closed(buffer_dir):
         assert again.stats()["pending"] == 20
 
 
+def test_a_closed_client_is_freed_only_once_no_call_can_reach_it(buffer_dir):
+    c = AgentBurn(agent_id="a", buffer_dir=buffer_dir)
+    track_one(c)
+    handle = c._handle
+    free = handle._free
+    assert c.close(timeout=0) is False
+    # Closed but not freed: a call that got past the closed flag just before close() began
+    # reaches the library with a pointer that is still valid, and gets AB_ECLOSED.
+    data = b'{"agentId":"a","provider":"p","operation":"llm_call","costUsd":1}'
+    key = ctypes.create_string_buffer(_native.AB_KEY_SIZE)
+    assert _native.lib.ab_client_track_json_key(key, handle.ptr, data, len(data)) == -10
+    out = ctypes.c_void_p()
+    assert _native.lib.ab_client_stats_json(ctypes.byref(out), handle.ptr) == -10
+    assert out.value is None
+    assert free.alive
+    # Freed when the last reference to the client (hence to its handle) goes.
+    del c, handle
+    gc.collect()
+    assert not free.alive
+    with AgentBurn(buffer_dir=buffer_dir) as again:
+        assert again.stats()["pending"] == 1
+
+
+def test_a_client_never_closed_is_closed_then_freed_when_collected(buffer_dir):
+    c = AgentBurn(agent_id="a", buffer_dir=buffer_dir, close_timeout=0)
+    track_one(c)
+    handle = weakref.ref(c._handle)
+    free = c._handle._free
+    del c
+    gc.collect()
+    assert handle() is None and not free.alive
+    with AgentBurn(buffer_dir=buffer_dir) as again:
+        assert again.stats()["pending"] == 1
+
+
 # --- threads -------------------------------------------------------------------------------
 
 def test_tracking_from_many_threads(buffer_dir):
@@ -427,6 +466,40 @@ def test_tracking_racing_close_gets_closed_error_never_a_crash(buffer_dir):
     assert len(errors) == 8
     with AgentBurn(buffer_dir=buffer_dir) as again:
         assert again.stats()["pending"] == len(tracked)
+
+
+def test_close_ends_a_flush_waiting_in_another_thread(buffer_dir):
+    # A port that refuses connections: bound, never listening. The flush could wait its whole
+    # timeout; close() from another thread ends it instead of waiting for it.
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % refusing.getsockname()[1]
+        c = AgentBurn(url, "key", "a", buffer_dir=buffer_dir, connect_timeout=1)
+        track_one(c)
+        outcome = []
+        entered = threading.Event()
+
+        def wait():
+            entered.set()
+            try:
+                outcome.append(c.flush(timeout=3600))
+            except ClosedError as e:
+                outcome.append(e)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        entered.wait()
+        closed = []
+        closer = threading.Thread(target=lambda: closed.append(c.close(timeout=0)))
+        closer.start()
+        closer.join(timeout=60)
+        assert not closer.is_alive(), "close() waited for the flush"
+        waiter.join(timeout=60)
+        assert not waiter.is_alive(), "flush still waiting after close()"
+    assert closed == [False]
+    assert len(outcome) == 1 and isinstance(outcome[0], ClosedError)
+    with AgentBurn(buffer_dir=buffer_dir) as again:
+        assert again.stats()["pending"] == 1
 
 
 def test_concurrent_closes_return_the_same_answer(buffer_dir):

@@ -1,9 +1,14 @@
-"""The life of one C client: readers/closer locking, closing at exit, the log callback.
+"""The life of one C client: closing without a use-after-free, closing at exit, the log
+callback.
 
-Every call on a client enters as a reader; close() waits until the readers are gone, then
-frees the C client, so that no call ever passes a freed pointer to the library. Clients that
-are never closed are closed at interpreter exit (atexit, through a weak registry) or when
-they are garbage collected, within their close timeout.
+A call on a client checks the Python-side closed flag and passes the C pointer to the library
+without taking any lock. close() shuts the C client down (ab_client_shutdown) without freeing
+it: a call that raced past the flag gets AB_ECLOSED from the library, never a freed pointer.
+The C client is freed only when the Handle is garbage collected, that is when no thread can
+be inside a call on it any more (every call holds a reference to its client, hence to the
+Handle). Clients that are never closed are closed at interpreter exit (atexit, through a weak
+registry) or when they are garbage collected, within their close timeout; at exit the C
+clients are shut down but never freed, since daemon threads may still be inside calls.
 """
 
 from __future__ import annotations
@@ -57,59 +62,64 @@ def in_log_callback() -> bool:
     return getattr(_callback_state, "depth", 0) > 0
 
 
+def _free(ptr: int) -> None:
+    """Frees a C client once its Handle is collected (a finalizer: nothing may escape). The
+    collection may happen on a library thread running the log callback: the free is handed
+    to a thread of its own then, as closing is."""
+    try:
+        if in_log_callback():
+            threading.Thread(target=_free, args=(ptr,), name="agentburn-free").start()
+            return
+        _native.lib.ab_client_close(ptr, 0)
+    except BaseException:  # noqa: B036
+        pass
+
+
 class Handle:
-    """One ab_client pointer, shared by readers and freed by one closer."""
+    """One ab_client pointer: shared by calls without a lock, shut down by one closer, freed
+    when the Handle is collected."""
+
+    __slots__ = ("ptr", "closing", "_callback", "_lock", "_result", "_free", "__weakref__")
 
     def __init__(self, ptr: int) -> None:
-        self._ptr: Optional[int] = ptr
+        self.ptr = ptr
+        # True once close() began; calls check it before passing ptr to the library.
+        self.closing = False
         self._callback = LOG_CALLBACK  # the C client may call it until it is closed
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._closing = False
+        self._lock = threading.Lock()  # one closer at a time; the others wait for its answer
         self._result: Optional[bool] = None
+        # Not at exit: a daemon thread may still be inside a call then.
+        self._free = weakref.finalize(self, _free, ptr)
+        self._free.atexit = False
 
     @property
     def closed(self) -> bool:
-        return self._closing
+        return self.closing
 
     def enter(self) -> int:
-        """Registers a reader and returns the pointer; ClosedError once close() began."""
-        with self._cond:
-            if self._closing or self._ptr is None:
-                raise ClosedError(_native.AB_ECLOSED, "the client is closed")
-            self._readers += 1
-            return self._ptr
-
-    def leave(self) -> None:
-        with self._cond:
-            self._readers -= 1
-            if self._closing and self._readers == 0:
-                self._cond.notify_all()
+        """The pointer for a call; ClosedError once close() began. The caller keeps a
+        reference to the Handle (through its client) for the length of the call."""
+        if self.closing:
+            raise ClosedError(_native.AB_ECLOSED, "the client is closed")
+        return self.ptr
 
     def close(self, timeout_ms: int) -> bool:
-        """Frees the C client once no reader is left; True when nothing stayed pending.
+        """Shuts the C client down; True when nothing stayed pending.
 
         A second call waits for the first and returns its answer.
         """
-        with self._cond:
-            if self._closing:
-                while self._result is None:
-                    self._cond.wait()
+        with self._lock:
+            if self._result is not None:
                 return self._result
-            self._closing = True
-            while self._readers:
-                self._cond.wait()
-            ptr, self._ptr = self._ptr, None
-        rc = _native.AB_ECLOSED
-        try:
-            rc = _native.lib.ab_client_close(ptr, timeout_ms)
-            if rc != _native.AB_ETIMEOUT:
-                check(rc)  # the C client is freed whatever the answer
-            return rc == _native.AB_OK
-        finally:
-            with self._cond:
+            self.closing = True
+            rc = _native.AB_ECLOSED
+            try:
+                rc = _native.lib.ab_client_shutdown(self.ptr, timeout_ms)
+                if rc != _native.AB_ETIMEOUT:
+                    check(rc)  # the C client is closed whatever the answer
+                return rc == _native.AB_OK
+            finally:
                 self._result = rc == _native.AB_OK
-                self._cond.notify_all()
 
     def close_quietly(self) -> None:
         """close() with the client's close timeout, for exit and garbage collection: never
@@ -123,14 +133,14 @@ class Handle:
             pass
 
     def reset_after_fork(self) -> None:
-        """In a forked child only the forking thread exists: readers of other threads are
-        gone and the lock may have been held by one. The library itself gives the child a
-        buffer folder of its own on its next call. A close that was under way is final."""
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        if self._closing and self._result is None:
-            self._ptr = None
+        """In a forked child only the forking thread exists: the lock may have been held by
+        another thread. The library itself gives the child a buffer folder of its own on its
+        next call. A close that was under way is final, and its C client is left unfreed
+        (its state in the child is whatever the closing thread left)."""
+        self._lock = threading.Lock()
+        if self.closing and self._result is None:
             self._result = False
+            self._free.detach()
 
 
 # Clients not yet collected, closed at exit. Weak: the registry never keeps a client alive.

@@ -129,6 +129,7 @@ PROTOTYPES = {
     "ab_client_dead_letters_json": (c_int, [POINTER(c_void_p), _client_p, c_size_t]),
     "ab_client_requeue_dead_letters": (c_int, [_client_p]),
     "ab_client_purge_dead_letters": (c_int, [_client_p]),
+    "ab_client_shutdown": (c_int, [_client_p, c_int]),
 }
 
 

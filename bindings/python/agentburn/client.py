@@ -9,9 +9,15 @@ from ctypes import byref, c_void_p
 from typing import Any, Dict, Iterable, List, Optional
 
 from . import _event, _lifecycle, _native, _options
-from .errors import InvalidEventError, check
+from .errors import ClosedError, InvalidEventError, check, error_for
 
 _lib = _native.lib
+
+# The hot path's pieces, looked up once.
+_event_json = _event.event_json
+_track_json_key = _lib.ab_client_track_json_key
+_KeyBuffer = ctypes.c_char * _native.AB_KEY_SIZE  # a new one per call: nothing shared
+_last_error = _native.last_error
 
 
 class AgentBurn:
@@ -42,8 +48,10 @@ class AgentBurn:
     An unknown keyword raises TypeError; a bad value raises InvalidEventError with the
     library's message. Log messages go to ``logging.getLogger("agentburn")``.
 
-    A client may be used from many threads at once. After ``close()`` every method raises
-    ClosedError. A client never closed is closed when collected or at interpreter exit.
+    A client may be used from many threads at once. ``close()`` does not wait for calls in
+    progress on other threads (they finish or raise ClosedError); after it every method
+    raises ClosedError. A client never closed is closed when collected or at interpreter
+    exit.
     """
 
     base_url: Optional[str]
@@ -95,13 +103,16 @@ class AgentBurn:
         Raises InvalidEventError (naming the field), BufferFullError, StorageError,
         ClosedError.
         """
-        data = _event.event_json(self.agent_id, provider, cost_usd, fields)
-        key = ctypes.create_string_buffer(_native.AB_KEY_SIZE)
-        client = self._handle.enter()
-        try:
-            check(_lib.ab_client_track_json_key(key, client, data, len(data)))
-        finally:
-            self._handle.leave()
+        data = _event_json(self.agent_id, provider, cost_usd, fields)
+        # No lock: close() never frees the C client while this frame holds `self` (see
+        # _lifecycle); a track racing close() gets AB_ECLOSED from the library.
+        handle = self._handle
+        if handle.closing:
+            raise ClosedError(_native.AB_ECLOSED, "the client is closed")
+        key = _KeyBuffer()
+        rc = _track_json_key(key, handle.ptr, data, len(data))
+        if rc:
+            raise error_for(rc, _last_error())
         return key.value.decode("ascii")
 
     def register_agent(self, name: str, description: Optional[str] = None,
@@ -120,26 +131,20 @@ class AgentBurn:
         data = _event.agent_json(name, description, project_id, tags)
         out = c_void_p()
         client = self._handle.enter()
-        try:
-            check(_lib.ab_client_register_agent_json(byref(out), client, data, len(data)))
-        finally:
-            self._handle.leave()
+        check(_lib.ab_client_register_agent_json(byref(out), client, data, len(data)))
         return _native.take_string(out)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Waits up to ``timeout`` seconds for every event pending now to be delivered (or
         set aside as a dead letter). True if they were; False if the deadline passed first
-        (or there is no endpoint): they stay on disk. ``flush(0)`` only checks."""
+        (or there is no endpoint): they stay on disk. ``flush(0)`` only checks. A close()
+        from another thread ends the wait with ClosedError."""
         self._not_from_log_handler("flush")
         timeout_ms = _options.seconds_to_ms("timeout", timeout)
-        client = self._handle.enter()
-        try:
-            rc = _lib.ab_client_flush(client, timeout_ms)
-            if rc == _native.AB_ETIMEOUT:
-                return False
-            check(rc)
-        finally:
-            self._handle.leave()
+        rc = _lib.ab_client_flush(self._handle.enter(), timeout_ms)
+        if rc == _native.AB_ETIMEOUT:
+            return False
+        check(rc)
         return True
 
     def stats(self) -> Dict[str, Any]:
@@ -182,19 +187,11 @@ class AgentBurn:
         return self._handle.close(timeout_ms)
 
     def _call(self, fn: Any, *args: Any) -> None:
-        client = self._handle.enter()
-        try:
-            check(fn(client, *args))
-        finally:
-            self._handle.leave()
+        check(fn(self._handle.enter(), *args))
 
     def _call_json(self, fn: Any, *args: Any) -> str:
         out = c_void_p()
-        client = self._handle.enter()
-        try:
-            check(fn(byref(out), client, *args))
-        finally:
-            self._handle.leave()
+        check(fn(byref(out), self._handle.enter(), *args))
         return _native.take_string(out)
 
     @staticmethod
