@@ -1,7 +1,9 @@
 #include "store.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <filesystem>
@@ -49,11 +51,19 @@ Status Store::open(const std::string& dir, std::unique_ptr<Store>* out) {
   db_options.create_missing_column_families = true;
   db_options.max_open_files = 512;
   rocksdb::ColumnFamilyOptions cf_options;
+  // The deduplication index is read once per event ingested, almost always for a key it does
+  // not hold: bloom filters (on its tables and its memtable) answer those without a read.
+  rocksdb::ColumnFamilyOptions keys_options;
+  rocksdb::BlockBasedTableOptions keys_table;
+  keys_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  keys_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(keys_table));
+  keys_options.memtable_prefix_bloom_size_ratio = 0.1;
+  keys_options.memtable_whole_key_filtering = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, cf_options},
       {"agents", cf_options},
       {"events", cf_options},
-      {"keys", cf_options},
+      {"keys", keys_options},
       {"agent_order", cf_options}};
 
   std::unique_ptr<Store> store(new Store());
