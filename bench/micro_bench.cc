@@ -134,15 +134,43 @@ void BM_FormatTimestampNow(benchmark::State& state) {
 }
 BENCHMARK(BM_FormatTimestampNow);
 
-void BM_ParseEventJson(benchmark::State& state) {
+// The sample event with a small metadata object, as agents often send.
+const std::string& event_json_metadata() {
+  static std::string j = event_json().substr(0, event_json().size() - 1) +
+                         R"(,"metadata":{"ticket":"CTMS-5109","attempt":2,"tags":["triage","p1"]}})";
+  return j;
+}
+
+void parse_event(benchmark::State& state, const std::string& json) {
   for (auto _ : state) {
     agentburn::Event e;
     detail::FieldError err;
-    bool ok = detail::parse_event_json(event_json(), &e, &err);
-    benchmark::DoNotOptimize(ok);
+    bool ok = detail::parse_event_json(json, &e, &err);
+    if (!ok) die(err.message);
+    benchmark::DoNotOptimize(e);
   }
 }
+
+// parse_event_json takes the sample event by its fast path; the checked parse (a DOM with
+// every check, which refusals go through) is beside it for comparison.
+void BM_ParseEventJson(benchmark::State& state) { parse_event(state, event_json()); }
 BENCHMARK(BM_ParseEventJson);
+
+void BM_ParseEventJsonMetadata(benchmark::State& state) {
+  parse_event(state, event_json_metadata());
+}
+BENCHMARK(BM_ParseEventJsonMetadata);
+
+void BM_ParseEventJsonChecked(benchmark::State& state) {
+  for (auto _ : state) {
+    agentburn::Event e;
+    detail::FieldError err;
+    bool ok = detail::parse_event_json_checked(event_json(), &e, &err);
+    if (!ok) die(err.message);
+    benchmark::DoNotOptimize(e);
+  }
+}
+BENCHMARK(BM_ParseEventJsonChecked);
 
 void BM_BufferAppendProcess(benchmark::State& state) {
   if (!g_open.buffer) {

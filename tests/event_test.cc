@@ -347,3 +347,200 @@ TEST_CASE("agents: required name, typed fields, did-you-mean") {
   CHECK_FALSE(parse_agent_json(R"({"name":"n","project_id":"x"})", &d, &err));
   CHECK(err.message.find("did you mean \"projectId\"") != std::string::npos);
 }
+
+namespace {
+
+bool same_event(const Event& a, const Event& b) {
+  return a.agent_id == b.agent_id && a.provider == b.provider && a.operation == b.operation &&
+         a.cost_usd.has_value() == b.cost_usd.has_value() &&
+         (!a.cost_usd ||
+          (*a.cost_usd == *b.cost_usd && std::signbit(*a.cost_usd) == std::signbit(*b.cost_usd))) &&
+         a.model == b.model && a.input_tokens == b.input_tokens &&
+         a.output_tokens == b.output_tokens && a.cached_input_tokens == b.cached_input_tokens &&
+         a.reasoning_tokens == b.reasoning_tokens && a.task_id == b.task_id &&
+         a.workflow_id == b.workflow_id && a.metadata_json == b.metadata_json &&
+         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key;
+}
+
+// Whether the fast path took `json`; wherever it did, the checked parse gives the same event.
+bool fast_path_takes(const std::string& json) {
+  Event fast, checked;
+  FieldError err;
+  bool took = parse_event_json_fast(json, &fast);
+  bool ok = parse_event_json_checked(json, &checked, &err);
+  if (took) {
+    CHECK_MESSAGE(ok, err.message);
+    CHECK(same_event(fast, checked));
+  }
+  Event e;
+  FieldError err2;
+  CHECK(parse_event_json(json, &e, &err2) == ok);
+  if (ok) CHECK(same_event(e, checked));
+  if (!ok) CHECK(err2.message == err.message);
+  return took;
+}
+
+}  // namespace
+
+TEST_CASE("the fast path reads well-formed events as the checked parse does") {
+  // An event with `key` set to the text `value`, as written (with() would re-encode it).
+  auto set = [](const std::string& key, const std::string& value) {
+    std::string json = R"({"agentId":"a","provider":"p","operation":"compute")";
+    if (key != "costUsd") json += R"(,"costUsd":1)";
+    return json + ",\"" + key + "\":" + value + "}";
+  };
+  const std::vector<std::string> inputs = {
+      std::string(kValid),
+      std::string("{}"),
+      std::string(" { } "),
+      " \t\r\n" + std::string(kValid) + " \n",
+      std::string("{ \"agentId\" :\t\"a\" ,\n\"costUsd\" : 1 }"),
+      set("metadata", R"({"b":[1,2.50,{"c":null}],"a":"x","n":-0,"f":1E2,"u":"\u00e9"})"),
+      set("metadata", R"({"s":"}]\"{[","t":true,"e":[],"o":{}})"),
+      set("metadata", "{}"),
+      set("metadata",
+          R"({"z":{"y":2,"x":[{"q":1,"p":2}]},"B":1,"a":{},"é":"\/\u0001\n\"\\"})"),
+      set("metadata", R"({"big":18446744073709551616,"neg":-9223372036854775809,"e":1.5e300})"),
+      set("metadata", R"({"k":[1e21,1e-7,0.1,-0.0,123456789.125,5e-324,1.7976931348623157e308]})"),
+      set("metadata", "{\"a\":1,\"A\":2,\"\x7f\":3,\"b \":4,\"b\":5,\"\":6}"),
+      set("model", "null"),
+      set("metadata", "null"),
+      set("costUsd", "null"),
+      set("costUsd", "0"),
+      set("costUsd", "-0"),
+      set("costUsd", "-0.0"),
+      set("costUsd", "-7"),
+      set("costUsd", "-9223372036854775808"),
+      set("costUsd", "18446744073709551615"),
+      set("costUsd", "9007199254740993"),
+      set("costUsd", "1e-5"),
+      set("costUsd", "2.5E+3"),
+      set("costUsd", "0.1000000000000000055511151231257827"),
+      set("costUsd", "4.9406564584124654e-324"),
+      set("inputTokens", "0"),
+      set("inputTokens", "9007199254740992"),
+      set("inputTokens", "1e3"),
+      set("inputTokens", "-0.0"),
+      set("outputTokens", "12.000"),
+      set("cachedInputTokens", "9.007199254740992e15"),
+      set("taskId", R"("t\"q\\b\/s\b\f\n\r\t")"),
+      set("taskId", R"("\u0041\u00e9\u20ac\ud83d\ude00\uD83D\uDE00\u07ff\uffff")"),
+      set("taskId", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\x7f\xf4\x8f\xbf\xbf\""),
+      set("model", R"("a\u0000b")"),
+      set("timestamp", R"("2026-01-02T03:04:05.250+02:00")"),
+      set("idempotency_key", R"("key-1")"),
+      set("reasoningTokens", R"(7,"cachedInputTokens":8,"workflowId":"w","idempotency_key":"k")"),
+  };
+  for (const std::string& json : inputs) {
+    CAPTURE(json);
+    CHECK(fast_path_takes(json));
+  }
+}
+
+TEST_CASE("the fast path leaves refusals and unusual forms to the checked parse") {
+  const std::string head = R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1)";
+  std::string deep_metadata;
+  for (int i = 0; i < 33; ++i) deep_metadata += "[";
+  for (int i = 0; i < 33; ++i) deep_metadata += "]";
+  const std::vector<std::string> inputs = {
+      std::string(""),
+      std::string("[]"),
+      std::string("\xef\xbb\xbf") + kValid,  // a byte order mark: accepted, by the checked parse
+      head + R"(,"agent\u0049d":"a"})",      // an escaped key: the same field
+      head + R"(,"agentId":"b"})",
+      head + R"(,"agentid":"b"})",
+      head + R"(,"model":"m","model":null})",
+      head + R"(,"inputTokens":-0})",
+      head + R"(,"inputTokens":-1})",
+      head + R"(,"inputTokens":1.5})",
+      head + R"(,"inputTokens":9007199254740993})",
+      head + R"(,"inputTokens":99999999999999999999})",
+      head + R"(,"inputTokens":"1"})",
+      head + R"(,"model":1})",
+      head + R"(,"model":["m"]})",
+      head + R"(,"model":"\ud800"})",
+      head + R"(,"model":"\udc00"})",
+      head + R"(,"model":"\ud800\u0041"})",
+      head + R"(,"model":"\x"})",
+      head + ",\"model\":\"a\tb\"}",
+      head + ",\"model\":\"\xc3\"}",
+      head + ",\"model\":\"\xed\xa0\x80\"}",
+      head + ",\"model\":\"\xc0\xaf\"}",
+      head + R"(,"metadata":[1]})",
+      head + R"(,"metadata":{"a":1,"a":2}})",
+      head + R"(,"metadata":{"b":{"a":1,"a":2},"a":1}})",
+      head + R"(,"metadata":{"\u0061":1}})",  // an escaped key in metadata
+      head + R"(,"metadata":{"a":1e400}})",
+      head + R"(,"metadata":{"a":truex}})",
+      head + R"(,"metadata":{"a":}})",
+      head + R"(,"metadata":{"a":"}"})",
+      head + R"(,"metadata":{"a":[}})",
+      head + R"(,"metadata":{"a":)" + deep_metadata + "}}",
+      head + R"(,"costUsd2":1})",
+      R"({"agentId":"a","costUsd":1e400})",
+      R"({"agentId":"a","costUsd":01})",
+      R"({"agentId":"a","costUsd":1.})",
+      R"({"agentId":"a","costUsd":.5})",
+      R"({"agentId":"a","costUsd":+1})",
+      R"({"agentId":"a","costUsd":1e})",
+      R"({"agentId":"a","costUsd":NaN})",
+      R"({"agentId":"a","costUsd":nul})",
+      R"({"agentId":"a",})",
+      R"({"agentId":"a"} x)",
+      R"({"agentId":"a"}{})",
+      std::string(kValid) + std::string(1, '\0'),
+      std::string(kValid).substr(0, 40),
+  };
+  for (const std::string& json : inputs) {
+    CAPTURE(json);
+    CHECK_FALSE(fast_path_takes(json));
+  }
+}
+
+TEST_CASE("metadata read by the fast path is in the canonical text") {
+  Event e;
+  REQUIRE(parse_event_json_fast(
+      R"({"metadata": {"b" : [1, 2.50, {"c": null}], "a": "x\u00e9\/\u001f", "n": -0, "f": 1E2}})",
+      &e));
+  CHECK(*e.metadata_json ==
+        "{\"a\":\"x\xc3\xa9/\\u001f\",\"b\":[1,2.5,{\"c\":null}],\"f\":100.0,\"n\":0}");
+}
+
+TEST_CASE("refusals keep their exact messages") {
+  struct Case {
+    std::string json;
+    std::string message;
+  };
+  const std::string head = R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1)";
+  std::vector<Case> cases = {
+      // Field errors are reported in the order of the field names, not of the text.
+      {R"({"provider":1,"agentId":2})", "agentId: must be a string, got 2"},
+      {R"({"zzz":1,"agentId":[1,{"b":2}]})", "agentId: must be a string, got [1,{\"b\":2}]"},
+      {head + R"(,"model":7,"Model":1})",
+       "Model: unknown field \"Model\"; did you mean \"model\"?"},
+      // Duplicates: the first in the order of the names, after the whole object is read.
+      {R"({"zz":1,"zz":2,"agentId":"a","agentId":"b"})",
+       "agentId: not valid JSON: duplicate key \"agentId\""},
+      {R"({"agentId":"a","agentId":"b","costUsd":x})",
+       "costUsd: not valid JSON: parse error at line 1, column 40: syntax error while parsing "
+       "value - invalid literal; last read: '\"costUsd\":x' (a value is a JSON string, number, "
+       "object, array, true, false or null; NaN and Infinity are not JSON numbers)"},
+      {head + R"(,"metadata":{"a":{"x":1,"x":2}}})",
+       "metadata: not valid JSON: duplicate key \"x\""},
+      {head + R"(,"inputTokens":-0})", "inputTokens: must be a non-negative integer, got 0"},
+      {head + R"(,"inputTokens":1.5})", "inputTokens: must be a non-negative integer, got 1.5"},
+      {head + R"(,"model":"\ud800"})",
+       "model: not valid JSON: parse error at line 1, column 80: syntax error while parsing value "
+       "- invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF; last "
+       "read: '\"\\ud800\"'"},
+      {std::string(kValid) + std::string(1, '\0') + "x",
+       "not valid JSON: a NUL byte at offset 200 after the JSON value"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.json);
+    Event e;
+    FieldError err;
+    CHECK_FALSE(parse_event_json(c.json, &e, &err));
+    CHECK(err.message == c.message);
+  }
+}

@@ -7,10 +7,14 @@
 //   to an event that validates again and encodes to the same bytes (the wire form is a
 //   fixed point), also in the seed-only form;
 // - validating with defaults fills exactly the key and the timestamp; metadata checked as
-//   untrusted text (the typed path) gives the same canonical text as the JSON path.
+//   untrusted text (the typed path) gives the same canonical text as the JSON path;
+// - parse_event_json's fast path, wherever it takes an input, gives the same event as the
+//   checked parse, and parse_event_json answers as the checked parse does (the same
+//   verdict, the same message).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -43,6 +47,70 @@ bool past_year_9999(const std::optional<std::string>& timestamp) {
   return timestamp && codec::parse_timestamp(*timestamp, &ms) && ms > 253402300799999;
 }
 
+std::string show_opt(const std::optional<std::string>& s) { return s ? show(*s) : "(none)"; }
+
+template <typename T>
+std::string show_opt(const std::optional<T>& v) {
+  return v ? std::to_string(*v) : "(none)";
+}
+
+// Every field, for a report; the cost's bits tell -0 from 0.
+std::string show_event(const Event& e) {
+  std::string cost = "(none)";
+  if (e.cost_usd) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &*e.cost_usd, sizeof bits);
+    cost = std::to_string(*e.cost_usd) + " (bits " + std::to_string(bits) + ")";
+  }
+  return "agentId " + show(e.agent_id) + "\nprovider " + show(e.provider) + "\noperation " +
+         show(e.operation) + "\ncostUsd " + cost + "\nmodel " + show_opt(e.model) +
+         "\ninputTokens " + show_opt(e.input_tokens) + "\noutputTokens " +
+         show_opt(e.output_tokens) + "\ncachedInputTokens " + show_opt(e.cached_input_tokens) +
+         "\nreasoningTokens " + show_opt(e.reasoning_tokens) + "\ntaskId " + show_opt(e.task_id) +
+         "\nworkflowId " + show_opt(e.workflow_id) + "\nmetadata " + show_opt(e.metadata_json) +
+         "\ntimestamp " + show_opt(e.timestamp) + "\nidempotency_key " +
+         show_opt(e.idempotency_key);
+}
+
+bool same_cost(const std::optional<double>& a, const std::optional<double>& b) {
+  return a.has_value() == b.has_value() &&
+         (!a || std::memcmp(&*a, &*b, sizeof(double)) == 0);  // tells -0 from 0
+}
+
+bool same_event(const Event& a, const Event& b) {
+  return a.agent_id == b.agent_id && a.provider == b.provider && a.operation == b.operation &&
+         same_cost(a.cost_usd, b.cost_usd) && a.model == b.model &&
+         a.input_tokens == b.input_tokens && a.output_tokens == b.output_tokens &&
+         a.cached_input_tokens == b.cached_input_tokens &&
+         a.reasoning_tokens == b.reasoning_tokens && a.task_id == b.task_id &&
+         a.workflow_id == b.workflow_id && a.metadata_json == b.metadata_json &&
+         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key;
+}
+
+// The fast path and the checked parse agree: parse_event_json answers as the checked parse
+// does (verdict, event, field and message), and where the fast path takes an input, the
+// checked parse accepts it as the same event.
+void check_fast_path(std::string_view input, bool accepted, const Event& e,
+                     const FieldError& err) {
+  Event checked;
+  FieldError checked_err;
+  bool checked_ok = codec::parse_event_json_checked(input, &checked, &checked_err);
+  auto ctx = [&] {
+    return "input: " + show(input) + "\nparse_event_json: " +
+           (accepted ? "accepted\n" + show_event(e) : show(err.message)) + "\nchecked: " +
+           (checked_ok ? "accepted\n" + show_event(checked) : show(checked_err.message));
+  };
+  FUZZ_CHECK(checked_ok == accepted, ctx());
+  if (accepted) {
+    FUZZ_CHECK(same_event(e, checked), ctx());
+  } else {
+    FUZZ_CHECK(checked_err.message == err.message && checked_err.field == err.field, ctx());
+  }
+  Event fast;
+  if (!codec::parse_event_json_fast(input, &fast)) return;
+  FUZZ_CHECK(checked_ok && same_event(fast, checked), ctx() + "\nfast:\n" + show_event(fast));
+}
+
 std::string encode(const Event& e, const Normalized& n, bool seed_only = false) {
   std::string out;
   codec::encode_event(e, n, seed_only, &out);
@@ -55,7 +123,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view input(reinterpret_cast<const char*>(data), size);
   Event e;
   FieldError err;
-  if (!codec::parse_event_json(input, &e, &err)) {
+  bool accepted = codec::parse_event_json(input, &e, &err);
+  check_fast_path(input, accepted, e, err);
+  if (!accepted) {
     check_refusal(err, input);
     return 0;
   }

@@ -94,6 +94,20 @@ def event_seeds():
         "metadata-numbers": with_raw("metadata", b'{"a":-0,"b":-0.0,"c":1E5,"d":18446744073709551615,'
                                                  b'"e":18446744073709551616,"f":1e-320}'),
         "metadata-key-order": with_raw("metadata", b'{"b":1,"a":{"d":2,"c":3}}'),
+        # parse_event_json's fast path writes metadata's canonical text itself: escapes, the
+        # forms of numbers, key order; an escaped key is left to the checked parse.
+        "metadata-escapes": with_raw("metadata", b'{"s":"q\\"b\\\\s\\/\\n\\u001f\\u00e9\x7f",'
+                                                 b'"z":[true,false,null,{}]}'),
+        "metadata-floats": with_raw("metadata", b'{"k":[1e21,1e-7,0.1,-0.0,123456789.125,5e-324,'
+                                                b'1.7976931348623157e308,1e-400,2.50]}'),
+        "metadata-escaped-key": with_raw("metadata", b'{"\\u0061":1,"b":2}'),
+        "metadata-key-bytes": with_raw("metadata", '{"b":1,"B":2,"":3,"\x7f":4,"\u00e9":5,"b ":6}'.encode()),
+        "pretty-printed": json.dumps(ALL_FIELDS, indent=2, ensure_ascii=False),
+        "cost-minus-zero-integer": with_raw("costUsd", b"-0"),
+        "cost-uint64-max": with_raw("costUsd", b"18446744073709551615"),
+        "tokens-minus-zero": with_raw("inputTokens", b"-0"),
+        "tokens-underflow": with_raw("inputTokens", b"1e-400"),
+        "escaped-value": with_raw("taskId", b'"\\u0041\\u00e9\\ud83d\\ude00\\t"'),
         "timestamp-z": with_raw("timestamp", b'"2026-01-02T03:04:05Z"'),
         "timestamp-offset-compact": with_raw("timestamp", b'"2026-01-02T03:04:05.123456789-0530"'),
         "timestamp-space-lowercase": with_raw("timestamp", b'"2024-02-29 23:59:59z"'),

@@ -9,7 +9,8 @@
 # out or broke an invariant; the input that did it is in build-fuzz/fuzz/artifacts/<target>/,
 # and `build-fuzz/tests/fuzz/fuzz_<target> FILE` (or fuzz_replay_<target> FILE of any build)
 # runs it again. Environment: AGENTBURN_FUZZ_JOBS (build jobs), AGENTBURN_FUZZ_ARGS (more
-# libFuzzer flags), AGENTBURN_FUZZ_STRICT=1 (known issues are failures too).
+# libFuzzer flags), AGENTBURN_FUZZ_STRICT=1 (known issues are failures too),
+# AGENTBURN_FUZZ_BUILD (the build folder, default build-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,7 +23,7 @@ fi
 targets=("$@")
 ((${#targets[@]})) || targets=(event_json agent_json capi ingest_body)
 
-build=build-fuzz
+build=${AGENTBURN_FUZZ_BUILD:-build-fuzz}
 out=$build/fuzz
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DAGENTBURN_BUILD_FUZZERS=ON -DAGENTBURN_BUILD_TESTS=ON -DAGENTBURN_BUILD_TOOLS=ON \
