@@ -37,7 +37,7 @@ class AgentBurn:
     - ``full_policy``: ``"reject"`` (default) or ``"drop_oldest"``.
     - ``set_aside_corrupt``: rename an unreadable buffer folder and start fresh (False).
     - ``batch_max_events`` (1000), ``batch_max_bytes`` (1 MiB), ``flush_interval`` (1.0),
-      ``max_batches_in_flight`` (1), ``split_after_failures`` (3).
+      ``max_batches_in_flight`` (2), ``split_after_failures`` (3).
     - ``connect_timeout`` (5.0), ``request_timeout`` (30.0), ``retry_initial`` (0.5),
       ``retry_max`` (60.0).
     - ``proxy``, ``ca_bundle``, ``gzip`` (False), ``allow_insecure_http`` (False),
