@@ -445,6 +445,7 @@ Status Buffer::append(std::string_view event_json) {
     if (stage_.size() == 1 || stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
     return Status();
   }
+  if (options_.durability == Durability::kSystem) return append_synced(event_json, size);
   std::uint64_t seq;
   {
     std::lock_guard<std::mutex> g(seq_mu_);
@@ -465,6 +466,78 @@ Status Buffer::append(std::string_view event_json) {
   if (!st.ok()) {
     return Status::storage("cannot write the event to the buffer in " + folder_ + ": " +
                            st.ToString());
+  }
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+  data_cv_.notify_one();
+  return Status();
+}
+
+Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
+  // Group commit: the first thread to find no write under way writes, in one synced batch,
+  // every event queued so far; the others wait for it, queueing more meanwhile. An fsync then
+  // carries as many events as threads were waiting for the previous one, and only one thread
+  // at a time calls into RocksDB (whose own grouping, with 8 threads on 2 cores, spun and
+  // yielded its way to a third of this).
+  SyncRequest req;
+  req.json = event_json;
+  std::unique_lock<std::mutex> g(sync_mu_);
+  {
+    std::lock_guard<std::mutex> s(seq_mu_);
+    req.seq = next_seq_.fetch_add(1);
+    writing_.push_back(req.seq);
+  }
+  sync_queue_.push_back(&req);
+  if (sync_gathering_ && sync_queue_.size() >= sync_expect_) gather_cv_.notify_one();
+  while (!req.done) {
+    if (sync_writing_) {
+      sync_cv_.wait(g);
+      continue;
+    }
+    sync_writing_ = true;
+    // Threads of the group just written come back within microseconds: wait for as many as
+    // took part last time (the group plus those that queued during its write), at most half
+    // the last write's time, so that groups do not alternate between two halves.
+    if (sync_queue_.size() < sync_expect_) {
+      sync_gathering_ = true;
+      auto deadline = std::chrono::steady_clock::now() +
+                      std::min(sync_last_write_ / 2, std::chrono::nanoseconds(1000000));
+      gather_cv_.wait_until(g, deadline, [&] { return sync_queue_.size() >= sync_expect_; });
+      sync_gathering_ = false;
+    }
+    std::vector<SyncRequest*> group;
+    group.swap(sync_queue_);
+    g.unlock();
+    auto started = std::chrono::steady_clock::now();
+    rocksdb::WriteBatch wb;
+    for (auto* r : group) {
+      wb.Put(queue_cf_, SeqKey(r->seq).slice(), rocksdb::Slice(r->json.data(), r->json.size()));
+    }
+    rocksdb::WriteOptions w = write_options(Durability::kSystem);
+    auto st = db_->Write(w, &wb);
+    if (!st.ok() && recover(st)) st = db_->Write(w, &wb);
+    {
+      std::lock_guard<std::mutex> s(seq_mu_);
+      for (auto* r : group) {
+        writing_.erase(std::find(writing_.begin(), writing_.end(), r->seq));
+        if (st.ok()) stored_max_ = std::max(stored_max_, r->seq);
+      }
+    }
+    auto took = std::chrono::steady_clock::now() - started;
+    g.lock();
+    sync_last_write_ = std::chrono::duration_cast<std::chrono::nanoseconds>(took);
+    sync_expect_ = group.size() + sync_queue_.size();
+    for (auto* r : group) {
+      r->ok = st.ok();
+      if (!st.ok()) r->error = st.ToString();
+      r->done = true;
+    }
+    sync_writing_ = false;
+    sync_cv_.notify_all();
+  }
+  g.unlock();
+  if (!req.ok) {
+    return Status::storage("cannot write the event to the buffer in " + folder_ + ": " + req.error);
   }
   pending_.fetch_add(1, std::memory_order_relaxed);
   pending_bytes_.fetch_add(size, std::memory_order_relaxed);

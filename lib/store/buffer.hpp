@@ -131,6 +131,8 @@ class Buffer {
   void claim(std::uint64_t first, std::uint64_t last);
   void unclaim(std::uint64_t first, std::uint64_t last);
   Status write_events(std::vector<StoredEvent>* batch);
+  // Durability::kSystem: append through the group commit below.
+  Status append_synced(std::string_view event_json, std::uint64_t size);
   // After a failed write: asks RocksDB to leave its error state; true when it did.
   bool recover(const rocksdb::Status& failed);
   Status make_room(std::uint64_t need);
@@ -181,6 +183,25 @@ class Buffer {
   std::vector<StoredEvent> stage_;
   bool stage_stop_ = false;
   std::thread stage_thread_;
+
+  // Durability::kSystem: events waiting for the next synced write, and whether one is under
+  // way. Each request lives on its caller's stack until `done`.
+  struct SyncRequest {
+    std::uint64_t seq = 0;
+    std::string_view json;
+    bool done = false;
+    bool ok = false;
+    std::string error;
+  };
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::vector<SyncRequest*> sync_queue_;
+  bool sync_writing_ = false;
+  // The next writer waits (gather_cv_) for this many queued events, or half the last write.
+  std::condition_variable gather_cv_;
+  bool sync_gathering_ = false;
+  std::size_t sync_expect_ = 1;
+  std::chrono::nanoseconds sync_last_write_{0};
 
   // Compaction of the acked prefix, off the sender's thread.
   std::mutex compact_mu_;
