@@ -8,7 +8,7 @@
 #   callgrind-{track,track-json,track-buffered}.txt  instruction shares of one call of
 #       Client::track / track_json (callgrind, collection toggled on Client::track*), 20k calls
 #   perf-track.txt      perf, whole process (with RocksDB's background threads), 300k tracks
-#   perf-open.txt       perf of Client::open adopting a 1M-event backlog
+#   perf-open.txt       perf of Client::open taking over a 1M-event backlog
 #   strace-open.txt     syscall counts and times of that open
 #   perf-drain-client.txt / perf-drain-server.txt   perf of a 200k-backlog drain, client
 #       process and agentburn-server, recorded at the same time
@@ -56,7 +56,7 @@ perf record -q -F 4000 --call-graph dwarf,16384 -o "$work/track.data" \
 { echo "## inclusive"; report "$work/track.data" 1; echo; echo "## self"; report_self "$work/track.data" 0.7; } >"$out/perf-track.txt"
 rm -rf "$work/perf-track" "$work/track.data"
 
-echo "[a 1M-event backlog; perf and strace of the open that adopts it]"
+echo "[a 1M-event backlog; perf and strace of the open that takes it over]"
 "$child" track --root "$work/backlog" --count 1000000 >/dev/null
 cp -r "$work/backlog" "$work/backlog2"
 perf record -q -F 2000 --call-graph dwarf,16384 -o "$work/open.data" "$child" open --root "$work/backlog" >"$work/open.json" 2>&1
