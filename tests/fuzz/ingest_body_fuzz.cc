@@ -5,7 +5,12 @@
 // at most kMaxBatchEvents, each either valid or named by exactly one error, in order; every
 // valid event's wire form is an event the library accepts, within the size limit; and a lone
 // event is judged as the library's track_json judges it (the server promises the library's
-// rules), an item of a batch as the library judges its text.
+// rules), an item of a batch as the library judges its text. And the fast path: parse_body
+// (which tries parse_body_fast first) and parse_body_dom alone, each followed by
+// validate_items, give the same result (the same refusal, the same Event per item, the same
+// accepted wire forms, the same errors with the same index, field and message), and the fast
+// path takes only bodies the DOM path reads with no problem in any item
+// (tests/server/body_equivalence.hpp).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../server/body_equivalence.hpp"
 #include "batch.hpp"
 #include "event/codec.hpp"
 #include "fuzz_support.hpp"
@@ -24,6 +30,7 @@ using agentburn::detail::FieldError;
 using agentburn::detail::Normalized;
 namespace codec = agentburn::detail;
 namespace server = agentburn::server;
+namespace eq = agentburn::server::equivalence;
 using agentburn_fuzz::show;
 
 namespace {
@@ -52,19 +59,27 @@ bool past_year_9999(const nlohmann::json& item) {
          ms > 253402300799999;
 }
 
-// Agents "registered" for this run: any id not starting with "unknown".
-bool agent_exists(const std::string& id) {
-  return id.rfind("unknown", 0) != 0;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
-  server::ParsedBody parsed;
-  std::string error;
-  if (!server::parse_body(body, &parsed, &error)) {
-    FUZZ_CHECK(!error.empty(), "body: " + show(body));
+  // Both ways of reading the body, compared; the checks below are on the DOM path's result,
+  // which the server's answer always equals.
+  eq::Judged dom = eq::judge(body, /*dom_only=*/true);
+  eq::Judged combined = eq::judge(body, /*dom_only=*/false);
+  {
+    std::string both = "body: " + show(body);
+    std::string diff = eq::difference(combined, dom);
+    FUZZ_CHECK(diff.empty(), both + "\nfast path vs DOM path: " + diff);
+    std::string unsound = eq::fast_path_soundness(combined, dom);
+    FUZZ_CHECK(unsound.empty(), both + "\n" + unsound);
+    server::ParsedBody fast_only;
+    FUZZ_CHECK(server::parse_body_fast(body, &fast_only) == (combined.ok && combined.parsed.fast),
+               both);
+  }
+  const server::ParsedBody& parsed = dom.parsed;
+  if (!dom.ok) {
+    FUZZ_CHECK(!dom.error.empty(), "body: " + show(body));
     return 0;
   }
   std::string ctx = "body: " + show(body);
@@ -72,14 +87,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // follows (README.md, known issues).
   if (FUZZ_KNOWN_ISSUE(body.find('\0') != std::string_view::npos, "nul-ends-input", ctx)) return 0;
   FUZZ_CHECK(nlohmann::json::accept(body), ctx);
+  FUZZ_CHECK(!parsed.fast, ctx);
   FUZZ_CHECK(parsed.items.size() == parsed.item_problems.size(), ctx);
   FUZZ_CHECK(parsed.items.size() <= server::kMaxBatchEvents, ctx);
   if (!parsed.is_array) FUZZ_CHECK(parsed.items.size() == 1, ctx);
 
-  std::vector<server::IncomingEvent> valid;
-  std::vector<std::size_t> valid_indexes;
-  std::vector<server::EventError> errors;
-  server::validate_items(parsed, agent_exists, &valid, &valid_indexes, &errors);
+  const std::vector<server::IncomingEvent>& valid = dom.valid;
+  const std::vector<std::size_t>& valid_indexes = dom.valid_indexes;
+  const std::vector<server::EventError>& errors = dom.errors;
   FUZZ_CHECK(valid.size() == valid_indexes.size(), ctx);
   FUZZ_CHECK(valid.size() + errors.size() == parsed.items.size(), ctx);
   std::vector<std::size_t> seen = valid_indexes;

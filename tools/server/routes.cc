@@ -199,7 +199,7 @@ void answer_ingest(ServerContext& ctx, const ParsedBody& parsed, const std::stri
     return reply_error(res, faults.status, "injected fault: HTTP " + std::to_string(faults.status));
   }
   if (parse_error) return reply_error(res, 400, *parse_error);
-  if (parsed.items.empty()) {
+  if (parsed.size() == 0) {
     return reply_error(res, 400, "the batch is empty: send 1 to 1000 events");
   }
 
@@ -231,7 +231,7 @@ void answer_ingest(ServerContext& ctx, const ParsedBody& parsed, const std::stri
     std::sort(errors.begin(), errors.end(),
               [](const EventError& a, const EventError& b) { return a.index < b.index; });
     json answer = {{"error", std::to_string(errors.size()) + " of " +
-                                 std::to_string(parsed.items.size()) +
+                                 std::to_string(parsed.size()) +
                                  " events invalid, nothing stored; first: event " +
                                  std::to_string(errors[0].index) + ": " + errors[0].message}};
     if (faults.error_detail) answer["errors"] = error_list(errors);
@@ -260,9 +260,9 @@ void post_ingest(ServerContext& ctx, const Request& req, Response& res, const Co
     ParsedBody parsed;
     std::string parse_error;
     bool parsed_ok = parse_body(body, &parsed, &parse_error);
-    if (parsed_ok) ctx.stats.events_received += parsed.items.size();
+    if (parsed_ok) ctx.stats.events_received += parsed.size();
     if (ctx.flags.fault_injection)
-      faults = ctx.faults.next_ingest(parsed_ok ? parsed.items.size() : 0);
+      faults = ctx.faults.next_ingest(parsed_ok ? parsed.size() : 0);
     answer_ingest(ctx, parsed, parsed_ok ? nullptr : &parse_error, faults, res);
   }
   if (faults.delay_ms > 0) ctx.faults.hold(faults.delay_ms);

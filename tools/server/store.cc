@@ -137,32 +137,64 @@ Status Store::list_agents(std::vector<std::string>* records) {
 Status Store::ingest(const std::vector<IncomingEvent>& events, bool deduplicate,
                      IngestOutcome* out) {
   const std::string received_at = detail::format_timestamp_ms(detail::now_unix_ms());
+  const std::size_t n = events.size();
+  // first[j]: the index of the first event of the batch with event j's key (j when it is the
+  // first); the first of each key is looked up in the store, all of them in one MultiGet.
+  std::vector<std::size_t> first;
+  std::vector<rocksdb::Slice> lookup;  // the keys of the first events, in order
+  if (deduplicate) {
+    first.resize(n);
+    lookup.reserve(n);
+    std::unordered_map<std::string_view, std::size_t> in_batch;
+    in_batch.reserve(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      auto [it, fresh] = in_batch.emplace(events[j].idempotency_key, j);
+      first[j] = it->second;
+      if (fresh) lookup.emplace_back(events[j].idempotency_key);
+    }
+  }
+  std::vector<rocksdb::PinnableSlice> found(lookup.size());
+  std::vector<rocksdb::Status> statuses(lookup.size());
+
   std::lock_guard<std::mutex> lock(ingest_mu_);
+  if (!lookup.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), keys_, lookup.size(), lookup.data(), found.data(),
+                  statuses.data());
+  }
   rocksdb::WriteBatch batch;
-  std::unordered_map<std::string_view, std::size_t> in_batch;  // key -> index into out->ids
   std::uint64_t seq = next_seq_;
   IngestOutcome result;
-  for (const IncomingEvent& e : events) {
+  result.ids.reserve(n);
+  std::string record;
+  char seq_key[8];
+  std::size_t looked_up = 0;  // the lookups consumed so far
+  for (std::size_t j = 0; j < n; ++j) {
+    const IncomingEvent& e = events[j];
     if (deduplicate) {
-      if (auto hit = in_batch.find(e.idempotency_key); hit != in_batch.end()) {
-        result.ids.push_back(result.ids[hit->second]);
+      if (first[j] != j) {  // a key seen earlier in the batch: that event's id
+        result.ids.push_back(result.ids[first[j]]);
         ++result.duplicates;
         continue;
       }
-      std::string existing;
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), keys_, e.idempotency_key, &existing);
+      const rocksdb::Status& s = statuses[looked_up];
+      const rocksdb::PinnableSlice& existing = found[looked_up];
+      ++looked_up;
       if (s.ok()) {
-        result.ids.push_back(std::move(existing));
+        result.ids.emplace_back(existing.data(), existing.size());
         ++result.duplicates;
         continue;
       }
       if (!s.IsNotFound()) return storage_error("cannot read the deduplication index", s);
-      in_batch.emplace(e.idempotency_key, result.ids.size());
     }
     std::string id = "evt_" + detail::new_uuid_v7();
-    std::string record = "{\"id\":\"" + id + "\",\"receivedAt\":\"" + received_at + "\",";
-    record.append(e.wire, 1, std::string::npos);
-    batch.Put(events_, big_endian(seq++), record);
+    // {"id":"evt_...","receivedAt":"...", then the wire form after its '{'.
+    record.clear();
+    record.reserve(received_at.size() + id.size() + e.wire.size() + 24);
+    record.append("{\"id\":\"").append(id).append("\",\"receivedAt\":\"").append(received_at);
+    record.append("\",").append(e.wire, 1, std::string::npos);
+    std::uint64_t v = seq++;
+    for (int i = 7; i >= 0; --i, v >>= 8) seq_key[i] = static_cast<char>(v & 0xFF);
+    batch.Put(events_, rocksdb::Slice(seq_key, sizeof seq_key), record);
     if (deduplicate) batch.Put(keys_, e.idempotency_key, id);
     result.ids.push_back(std::move(id));
     ++result.stored;
