@@ -285,6 +285,41 @@ TEST_CASE("system durability: threads appending at once share synced writes, and
   CHECK(std::set<std::string>(again.begin(), again.end()) == want);
 }
 
+TEST_CASE("the counters never dip below zero while events are delivered as they are written") {
+  // The sender may read and remove an event the moment it is readable: counting it only
+  // after that (as a group commit's waiting threads once did) made pending_bytes wrap below
+  // zero for a moment, and a concurrent append saw a full buffer.
+  for (auto d : {Durability::kSystem, Durability::kProcess}) {
+    testing::TempDir root;
+    auto o = opts(root.path(), d);
+    o.disk_cap_bytes = 1 << 30;
+    auto b = open_buffer(o);
+    std::atomic<bool> stop{false};
+    std::atomic<int> failed{0}, wrapped{0};
+    std::thread reader([&] {
+      std::vector<StoredEvent> batch;
+      while (!stop) {
+        if (b->read_next(100, 1 << 20, &batch).ok() && !batch.empty()) b->remove(batch).ok();
+        if (b->pending_bytes() > (1ull << 40) || b->pending() > (1ull << 40)) ++wrapped;
+      }
+    });
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 4; ++t) {
+      writers.emplace_back([&, t] {
+        for (int i = 0; i < 300; ++i) failed += !b->append(ev(t * 1000 + i)).ok();
+      });
+    }
+    for (auto& w : writers) w.join();
+    stop = true;
+    reader.join();
+    CHECK(failed.load() == 0);
+    CHECK(wrapped.load() == 0);
+    drain(*b, true);
+    CHECK(b->pending() == 0);
+    CHECK(b->pending_bytes() == 0);
+  }
+}
+
 TEST_CASE("an empty buffer folder is removed at close") {
   testing::TempDir root;
   auto b = open_buffer(opts(root.path()));

@@ -390,6 +390,9 @@ Status Buffer::adopt(const std::string& folder) {
         batch.Put(dst, SeqKey(first + i).slice(), values[i]);
         bytes += values[i].size() + kKeyOverhead;
       }
+      // Counted before they are readable (the sender may deliver them at once).
+      (which == 0 ? pending_ : dead_count_) += n;
+      (which == 0 ? pending_bytes_ : dead_bytes_) += bytes;
       rocksdb::WriteOptions sync;
       sync.sync = true;
       st = db_->Write(sync, &batch);
@@ -398,14 +401,18 @@ Status Buffer::adopt(const std::string& folder) {
         writing_.erase(std::find(writing_.begin(), writing_.end(), first));
         if (st.ok() && which == 0) stored_max_ = std::max(stored_max_, first + n - 1);
       }
-      if (st.ok()) st = other->DeleteRange(rocksdb::WriteOptions(), src, first_key, last_key + '\xff');
+      if (!st.ok()) {
+        (which == 0 ? pending_ : dead_count_) -= n;
+        (which == 0 ? pending_bytes_ : dead_bytes_) -= bytes;
+      } else {
+        moved += which == 0 ? n : 0;
+        // A failure here leaves the events in both folders; the copy here counts.
+        st = other->DeleteRange(rocksdb::WriteOptions(), src, first_key, last_key + '\xff');
+      }
       if (!st.ok()) {
         s = Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
         break;
       }
-      (which == 0 ? pending_ : dead_count_) += n;
-      (which == 0 ? pending_bytes_ : dead_bytes_) += bytes;
-      moved += which == 0 ? n : 0;
     }
     if (s.ok() && !it->status().ok()) {
       s = Status::storage("cannot read buffer folder " + folder + ": " + it->status().ToString());
@@ -446,6 +453,10 @@ Status Buffer::append(std::string_view event_json) {
     return Status();
   }
   if (options_.durability == Durability::kSystem) return append_synced(event_json, size);
+  // Counted before the event becomes readable: the sender may deliver and uncount it as soon
+  // as it is, and the counters must never go below zero on the way.
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   std::uint64_t seq;
   {
     std::lock_guard<std::mutex> g(seq_mu_);
@@ -464,11 +475,11 @@ Status Buffer::append(std::string_view event_json) {
     if (st.ok()) stored_max_ = std::max(stored_max_, seq);
   }
   if (!st.ok()) {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
     return Status::storage("cannot write the event to the buffer in " + folder_ + ": " +
                            st.ToString());
   }
-  pending_.fetch_add(1, std::memory_order_relaxed);
-  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   data_cv_.notify_one();
   return Status();
 }
@@ -481,6 +492,8 @@ Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
   // yielded its way to a third of this).
   SyncRequest req;
   req.json = event_json;
+  pending_.fetch_add(1, std::memory_order_relaxed);  // before it is readable, as in append()
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   std::unique_lock<std::mutex> g(sync_mu_);
   {
     std::lock_guard<std::mutex> s(seq_mu_);
@@ -537,10 +550,10 @@ Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
   }
   g.unlock();
   if (!req.ok) {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
     return Status::storage("cannot write the event to the buffer in " + folder_ + ": " + req.error);
   }
-  pending_.fetch_add(1, std::memory_order_relaxed);
-  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   data_cv_.notify_one();
   return Status();
 }
