@@ -22,6 +22,7 @@
 
 #include "event/codec.hpp"
 #include "fuzz_support.hpp"
+#include "support/event_compare.hpp"
 
 using agentburn::Event;
 using agentburn::kMaxEventBytes;
@@ -72,20 +73,7 @@ std::string show_event(const Event& e) {
          show_opt(e.idempotency_key);
 }
 
-bool same_cost(const std::optional<double>& a, const std::optional<double>& b) {
-  return a.has_value() == b.has_value() &&
-         (!a || std::memcmp(&*a, &*b, sizeof(double)) == 0);  // tells -0 from 0
-}
-
-bool same_event(const Event& a, const Event& b) {
-  return a.agent_id == b.agent_id && a.provider == b.provider && a.operation == b.operation &&
-         same_cost(a.cost_usd, b.cost_usd) && a.model == b.model &&
-         a.input_tokens == b.input_tokens && a.output_tokens == b.output_tokens &&
-         a.cached_input_tokens == b.cached_input_tokens &&
-         a.reasoning_tokens == b.reasoning_tokens && a.task_id == b.task_id &&
-         a.workflow_id == b.workflow_id && a.metadata_json == b.metadata_json &&
-         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key;
-}
+using testing::same_event;
 
 // The fast path and the checked parse agree: parse_event_json answers as the checked parse
 // does (verdict, event, field and message), and where the fast path takes an input, the

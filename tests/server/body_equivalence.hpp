@@ -17,6 +17,7 @@
 
 #include "batch.hpp"
 #include "event/codec.hpp"
+#include "support/event_compare.hpp"
 
 namespace agentburn::server::equivalence {
 
@@ -78,21 +79,7 @@ inline std::string show_event(const Event& e) {
          opt(e.idempotency_key) + "}";
 }
 
-// Bit for bit: a cost of -0 is not 0 here (encode_event writes both as 0, but the Events
-// should still be the same).
-inline bool same_event(const Event& a, const Event& b) {
-  auto same_cost = [](const std::optional<double>& x, const std::optional<double>& y) {
-    if (!x || !y) return !x && !y;
-    return std::memcmp(&*x, &*y, sizeof(double)) == 0 || (std::isnan(*x) && std::isnan(*y));
-  };
-  return a.agent_id == b.agent_id && a.provider == b.provider && a.operation == b.operation &&
-         same_cost(a.cost_usd, b.cost_usd) && a.model == b.model &&
-         a.input_tokens == b.input_tokens && a.output_tokens == b.output_tokens &&
-         a.cached_input_tokens == b.cached_input_tokens &&
-         a.reasoning_tokens == b.reasoning_tokens && a.task_id == b.task_id &&
-         a.workflow_id == b.workflow_id && a.metadata_json == b.metadata_json &&
-         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key;
-}
+using testing::same_event;
 
 // The wire form without what validate_event generates afresh on each call (the key and the
 // time of an event that has none), which two runs cannot share.
