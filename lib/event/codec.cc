@@ -402,6 +402,19 @@ class FastEventReader {
     return read_string(&**out);
   }
 
+  // Moves past the bytes of a string that stand for themselves (up to a '"', a '\\' or a raw
+  // control character) and returns the OR of them: its high bit says UTF-8 must be checked.
+  unsigned skip_plain_run() {
+    unsigned high = 0;
+    while (p_ != end_) {
+      auto c = static_cast<unsigned char>(*p_);
+      if (c < 0x20 || c == '"' || c == '\\') break;
+      high |= c;
+      ++p_;
+    }
+    return high;
+  }
+
   // A JSON string, decoded as nlohmann decodes it: UTF-8 checked, no raw control characters,
   // \u escapes with surrogate pairs only in pairs.
   bool read_string(std::string* out) {
@@ -411,13 +424,7 @@ class FastEventReader {
       // A run of bytes that stand for themselves: UTF-8 sequences never hold '"', '\' or a
       // byte below 0x20, so a sequence cut by one fails the check of its run.
       const char* run = p_;
-      unsigned high = 0;
-      while (p_ != end_) {
-        auto c = static_cast<unsigned char>(*p_);
-        if (c < 0x20 || c == '"' || c == '\\') break;
-        high |= c;
-        ++p_;
-      }
+      unsigned high = skip_plain_run();
       std::string_view bytes(run, static_cast<std::size_t>(p_ - run));
       if ((high & 0x80) != 0 && !is_valid_utf8(bytes)) return false;
       out->append(bytes);
@@ -633,13 +640,7 @@ class FastEventReader {
   bool canonical_string(std::string* out) {
     const char* start = p_;
     ++p_;
-    unsigned high = 0;
-    while (p_ != end_) {
-      auto c = static_cast<unsigned char>(*p_);
-      if (c < 0x20 || c == '"' || c == '\\') break;
-      high |= c;
-      ++p_;
-    }
+    unsigned high = skip_plain_run();
     if (p_ != end_ && *p_ == '"') {  // no escapes: the text is its own canonical form
       ++p_;
       std::string_view quoted(start, static_cast<std::size_t>(p_ - start));
