@@ -1,0 +1,100 @@
+// Dead letters: events set aside with a reason, listed, requeued or purged.
+#include "store/buffer.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "store/buffer_internal.hpp"
+
+namespace agentburn::detail {
+
+Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  rocksdb::WriteBatch wb;
+  SeqKey key(event.seq);
+  wb.Delete(queue_cf_, key.slice());
+  std::string value = encode_dead(event.json, reason);
+  wb.Put(dead_cf_, key.slice(), value);
+  auto st = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!st.ok()) return Status::storage("cannot store a dead letter: " + st.ToString());
+  unclaim(event.seq, event.seq);
+  pending_ -= 1;
+  pending_bytes_ -= event.json.size() + kKeyOverhead;
+  dead_count_ += 1;
+  dead_bytes_ += value.size() + kKeyOverhead;
+  return Status();
+}
+
+std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit) {
+  std::vector<DeadLetter> out;
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  for (it->SeekToFirst(); it->Valid() && out.size() < limit; it->Next()) {
+    DeadLetter d;
+    if (decode_dead(it->value(), &d.event_json, &d.reason)) out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Status Buffer::requeue_dead_letters() {
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  it->SeekToFirst();
+  while (it->Valid()) {
+    std::vector<std::pair<std::string, std::string>> chunk;  // dead key, event
+    for (; it->Valid() && chunk.size() < kMoveChunk; it->Next()) {
+      std::string event, reason;
+      if (decode_dead(it->value(), &event, &reason)) {
+        chunk.emplace_back(it->key().ToString(), std::move(event));
+      }
+    }
+    std::uint64_t first;
+    {
+      std::lock_guard<std::mutex> s(seq_mu_);
+      first = next_seq_.fetch_add(chunk.size());
+      writing_.push_back(first);
+    }
+    rocksdb::WriteBatch wb;
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      wb.Delete(dead_cf_, chunk[i].first);
+      wb.Put(queue_cf_, SeqKey(first + i).slice(), chunk[i].second);
+      bytes += chunk[i].second.size() + kKeyOverhead;
+    }
+    auto st = db_->Write(write_options(options_.durability), &wb);
+    {
+      std::lock_guard<std::mutex> s(seq_mu_);
+      writing_.erase(std::find(writing_.begin(), writing_.end(), first));
+      if (st.ok()) stored_max_ = std::max(stored_max_, first + chunk.size() - 1);
+    }
+    if (!st.ok()) return Status::storage("cannot requeue dead letters: " + st.ToString());
+    pending_ += chunk.size();
+    pending_bytes_ += bytes;
+    dead_count_ -= chunk.size();
+  }
+  dead_bytes_ = 0;
+  dead_count_ = 0;
+  data_cv_.notify_all();
+  return Status();
+}
+
+Status Buffer::purge_dead_letters() {
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_) return Status::closed("the client is closed");
+  auto st = db_->DeleteRange(rocksdb::WriteOptions(), dead_cf_, SeqKey(0).slice(),
+                             SeqKey(~std::uint64_t{0}).slice());
+  if (!st.ok()) return Status::storage("cannot purge dead letters: " + st.ToString());
+  dead_count_ = 0;
+  dead_bytes_ = 0;
+  return Status();
+}
+
+}  // namespace agentburn::detail

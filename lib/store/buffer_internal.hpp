@@ -1,0 +1,38 @@
+// Private to the buffer's source files (buffer*.cc): key encoding, the dead-letter value
+// format, and the RocksDB options every buffer database is opened with.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "agentburn/options.hpp"
+
+namespace agentburn::detail {
+
+inline constexpr std::size_t kMoveChunk = 1000;
+inline constexpr std::uint64_t kCompactEvery = 200000;
+inline constexpr std::size_t kStageMaxEvents = 1000;
+inline constexpr std::uint64_t kKeyOverhead = 8;  // counted against the cap with each event
+
+// An event's key: its 8-byte big-endian sequence number, so that keys sort in arrival order.
+struct SeqKey {
+  char bytes[8];
+  explicit SeqKey(std::uint64_t seq) {
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(seq >> (56 - 8 * i));
+  }
+  rocksdb::Slice slice() const { return rocksdb::Slice(bytes, 8); }
+};
+
+std::uint64_t decode_seq(const rocksdb::Slice& s);
+// A dead letter's value: 4-byte little-endian event length, the event, the reason.
+std::string encode_dead(std::string_view event, std::string_view reason);
+bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reason);
+
+rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& log);
+rocksdb::WriteOptions write_options(Durability d);
+
+}  // namespace agentburn::detail
