@@ -262,18 +262,22 @@ Result<std::string> Client::register_agent(const Agent& agent) {
   std::shared_lock<std::shared_mutex> g;
   Status s = impl_->enter(&g);
   if (!s.ok()) return s;
-  auto known = impl_->agents->lookup(agent);
-  if (known && !known->provisional) return known->id;
-  if (known && !known->server_id.empty()) return known->server_id;
-  if (!impl_->transport.endpoint.empty()) {
+  // Server ids are per server: one registered at another endpoint is never used here.
+  // Without an endpoint, or while the server cannot be reached, the id is the root's
+  // provisional one for this agent, which every server it is delivered to maps to its own.
+  const std::string& endpoint = impl_->transport.endpoint;
+  if (!endpoint.empty()) {
+    std::optional<std::string> known;
+    s = impl_->agents->server_id(agent, endpoint, &known);
+    if (!s.ok()) return s;
+    if (known) return *known;
     std::string id;
     s = detail::register_with_server(impl_->transport, agent, &impl_->closing, &id);
     if (s.ok()) {
-      detail::AgentRecord rec;
-      rec.id = id;
-      Status saved = impl_->agents->remember(agent, rec);
+      std::string kept;  // another process may have registered it first: theirs stands
+      Status saved = impl_->agents->remember_server_id(agent, endpoint, id, &kept);
       if (!saved.ok()) return saved;
-      return id;
+      return kept;
     }
     if (s.code() != Status::Code::kNetwork) return s;
     if (impl_->options.log) {
@@ -281,13 +285,11 @@ Result<std::string> Client::register_agent(const Agent& agent) {
                          "registering agent \"" + agent.name + "\" offline: " + s.message());
     }
   }
-  if (known) return known->id;
-  detail::AgentRecord rec;
-  rec.id = std::string(detail::kProvisionalPrefix) + detail::new_uuid_v7();
-  rec.provisional = true;
-  Status saved = impl_->agents->remember(agent, rec);
-  if (!saved.ok()) return saved;
-  return rec.id;
+  std::string id;
+  s = impl_->agents->provisional_id(
+      agent, std::string(detail::kProvisionalPrefix) + detail::new_uuid_v7(), &id);
+  if (!s.ok()) return s;
+  return id;
 }
 
 Stats Client::stats() const {

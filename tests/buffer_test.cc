@@ -51,7 +51,7 @@ std::vector<std::string> drain(Buffer& b, bool remove = false) {
     REQUIRE(b.read_next(1000, 1 << 20, &batch).ok());
     if (batch.empty()) break;
     for (auto& e : batch) out.push_back(e.json);
-    if (remove) REQUIRE(b.remove(batch).ok());
+    if (remove) REQUIRE(b.remove(batch, true).ok());
   }
   return out;
 }
@@ -98,7 +98,7 @@ TEST_CASE("a reopened buffer takes its predecessor's folder over whole, counters
     for (int i = 0; i < 300; ++i) REQUIRE(b->append(ev(i)).ok());
     std::vector<StoredEvent> batch;
     REQUIRE(b->read_next(100, 1 << 20, &batch).ok());
-    REQUIRE(b->remove(batch).ok());  // 0..99 delivered
+    REQUIRE(b->remove(batch, true).ok());  // 0..99 delivered
     REQUIRE(b->read_next(1, 1 << 20, &batch).ok());
     REQUIRE(b->bury(batch[0], "refused").ok());  // 100 a dead letter
     REQUIRE(b->read_next(50, 1 << 20, &batch).ok());  // 101..150 in flight at close
@@ -137,7 +137,7 @@ TEST_CASE("a folder taken over after a crash is counted again, also when a clean
       if (!b->append(ev(i)).ok()) return 3;
     }
     std::vector<StoredEvent> batch;
-    if (!b->read_next(10, 1 << 20, &batch).ok() || !b->remove(batch).ok()) return 4;
+    if (!b->read_next(10, 1 << 20, &batch).ok() || !b->remove(batch, true).ok()) return 4;
     b.release();  // never closed: the process just ends
     return 0;
   });
@@ -196,20 +196,20 @@ TEST_CASE("the oldest pending event is known while batches are read, acked out o
   std::vector<StoredEvent> first, second, third;
   REQUIRE(b->read_next(10, 1 << 20, &first).ok());   // 1..10
   REQUIRE(b->read_next(10, 1 << 20, &second).ok());  // 11..20
-  REQUIRE(b->remove(second).ok());
+  REQUIRE(b->remove(second, true).ok());
   CHECK(b->first_pending_seq() == 1);
   // A batch split in halves: the later half acked first.
   std::vector<StoredEvent> lo(first.begin(), first.begin() + 5), hi(first.begin() + 5, first.end());
-  REQUIRE(b->remove(hi).ok());
+  REQUIRE(b->remove(hi, true).ok());
   CHECK(b->first_pending_seq() == 1);
   REQUIRE(b->bury(lo[0], "refused").ok());
   CHECK(b->first_pending_seq() == 2);
   lo.erase(lo.begin());
-  REQUIRE(b->remove(lo).ok());
+  REQUIRE(b->remove(lo, true).ok());
   CHECK(b->first_pending_seq() == 21);  // unread, found from the cursor
   REQUIRE(b->read_next(100, 1 << 20, &third).ok());
   CHECK(b->first_pending_seq() == 21);
-  REQUIRE(b->remove(third).ok());
+  REQUIRE(b->remove(third, true).ok());
   CHECK(b->first_pending_seq() == 31);
   CHECK(b->pending() == 0);
 }
@@ -299,7 +299,7 @@ TEST_CASE("the counters never dip below zero while events are delivered as they 
     std::thread reader([&] {
       std::vector<StoredEvent> batch;
       while (!stop) {
-        if (b->read_next(100, 1 << 20, &batch).ok() && !batch.empty()) b->remove(batch).ok();
+        if (b->read_next(100, 1 << 20, &batch).ok() && !batch.empty()) b->remove(batch, true).ok();
         if (b->pending_bytes() > (1ull << 40) || b->pending() > (1ull << 40)) ++wrapped;
       }
     });
@@ -324,7 +324,7 @@ TEST_CASE("an empty buffer folder is removed at close") {
   testing::TempDir root;
   auto b = open_buffer(opts(root.path()));
   REQUIRE(b->append(ev(1)).ok());
-  REQUIRE(b->remove(std::vector<StoredEvent>{}).ok());
+  REQUIRE(b->remove(std::vector<StoredEvent>{}, true).ok());
   drain(*b, true);
   CHECK(b->pending() == 0);
   CHECK(testing::count_folders(root.path()) == 1);
@@ -432,7 +432,7 @@ TEST_CASE("disk cap, reject policy: a clear error, nothing stored is touched") {
   // Delivering some makes room again.
   std::vector<StoredEvent> batch;
   REQUIRE(b->read_next(10, 1 << 20, &batch).ok());
-  REQUIRE(b->remove(batch).ok());
+  REQUIRE(b->remove(batch, true).ok());
   CHECK(b->append(ev(0)).ok());
 }
 
@@ -463,7 +463,7 @@ TEST_CASE("drop_oldest never drops events the sender has claimed") {
   REQUIRE(claimed.size() == 10);
   Status s = b->append(ev(110));
   CHECK(s.code() == Status::Code::kFull);
-  REQUIRE(b->remove(claimed).ok());
+  REQUIRE(b->remove(claimed, true).ok());
   CHECK(b->append(ev(110)).ok());
 }
 
@@ -478,8 +478,8 @@ TEST_CASE("dead letters: kept with a reason, listed, requeued in order, purged")
   REQUIRE(b->bury(batch[3], "costUsd: bad").ok());
   std::vector<StoredEvent> rest = {batch[0], batch[2], batch[4]};
   // The range delete of the rest must not disturb the dead letters.
-  REQUIRE(b->remove(std::vector<StoredEvent>{batch[0]}).ok());
-  REQUIRE(b->remove(std::vector<StoredEvent>{batch[2], batch[4]}).ok());
+  REQUIRE(b->remove(std::vector<StoredEvent>{batch[0]}, true).ok());
+  REQUIRE(b->remove(std::vector<StoredEvent>{batch[2], batch[4]}, true).ok());
   CHECK(b->pending() == 0);
   CHECK(b->dead_count() == 2);
   auto dead = b->dead_letters(10);
@@ -544,7 +544,7 @@ TEST_CASE("reads respect batch limits and concurrent writers never leave a gap b
         last = e.seq;
         seen.push_back(e.json);
       }
-      if (!batch.empty()) REQUIRE(b->remove(batch).ok());
+      if (!batch.empty()) REQUIRE(b->remove(batch, true).ok());
       if (batch.empty() && finished) break;
     }
   });

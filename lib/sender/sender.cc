@@ -136,17 +136,17 @@ void Sender::run() {
       Status s = buffer_->adopt_dead_folders();
       if (!s.ok()) fail(LogLevel::kError, s.message());
     }
+    retry_settling(now);
     while (transport_->has_free_slot() && now >= next_attempt_ && !stop_) {
       Batch b;
       if (!next_batch(&b)) break;
-      std::string body;
-      Status built = build_body(&b, &body);
-      if (!built.ok()) {
+      Status prepared = prepare(&b);
+      if (!prepared.ok()) {
         {
           std::lock_guard<std::mutex> g(stats_mu_);
           ++stats_.retries;
         }
-        ready_.push_front(std::move(b));
+        if (!b.events.empty()) ready_.push_front(std::move(b));
         back_off(std::nullopt);
         break;
       }
@@ -154,6 +154,8 @@ void Sender::run() {
         progress();
         continue;
       }
+      std::string body;
+      encode(b, &body);
       if (b.maybe_delivered) {
         std::lock_guard<std::mutex> g(stats_mu_);
         stats_.resent += b.events.size();
@@ -187,15 +189,22 @@ bool Sender::next_batch(Batch* out) {
     ready_.pop_front();
     return true;
   }
-  if (!read_now(Clock::now())) return false;
-  Status s = buffer_->read_next(static_cast<std::size_t>(config_.batch_max_events),
-                                config_.batch_max_bytes, &out->events);
-  if (!s.ok()) {
-    fail(LogLevel::kError, s.message());
-    return false;
+  // New events first while batches are held: one of them getting through is what tells a
+  // refused event from a refused request.
+  if (read_now(Clock::now())) {
+    Status s = buffer_->read_next(static_cast<std::size_t>(config_.batch_max_events),
+                                  config_.batch_max_bytes, &out->events);
+    if (!s.ok()) {
+      fail(LogLevel::kError, s.message());
+      return false;
+    }
+    partial_seen_ = false;
+    if (!out->events.empty()) return true;
   }
-  partial_seen_ = false;
-  return !out->events.empty();
+  if (held_.empty()) return false;
+  *out = std::move(held_.front());  // after the backoff the refusal set
+  held_.pop_front();
+  return true;
 }
 
 // A batch goes when it is full, when its first event has waited flush_interval_ms, or when
@@ -214,7 +223,7 @@ bool Sender::read_now(Clock::time_point now) {
 }
 
 void Sender::idle_wait(Clock::time_point now) {
-  if (now < next_attempt_ && !ready_.empty()) {
+  if (now < next_attempt_ && (!ready_.empty() || !held_.empty())) {
     buffer_->wait_for_events(~std::uint64_t{0}, next_attempt_);
   } else if (partial_seen_) {
     buffer_->wait_for_events(buffer_->cursor() + config_.batch_max_events - 1,
@@ -230,10 +239,13 @@ Status Sender::resolve_agent(const std::string& provisional, std::string* server
     *server_id = cached->second;
     return Status();
   }
-  if (auto known = agents_->resolve(provisional)) {
+  std::optional<Agent> agent;
+  std::optional<std::string> known;
+  Status looked = agents_->resolve(provisional, transport_config_.endpoint, &agent, &known);
+  if (!looked.ok()) return Status::network(looked.message());  // retried later
+  if (known) {
     *server_id = *known;
   } else {
-    auto agent = agents_->agent_of(provisional);
     if (!agent) {
       // No record of it: the events keep the id they have; the server decides.
       *server_id = provisional;
@@ -246,73 +258,145 @@ Status Sender::resolve_agent(const std::string& provisional, std::string* server
       if (s.code() != Status::Code::kInvalid) return Status::network(what);
       return Status(s.code(), what);
     }
-    Status saved = agents_->set_server_id(provisional, *server_id);
-    if (!saved.ok()) fail(LogLevel::kWarning, saved.message());
+    std::string kept;  // another process may have registered it first: theirs stands
+    Status saved = agents_->set_server_id(provisional, transport_config_.endpoint, *server_id, &kept);
+    if (!saved.ok()) {
+      fail(LogLevel::kWarning, saved.message());
+    } else {
+      *server_id = kept;
+    }
   }
   resolved_[provisional] = *server_id;
   return Status();
 }
 
-Status Sender::build_body(Batch* b, std::string* body) {
+Status Sender::prepare(Batch* b) {
   static const std::string kProvisional = std::string("{\"agentId\":\"") + kProvisionalPrefix;
+  if (b->prepared) return Status();
+  b->agent_ids.assign(b->events.size(), std::string());
+  std::vector<bool> gone(b->events.size(), false);
+  bool any_gone = false;
+  Status result;
+  std::map<std::string, Status> refused;  // one registration attempt per agent and batch
+  for (std::size_t i = 0; i < b->events.size(); ++i) {
+    const std::string& ev = b->events[i].json;
+    if (ev.compare(0, kProvisional.size(), kProvisional) != 0) continue;
+    Event e;
+    FieldError err;
+    if (!parse_event_json(ev, &e, &err)) continue;  // goes as stored; the server refuses it
+    Status s;
+    std::string server_id;
+    if (auto r = refused.find(e.agent_id); r != refused.end()) {
+      s = r->second;
+    } else {
+      s = resolve_agent(e.agent_id, &server_id);
+    }
+    if (s.code() == Status::Code::kInvalid) {
+      // The server refused the agent itself: its events can never go out as they are.
+      refused.emplace(e.agent_id, s);
+      if (!set_aside(b->events[i], s.message())) b->whole = false;
+      gone[i] = any_gone = true;
+      continue;
+    }
+    if (!s.ok()) {
+      result = s;  // not registered yet (no answer, 5xx, a refused key): later
+      break;
+    }
+    b->agent_ids[i] = std::move(server_id);
+  }
+  if (any_gone) {
+    // Whatever happens next, the events set aside have left the batch: a retry must not set
+    // them aside (and uncount them) again.
+    std::vector<StoredEvent> events;
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < b->events.size(); ++i) {
+      if (gone[i]) continue;
+      events.push_back(std::move(b->events[i]));
+      ids.push_back(std::move(b->agent_ids[i]));
+    }
+    b->events = std::move(events);
+    b->agent_ids = std::move(ids);
+  }
+  b->prepared = result.ok();
+  return result;
+}
+
+void Sender::encode(const Batch& b, std::string* body) {
   std::size_t total = 2;
-  for (const auto& e : b->events) total += e.json.size() + 1;
+  for (const auto& e : b.events) total += e.json.size() + 1;
   body->clear();
   body->reserve(total + 64);
   body->push_back('[');
-  std::vector<bool> buried;  // empty unless an event was set aside
-  for (std::size_t i = 0; i < b->events.size(); ++i) {
-    const std::string& ev = b->events[i].json;
-    bool provisional = ev.compare(0, kProvisional.size(), kProvisional) == 0;
+  for (std::size_t i = 0; i < b.events.size(); ++i) {
+    const std::string& ev = b.events[i].json;
+    if (body->size() > 1) body->push_back(',');
+    const std::string& id = b.agent_ids[i];
     Event e;
     FieldError err;
-    if ((!provisional && !config_.seed_fields_only) || !parse_event_json(ev, &e, &err)) {
+    if ((id.empty() && !config_.seed_fields_only) || !parse_event_json(ev, &e, &err)) {
       // As stored. One that does not parse is refused by the server: a dead letter then.
-      if (body->size() > 1) body->push_back(',');
       body->append(ev);
       continue;
     }
-    if (provisional) {
-      std::string server_id;
-      Status s = resolve_agent(e.agent_id, &server_id);
-      if (s.code() == Status::Code::kInvalid) {
-        // The server refused the agent itself: its events can never go out as they are.
-        Status kept = buffer_->bury(b->events[i], s.message());
-        if (!kept.ok()) return kept;
-        buried.resize(b->events.size());
-        buried[i] = true;
-        continue;
-      }
-      if (!s.ok()) return s;  // not registered yet (no answer, 5xx, a refused key): later
-      e.agent_id = server_id;
-    }
-    if (body->size() > 1) body->push_back(',');
+    if (!id.empty()) e.agent_id = id;
     encode_event(e, Normalized(), config_.seed_fields_only, body);
   }
   body->push_back(']');
-  if (!buried.empty()) {
-    std::vector<StoredEvent> rest;
-    for (std::size_t i = 0; i < b->events.size(); ++i) {
-      if (!buried[i]) rest.push_back(std::move(b->events[i]));
-    }
-    b->events = std::move(rest);
+}
+
+bool Sender::set_aside(const StoredEvent& e, const std::string& reason) {
+  Status s = buffer_->bury(e, reason);
+  if (s.ok()) return true;
+  fail(LogLevel::kError, s.message() + "; the event stays queued until it can be written");
+  unburied_.emplace_back(e, reason);
+  return false;
+}
+
+void Sender::retry_settling(Clock::time_point now) {
+  if ((unburied_.empty() && unremoved_.empty()) || now < next_settle_retry_) return;
+  std::vector<std::pair<StoredEvent, std::string>> unburied;
+  unburied.swap(unburied_);
+  for (auto& [e, reason] : unburied) {
+    Status s = buffer_->bury(e, reason);
+    if (!s.ok()) unburied_.emplace_back(std::move(e), std::move(reason));
   }
-  return Status();
+  std::vector<Batch> unremoved;
+  unremoved.swap(unremoved_);
+  for (auto& b : unremoved) {
+    Status s = buffer_->remove(b.events, b.whole);
+    if (!s.ok()) unremoved_.push_back(std::move(b));
+  }
+  if (unburied_.size() < unburied.size() || unremoved_.size() < unremoved.size()) progress();
+  next_settle_retry_ = now + std::chrono::milliseconds(
+                                 std::min(1000, std::max(config_.retry_initial_ms, 10)));
 }
 
 void Sender::settle(Batch b, const HttpResult& r) {
   if (r.status >= 200 && r.status < 300) {
     // Any 2xx is an ack, whatever its body says.
-    Status s = buffer_->remove(b.events);
-    if (!s.ok()) fail(LogLevel::kError, s.message());
+    Status s = buffer_->remove(b.events, b.whole);
     {
       std::lock_guard<std::mutex> g(stats_mu_);
       stats_.delivered += b.events.size();
       stats_.last_delivery_at_ms = now_unix_ms();
       stats_.last_error.clear();
     }
+    if (!s.ok()) {
+      // Delivered, but still queued: the delete is retried; a restart before it succeeds
+      // resends them, and the server's deduplication absorbs that.
+      fail(LogLevel::kError, s.message() + "; retrying");
+      unremoved_.push_back(std::move(b));
+    }
     backoff_exponent_ = 0;
     last_success_ = Clock::now();
+    if (refusing_ || !held_.empty()) {
+      // A batch got through: the held ones are bisected or set aside as usual now.
+      refusing_ = false;
+      while (!held_.empty()) {
+        ready_.push_front(std::move(held_.back()));
+        held_.pop_back();
+      }
+    }
   } else if (r.status == 401 || r.status == 403 || r.status == 404 || r.status == 405 ||
              r.status == 410 || (r.status >= 300 && r.status < 400)) {
     // The key or the endpoint is wrong: nothing is dropped; delivery pauses and retries.
@@ -347,22 +431,40 @@ void Sender::settle_refused(Batch b, const HttpResult& r) {
     }
   }
   if (!named) {
-    // No detail: split until the refused event stands alone, then set it aside.
-    if (b.events.size() > 1) {
+    // No detail: split until the refused event stands alone, then set it aside; but only
+    // while other requests get through. When none does (a proxy or a header refusing every
+    // request, say), the request is at fault, not the events: hold the batch and back off.
+    if (b.first_refusal == Clock::time_point{}) b.first_refusal = Clock::now();
+    bool others_accepted = last_success_ > b.first_refusal;
+    if (b.events.size() > 1 && (!refusing_ || others_accepted)) {
       split(std::move(b));
+    } else if (b.events.size() == 1 && others_accepted) {
+      bury_all(b, describe(r) + " (refused alone while the server accepted other batches)");
     } else {
-      bury_all(b, describe(r));
+      refusing_ = true;
+      {
+        std::lock_guard<std::mutex> g(stats_mu_);
+        ++stats_.retries;
+      }
+      fail(LogLevel::kError,
+           "delivery paused: " + describe(r) +
+               " (every request is refused, not one event: nothing is set aside until a "
+               "batch gets through; check the endpoint, a proxy in front of it, the server)");
+      held_.push_back(std::move(b));
+      back_off(r.retry_after_ms);
     }
     return;
   }
   Batch rest;
+  rest.whole = b.whole;
+  rest.prepared = b.prepared;
   for (std::size_t i = 0; i < b.events.size(); ++i) {
     if (!bad[i]) {
       rest.events.push_back(std::move(b.events[i]));
+      if (b.prepared) rest.agent_ids.push_back(std::move(b.agent_ids[i]));
       continue;
     }
-    Status s = buffer_->bury(b.events[i], why[i]);
-    if (!s.ok()) fail(LogLevel::kError, s.message());
+    if (!set_aside(b.events[i], why[i])) rest.whole = false;
   }
   if (config_.log) {
     config_.log(LogLevel::kWarning, std::to_string(b.events.size() - rest.events.size()) +
@@ -409,8 +511,17 @@ void Sender::split(Batch b) {
                       std::make_move_iterator(b.events.begin() + static_cast<std::ptrdiff_t>(half)));
   second.events.assign(std::make_move_iterator(b.events.begin() + static_cast<std::ptrdiff_t>(half)),
                        std::make_move_iterator(b.events.end()));
+  if (b.prepared) {
+    first.agent_ids.assign(std::make_move_iterator(b.agent_ids.begin()),
+                           std::make_move_iterator(b.agent_ids.begin() + static_cast<std::ptrdiff_t>(half)));
+    second.agent_ids.assign(std::make_move_iterator(b.agent_ids.begin() + static_cast<std::ptrdiff_t>(half)),
+                            std::make_move_iterator(b.agent_ids.end()));
+  }
   for (Batch* h : {&first, &second}) {
+    h->prepared = b.prepared;
+    h->whole = b.whole;
     h->first_failure = b.first_failure;
+    h->first_refusal = b.first_refusal;
     h->maybe_delivered = b.maybe_delivered;
   }
   ready_.push_front(std::move(second));
@@ -418,10 +529,7 @@ void Sender::split(Batch b) {
 }
 
 void Sender::bury_all(const Batch& b, const std::string& reason) {
-  for (const auto& e : b.events) {
-    Status s = buffer_->bury(e, reason);
-    if (!s.ok()) fail(LogLevel::kError, s.message());
-  }
+  for (const auto& e : b.events) set_aside(e, reason);
   if (config_.log) {
     config_.log(LogLevel::kWarning, "set aside " + std::to_string(b.events.size()) +
                                         " event(s) as dead letters: " + reason);

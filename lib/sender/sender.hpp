@@ -63,22 +63,39 @@ class Sender {
   SenderStats stats() const;
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Batch {
     std::vector<StoredEvent> events;
+    // Set by prepare(): for each event, the server's id to send instead of its provisional
+    // agent id (empty: the event goes as stored).
+    std::vector<std::string> agent_ids;
+    bool prepared = false;
+    // Every queued key in [front().seq, back().seq] belongs to this batch, so that an ack
+    // deletes the range; false once an event left it but stayed queued (its dead letter
+    // could not be written), and the ack then deletes the events one by one.
+    bool whole = true;
     int failures = 0;  // consecutive 5xx answers
-    std::chrono::steady_clock::time_point first_failure{};
+    Clock::time_point first_failure{};
+    Clock::time_point first_refusal{};  // first 4xx without detail, of this batch or its whole
     bool maybe_delivered = false;  // an attempt got no answer after sending
   };
-  using Clock = std::chrono::steady_clock;
 
   void run();
   bool next_batch(Batch* out);
   bool read_now(Clock::time_point now);
   void idle_wait(Clock::time_point now);
-  // Builds the request body. Events whose provisional agent the server refused are set
-  // aside and dropped from `b`. kNetwork: an agent could not be registered yet; retry later.
-  Status build_body(Batch* b, std::string* body);
+  // Resolves the provisional agent ids of a batch, once: events whose agent the server
+  // refused are set aside and leave `b` (also when another agent then fails). kNetwork: an
+  // agent could not be registered yet; `b` keeps its other events, to retry later.
+  Status prepare(Batch* b);
+  // The request body of a prepared batch.
+  void encode(const Batch& b, std::string* body);
   Status resolve_agent(const std::string& provisional, std::string* server_id);
+  // Moves one event to the dead letters. When that write fails the event stays queued (and
+  // claimed), and is retried by retry_settling(); false then.
+  bool set_aside(const StoredEvent& e, const std::string& reason);
+  // Retries the dead-letter writes and the deletes of acked events that failed.
+  void retry_settling(Clock::time_point now);
   void settle(Batch b, const HttpResult& r);
   void settle_refused(Batch b, const HttpResult& r);
   void settle_failed(Batch b, const HttpResult& r);
@@ -109,6 +126,16 @@ class Sender {
   Clock::time_point next_adoption_{};  // folders of processes that died since open
   std::mt19937_64 rng_{std::random_device{}()};
   std::map<std::string, std::string> resolved_;  // provisional id -> server id
+  // Refused events whose dead letter could not be written, and acked batches whose delete
+  // failed (a full disk): both stay queued until a retry writes what happened to them.
+  std::vector<std::pair<StoredEvent, std::string>> unburied_;
+  std::vector<Batch> unremoved_;
+  Clock::time_point next_settle_retry_{};
+  // Batches refused (4xx without detail) while no other request got through either: the
+  // request, not an event, is the likely fault. They wait, and are bisected or set aside
+  // only once another batch is accepted.
+  std::deque<Batch> held_;
+  bool refusing_ = false;
 
   mutable std::mutex stats_mu_;
   SenderStats stats_;

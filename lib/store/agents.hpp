@@ -1,6 +1,21 @@
-// The agent registry: (name, projectId) -> id, kept in <buffer root>/agents.json so that
-// every process on the root registers an agent once, and provisional ids handed out offline
-// map to the server's ids once the server has registered them.
+// The agent registry: what each (name, projectId) is called on each server, kept in
+// <buffer root>/agents.json so that every process on the root registers an agent once per
+// server, and the provisional ids handed out offline map to each server's id once that
+// server has registered the agent.
+//
+// Every lookup-or-change is one step under the registry file's lock (flock on
+// agents.json.lock), across threads and processes: two processes registering the same agent
+// offline at once get the same provisional id.
+//
+// agents.json, version 2:
+//   {"version": 2, "agents": [
+//     {"name": "...", "projectId": "...", "agent": {the agent as registered},
+//      "provisional": "ab-local-...",          the root's provisional id, once one was needed
+//      "aliases": ["ab-local-...", ...],       other provisional ids once issued for it
+//      "servers": {"<endpoint>": "<id>", ...}  the id each server gave it
+//     }]}
+// Version 1 files (one id for whatever endpoint) are read too: their server ids belong to
+// the first endpoint that asks for one, as they did before.
 #pragma once
 
 #include <mutex>
@@ -14,28 +29,32 @@ namespace agentburn::detail {
 
 inline constexpr const char* kProvisionalPrefix = "ab-local-";
 
-struct AgentRecord {
-  std::string id;         // the server's id, or a provisional one
-  bool provisional = false;
-  std::string server_id;  // for a provisional record, once registered
-};
-
 class AgentRegistry {
  public:
   explicit AgentRegistry(std::string root) : path_(std::move(root) + "/agents.json") {}
 
-  std::optional<AgentRecord> lookup(const Agent& agent) const;
-  // Adds or replaces the record of `agent`.
-  Status remember(const Agent& agent, const AgentRecord& record);
-  // The server's id for a provisional id, once known.
-  std::optional<std::string> resolve(const std::string& provisional_id) const;
-  // The agent a provisional id was handed out for.
-  std::optional<Agent> agent_of(const std::string& provisional_id) const;
-  Status set_server_id(const std::string& provisional_id, const std::string& server_id);
+  // The id the server at `endpoint` gave `agent`, if it did.
+  Status server_id(const Agent& agent, const std::string& endpoint,
+                   std::optional<std::string>* id);
+  // Records the id the server at `endpoint` gave `agent`. When another process recorded one
+  // first, that one stands: *kept is the id to use either way.
+  Status remember_server_id(const Agent& agent, const std::string& endpoint,
+                            const std::string& id, std::string* kept);
+  // The root's provisional id for `agent`, created if it has none, in one step.
+  Status provisional_id(const Agent& agent, const std::string& new_id, std::string* id);
+
+  // For delivery: the agent a provisional id (or an alias of one) was handed out for, and the
+  // id the server at `endpoint` gave it, if any.
+  Status resolve(const std::string& provisional_id, const std::string& endpoint,
+                 std::optional<Agent>* agent, std::optional<std::string>* server_id);
+  // Records the id the server at `endpoint` gave the agent of `provisional_id`; *kept as in
+  // remember_server_id.
+  Status set_server_id(const std::string& provisional_id, const std::string& endpoint,
+                       const std::string& server_id, std::string* kept);
 
  private:
   std::string path_;
-  mutable std::mutex mu_;
+  std::mutex mu_;  // the file lock excludes other processes, this mutex other threads
 };
 
 }  // namespace agentburn::detail

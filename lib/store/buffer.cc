@@ -87,6 +87,25 @@ void Buffer::log(LogLevel level, const std::string& message) const {
   if (options_.log) options_.log(level, message);
 }
 
+void Buffer::uncount(std::atomic<std::uint64_t>& counter, std::uint64_t n, const char* name) {
+  std::uint64_t cur = counter.load(std::memory_order_relaxed);
+  while (!counter.compare_exchange_weak(cur, cur >= n ? cur - n : 0, std::memory_order_relaxed)) {
+  }
+  if (cur < n) {
+    log(LogLevel::kError, std::string("buffer counter ") + name + " would have gone below zero (" +
+                              std::to_string(cur) + " - " + std::to_string(n) + "); kept at 0");
+  }
+}
+
+bool Buffer::holds_nothing() {
+  for (auto* cf : {queue_cf_, dead_cf_}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    it->SeekToFirst();
+    if (it->Valid() || !it->status().ok()) return false;
+  }
+  return true;
+}
+
 Status Buffer::close() {
   {
     std::lock_guard<std::mutex> g(stage_mu_);
@@ -108,7 +127,14 @@ Status Buffer::close() {
   std::lock_guard<std::mutex> g(queue_mu_);
   closed_ = true;
   if (!db_) return s;
-  bool empty = pending_.load() == 0 && dead_count_.load() == 0;
+  // The folder goes only when reading it finds nothing: a counter that drifted must never
+  // be the reason an event is deleted.
+  bool empty = holds_nothing();
+  if (empty && (pending_.load() || dead_count_.load())) {
+    log(LogLevel::kError, "buffer counters were off at close (pending " +
+                              std::to_string(pending_.load()) + ", dead letters " +
+                              std::to_string(dead_count_.load()) + ") with nothing stored");
+  }
   if (!empty && s.ok()) {
     // What the next process to take this folder over would otherwise count event by event.
     std::uint64_t first = claimed_.empty() ? cursor_.load() : claimed_.begin()->first;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,9 @@ struct BufferOptions {
   FullPolicy full_policy = FullPolicy::kReject;
   bool set_aside_corrupt = false;
   LogCallback log;
+  // Tests only: called at named points ("requeue:chunk_moved", "adopt:dead_chunk") so that a
+  // test can force an interleaving.
+  std::function<void(const char* point)> test_point;
 };
 
 class Buffer {
@@ -76,9 +80,12 @@ class Buffer {
   std::uint64_t readable_upto();
   // Sequence number the next read_next starts from.
   std::uint64_t cursor() const { return cursor_.load(); }
-  // Deletes delivered events (all of one read).
-  Status remove(const std::vector<StoredEvent>& events);
-  // Moves an event to the dead letters with a reason.
+  // Deletes delivered events. `whole`: they are every queued key from the first to the last
+  // (a read, or part of one), deleted with one range tombstone; otherwise key by key. When it
+  // fails, nothing is deleted and the events stay claimed.
+  Status remove(const std::vector<StoredEvent>& events, bool whole);
+  // Moves an event to the dead letters with a reason, in one write. When it fails the event
+  // stays queued and claimed.
   Status bury(const StoredEvent& event, const std::string& reason);
   // Waits until an event numbered `seq` or later is stored, `deadline` passes or wake() is
   // called. The sender waits for cursor() when idle and for cursor() + batch - 1 while a
@@ -141,6 +148,15 @@ class Buffer {
   void request_compaction(std::uint64_t below);
   void compact_loop();
   void log(LogLevel level, const std::string& message) const;
+  // Subtracts from a counter without ever wrapping below zero. A counter that would is a
+  // bug: it stops at zero and the log says which.
+  void uncount(std::atomic<std::uint64_t>& counter, std::uint64_t n, const char* name);
+  // Whether the database holds no queued event and no dead letter, by reading it (a close
+  // removes the folder only then, whatever the counters say).
+  bool holds_nothing();
+  void test_point(const char* point) const {
+    if (options_.test_point) options_.test_point(point);
+  }
 
   BufferOptions options_;
   std::string folder_;

@@ -180,6 +180,13 @@ Status Buffer::adopt(const std::string& folder) {
       }
       const std::uint64_t n = values.size();
       std::uint64_t first, bytes = 0;
+      // Dead letters move in under queue_mu_, as every other change to them happens: a
+      // requeue or a purge under way sees all of a chunk or none of it.
+      std::unique_lock<std::mutex> dead_lock(queue_mu_, std::defer_lock);
+      if (which == 1) {
+        test_point("adopt:dead_chunk");
+        dead_lock.lock();
+      }
       {
         // Taken like an append's numbers, so concurrent readers never skip past them.
         std::lock_guard<std::mutex> g(seq_mu_);
@@ -202,9 +209,10 @@ Status Buffer::adopt(const std::string& folder) {
         writing_.erase(std::find(writing_.begin(), writing_.end(), first));
         if (st.ok() && which == 0) stored_max_ = std::max(stored_max_, first + n - 1);
       }
+      if (dead_lock.owns_lock()) dead_lock.unlock();
       if (!st.ok()) {
-        (which == 0 ? pending_ : dead_count_) -= n;
-        (which == 0 ? pending_bytes_ : dead_bytes_) -= bytes;
+        uncount(which == 0 ? pending_ : dead_count_, n, "adopted");
+        uncount(which == 0 ? pending_bytes_ : dead_bytes_, bytes, "adopted bytes");
       } else {
         moved += which == 0 ? n : 0;
         // A failure here leaves the events in both folders; the copy here counts.

@@ -61,8 +61,8 @@ Status Buffer::append(std::string_view event_json) {
     if (st.ok()) stored_max_ = std::max(stored_max_, seq);
   }
   if (!st.ok()) {
-    pending_.fetch_sub(1, std::memory_order_relaxed);
-    pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    uncount(pending_, 1, "pending");
+    uncount(pending_bytes_, size, "pending_bytes");
     return Status::storage("cannot write the event to the buffer in " + folder_ + ": " +
                            st.ToString());
   }
@@ -136,8 +136,8 @@ Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
   }
   g.unlock();
   if (!req.ok) {
-    pending_.fetch_sub(1, std::memory_order_relaxed);
-    pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    uncount(pending_, 1, "pending");
+    uncount(pending_bytes_, size, "pending_bytes");
     return Status::storage("cannot write the event to the buffer in " + folder_ + ": " + req.error);
   }
   data_cv_.notify_one();
@@ -242,8 +242,8 @@ Status Buffer::make_room(std::uint64_t need) {
   }
   auto st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot drop the oldest events: " + st.ToString());
-  pending_ -= n;
-  pending_bytes_ -= freed;
+  uncount(pending_, n, "pending");
+  uncount(pending_bytes_, freed, "pending_bytes");
   dropped_ += n;
   g.unlock();  // the log callback may call back into the client
   log(LogLevel::kWarning, "the buffer is full: dropped the " + std::to_string(n) +

@@ -24,8 +24,8 @@ Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
   auto st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot store a dead letter: " + st.ToString());
   unclaim(event.seq, event.seq);
-  pending_ -= 1;
-  pending_bytes_ -= event.json.size() + kKeyOverhead;
+  uncount(pending_, 1, "pending");
+  uncount(pending_bytes_, event.json.size() + kKeyOverhead, "pending_bytes");
   dead_count_ += 1;
   dead_bytes_ += value.size() + kKeyOverhead;
   return Status();
@@ -43,19 +43,26 @@ std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit) {
   return out;
 }
 
+// Dead-letter counters change only by what a write moved, and only under queue_mu_, which
+// adoption also holds while it moves dead letters in: no letter is ever left uncounted.
 Status Buffer::requeue_dead_letters() {
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
   it->SeekToFirst();
   while (it->Valid()) {
-    std::vector<std::pair<std::string, std::string>> chunk;  // dead key, event
+    struct Letter {
+      std::string key, event;
+      std::uint64_t stored_bytes;
+    };
+    std::vector<Letter> chunk;
     for (; it->Valid() && chunk.size() < kMoveChunk; it->Next()) {
       std::string event, reason;
       if (decode_dead(it->value(), &event, &reason)) {
-        chunk.emplace_back(it->key().ToString(), std::move(event));
+        chunk.push_back(Letter{it->key().ToString(), std::move(event), it->value().size() + kKeyOverhead});
       }
     }
+    if (chunk.empty()) continue;
     std::uint64_t first;
     {
       std::lock_guard<std::mutex> s(seq_mu_);
@@ -63,25 +70,34 @@ Status Buffer::requeue_dead_letters() {
       writing_.push_back(first);
     }
     rocksdb::WriteBatch wb;
-    std::uint64_t bytes = 0;
+    std::uint64_t bytes = 0, dead_bytes = 0;
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-      wb.Delete(dead_cf_, chunk[i].first);
-      wb.Put(queue_cf_, SeqKey(first + i).slice(), chunk[i].second);
-      bytes += chunk[i].second.size() + kKeyOverhead;
+      wb.Delete(dead_cf_, chunk[i].key);
+      wb.Put(queue_cf_, SeqKey(first + i).slice(), chunk[i].event);
+      bytes += chunk[i].event.size() + kKeyOverhead;
+      dead_bytes += chunk[i].stored_bytes;
     }
+    // Counted before they are readable, as appends are.
+    pending_ += chunk.size();
+    pending_bytes_ += bytes;
     auto st = db_->Write(write_options(options_.durability), &wb);
     {
       std::lock_guard<std::mutex> s(seq_mu_);
       writing_.erase(std::find(writing_.begin(), writing_.end(), first));
       if (st.ok()) stored_max_ = std::max(stored_max_, first + chunk.size() - 1);
     }
-    if (!st.ok()) return Status::storage("cannot requeue dead letters: " + st.ToString());
-    pending_ += chunk.size();
-    pending_bytes_ += bytes;
-    dead_count_ -= chunk.size();
+    if (!st.ok()) {
+      uncount(pending_, chunk.size(), "pending");
+      uncount(pending_bytes_, bytes, "pending_bytes");
+      return Status::storage("cannot requeue dead letters: " + st.ToString());
+    }
+    uncount(dead_count_, chunk.size(), "dead_letters");
+    uncount(dead_bytes_, dead_bytes, "dead_bytes");
+    test_point("requeue:chunk_moved");
   }
-  dead_bytes_ = 0;
-  dead_count_ = 0;
+  if (!it->status().ok()) {
+    return Status::storage("cannot read the dead letters: " + it->status().ToString());
+  }
   data_cv_.notify_all();
   return Status();
 }
@@ -89,11 +105,23 @@ Status Buffer::requeue_dead_letters() {
 Status Buffer::purge_dead_letters() {
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
+  // What the range delete removes, read first from the same state: the write below happens
+  // before any other change to the dead letters can (they all hold queue_mu_).
+  std::uint64_t n = 0, bytes = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ++n;
+    bytes += it->value().size() + kKeyOverhead;
+  }
+  if (!it->status().ok()) {
+    return Status::storage("cannot read the dead letters: " + it->status().ToString());
+  }
+  it.reset();
   auto st = db_->DeleteRange(rocksdb::WriteOptions(), dead_cf_, SeqKey(0).slice(),
                              SeqKey(~std::uint64_t{0}).slice());
   if (!st.ok()) return Status::storage("cannot purge dead letters: " + st.ToString());
-  dead_count_ = 0;
-  dead_bytes_ = 0;
+  uncount(dead_count_, n, "dead_letters");
+  uncount(dead_bytes_, bytes, "dead_bytes");
   return Status();
 }
 

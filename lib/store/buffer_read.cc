@@ -92,22 +92,32 @@ std::uint64_t Buffer::first_pending_seq() {
   return stage_.empty() ? next_seq_.load() : stage_.front().seq;
 }
 
-Status Buffer::remove(const std::vector<StoredEvent>& events) {
+Status Buffer::remove(const std::vector<StoredEvent>& events, bool whole) {
   if (events.empty()) return Status();
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
   std::uint64_t bytes = 0;
   for (const auto& e : events) bytes += e.json.size() + kKeyOverhead;
-  // The events of one read are every key in [first, last]: one range tombstone covers them.
-  SeqKey first(events.front().seq), end(events.back().seq + 1);
-  auto st = db_->DeleteRange(rocksdb::WriteOptions(), queue_cf_, first.slice(), end.slice());
-  if (!st.ok() && recover(st)) {
-    st = db_->DeleteRange(rocksdb::WriteOptions(), queue_cf_, first.slice(), end.slice());
+  rocksdb::WriteBatch wb;
+  if (whole) {
+    // Every queued key in [first, last] is one of these: one range tombstone covers them.
+    wb.DeleteRange(queue_cf_, SeqKey(events.front().seq).slice(),
+                   SeqKey(events.back().seq + 1).slice());
+  } else {
+    // Another event of the range is still queued (its dead letter could not be written):
+    // these keys and no other.
+    for (const auto& e : events) wb.Delete(queue_cf_, SeqKey(e.seq).slice());
   }
+  auto st = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!st.ok() && recover(st)) st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot delete delivered events: " + st.ToString());
-  unclaim(events.front().seq, events.back().seq);
-  pending_ -= events.size();
-  pending_bytes_ -= bytes;
+  if (whole) {
+    unclaim(events.front().seq, events.back().seq);
+  } else {
+    for (const auto& e : events) unclaim(e.seq, e.seq);
+  }
+  uncount(pending_, events.size(), "pending");
+  uncount(pending_bytes_, bytes, "pending_bytes");
   removed_since_compaction_ += events.size();
   if (removed_since_compaction_ >= kCompactEvery) {
     removed_since_compaction_ = 0;
