@@ -8,6 +8,7 @@
 #include <agentburn/agentburn.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -341,4 +342,94 @@ TEST_CASE("fork: a child does not keep its dead parent's folder locked") {
   REQUIRE(WEXITSTATUS(status) == 0);
   CHECK(testing::keys_on_disk(root.path()).size() == 5);  // adopted while the grandchild lives
   close(fds[1]);
+}
+
+TEST_CASE("processes registering the same agents offline at once all get the same ids") {
+  // Each child opens its own client on the root and registers the same names in the same
+  // order, starting together; every name must end with one provisional id.
+  const int kChildren = 4, kNames = 60;
+  testing::TempDir root;
+  int go[2];
+  REQUIRE(pipe(go) == 0);
+  std::vector<std::pair<pid_t, int>> children;
+  for (int c = 0; c < kChildren; ++c) {
+    int out[2];
+    REQUIRE(pipe(out) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      close(go[1]);
+      close(out[0]);
+      auto client = Client::open(offline(root.path()));
+      if (!client.ok()) _exit(2);
+      char x;
+      if (read(go[0], &x, 1) != 0) _exit(3);  // all start when the pipe closes
+      std::string ids;
+      for (int i = 0; i < kNames; ++i) {
+        Agent a;
+        a.name = "agent-" + std::to_string(i);
+        a.project_id = "race";
+        auto id = client->register_agent(a);
+        if (!id.ok()) _exit(4);
+        ids += id.value() + "\n";
+      }
+      if (write(out[1], ids.data(), ids.size()) != static_cast<ssize_t>(ids.size())) _exit(5);
+      _exit(0);
+    }
+    close(out[1]);
+    children.emplace_back(pid, out[0]);
+  }
+  close(go[0]);
+  close(go[1]);
+  std::vector<std::vector<std::string>> got;
+  for (auto [pid, fd] : children) {
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+    close(fd);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    std::vector<std::string> ids;
+    for (std::size_t pos = 0, nl; (nl = text.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+      ids.push_back(text.substr(pos, nl - pos));
+    }
+    REQUIRE(ids.size() == static_cast<std::size_t>(kNames));
+    got.push_back(ids);
+  }
+  int split = 0;
+  for (int i = 0; i < kNames; ++i) {
+    std::set<std::string> ids;
+    for (const auto& g : got) ids.insert(g[static_cast<std::size_t>(i)]);
+    split += ids.size() > 1;
+  }
+  CHECK_MESSAGE(split == 0, split << " of " << kNames << " names got more than one id");
+  // And the registry holds each name once, with the id every process got.
+  std::ifstream f(root.sub("agents.json"));
+  auto doc = nlohmann::json::parse(f);
+  CHECK(doc["agents"].size() == static_cast<std::size_t>(kNames));
+  for (const auto& e : doc["agents"]) {
+    int i = std::stoi(e["name"].get<std::string>().substr(6));
+    CHECK(e["provisional"] == got[0][static_cast<std::size_t>(i)]);
+  }
+}
+
+TEST_CASE("an agents.json that cannot be read is an error, never replaced") {
+  testing::TempDir root;
+  {
+    std::ofstream f(root.sub("agents.json"));
+    f << "{\"agents\": [ truncated";
+  }
+  auto c = Client::open(offline(root.path()));
+  REQUIRE(c.ok());
+  Agent a;
+  a.name = "x";
+  auto id = c->register_agent(a);
+  REQUIRE_FALSE(id.ok());
+  CHECK(id.status().code() == Status::Code::kStorage);
+  CHECK_MESSAGE(id.status().message().find("agents.json") != std::string::npos, id.status().message());
+  std::ifstream f(root.sub("agents.json"));
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(text == "{\"agents\": [ truncated");
 }

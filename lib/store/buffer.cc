@@ -97,13 +97,10 @@ void Buffer::uncount(std::atomic<std::uint64_t>& counter, std::uint64_t n, const
   }
 }
 
-bool Buffer::holds_nothing() {
-  for (auto* cf : {queue_cf_, dead_cf_}) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
-    it->SeekToFirst();
-    if (it->Valid() || !it->status().ok()) return false;
-  }
-  return true;
+bool Buffer::holds_any(rocksdb::ColumnFamilyHandle* cf) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+  it->SeekToFirst();
+  return it->Valid() || !it->status().ok();
 }
 
 Status Buffer::close() {
@@ -128,14 +125,17 @@ Status Buffer::close() {
   closed_ = true;
   if (!db_) return s;
   // The folder goes only when reading it finds nothing: a counter that drifted must never
-  // be the reason an event is deleted.
-  bool empty = holds_nothing();
-  if (empty && (pending_.load() || dead_count_.load())) {
+  // be the reason an event is deleted. Nor is a counter found wrong saved for the next open,
+  // which then counts the events instead.
+  const bool queued = holds_any(queue_cf_), dead = holds_any(dead_cf_);
+  const bool empty = !queued && !dead;
+  const bool counters_agree = queued == (pending_.load() > 0) && dead == (dead_count_.load() > 0);
+  if (!counters_agree) {
     log(LogLevel::kError, "buffer counters were off at close (pending " +
                               std::to_string(pending_.load()) + ", dead letters " +
-                              std::to_string(dead_count_.load()) + ") with nothing stored");
+                              std::to_string(dead_count_.load()) + "); the next open counts again");
   }
-  if (!empty && s.ok()) {
+  if (!empty && s.ok() && counters_agree) {
     // What the next process to take this folder over would otherwise count event by event.
     std::uint64_t first = claimed_.empty() ? cursor_.load() : claimed_.begin()->first;
     char text[200];

@@ -151,9 +151,9 @@ class Buffer {
   // Subtracts from a counter without ever wrapping below zero. A counter that would is a
   // bug: it stops at zero and the log says which.
   void uncount(std::atomic<std::uint64_t>& counter, std::uint64_t n, const char* name);
-  // Whether the database holds no queued event and no dead letter, by reading it (a close
-  // removes the folder only then, whatever the counters say).
-  bool holds_nothing();
+  // Whether a column family holds any key (or cannot be read), by reading it: a close
+  // removes the folder only when neither the queue nor the dead letters hold one.
+  bool holds_any(rocksdb::ColumnFamilyHandle* cf);
   void test_point(const char* point) const {
     if (options_.test_point) options_.test_point(point);
   }
@@ -197,6 +197,11 @@ class Buffer {
   std::mutex stage_write_mu_;  // held for a whole flush_stage()
   std::condition_variable stage_cv_;
   std::vector<StoredEvent> stage_;
+  std::uint64_t stage_bytes_ = 0;
+  // The last stage write failed (with stage_error_): append refuses once the stage passes
+  // kStageMaxEvents events or kStageMaxBytesFailing bytes.
+  bool stage_failing_ = false;
+  std::string stage_error_;
   bool stage_stop_ = false;
   std::thread stage_thread_;
 

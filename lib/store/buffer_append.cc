@@ -31,8 +31,18 @@ Status Buffer::append(std::string_view event_json) {
   }
   if (options_.durability == Durability::kBuffered) {
     std::unique_lock<std::mutex> g(stage_mu_);
+    if (stage_failing_ &&
+        (stage_.size() >= kStageMaxEvents || stage_bytes_ + size > kStageMaxBytesFailing)) {
+      // The disk does not take what is staged: acknowledging more into memory would only
+      // grow what a kill loses. Refused, as Durability::kProcess refuses.
+      return Status::storage("cannot write the buffer in " + folder_ + ": " + stage_error_ +
+                             "; " + std::to_string(stage_.size()) +
+                             " tracked events wait in memory, and no more are accepted until "
+                             "they can be written");
+    }
     std::uint64_t seq = next_seq_.fetch_add(1);
     stage_.push_back(StoredEvent{seq, std::string(event_json)});
+    stage_bytes_ += size;
     pending_.fetch_add(1, std::memory_order_relaxed);
     pending_bytes_.fetch_add(size, std::memory_order_relaxed);
     if (stage_.size() == 1 || stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
@@ -164,16 +174,25 @@ bool Buffer::recover(const rocksdb::Status& failed) {
 
 void Buffer::stage_loop() {
   std::unique_lock<std::mutex> g(stage_mu_);
+  std::chrono::milliseconds backoff{0};
   while (true) {
     // Asleep while nothing is staged, so an idle client costs no CPU; then one interval
     // from the first staged event, or less when the stage fills.
     stage_cv_.wait(g, [&] { return stage_stop_ || !stage_.empty(); });
-    stage_cv_.wait_for(g, std::chrono::milliseconds(options_.buffered_flush_ms),
-                       [&] { return stage_stop_ || stage_.size() >= kStageMaxEvents; });
+    if (backoff.count() > 0) {
+      // The last write failed (a full disk): the next try waits, 10 ms doubling to 1 s.
+      stage_cv_.wait_for(g, backoff, [&] { return stage_stop_; });
+    } else {
+      stage_cv_.wait_for(g, std::chrono::milliseconds(options_.buffered_flush_ms),
+                         [&] { return stage_stop_ || stage_.size() >= kStageMaxEvents; });
+    }
     if (!stage_.empty()) {
       g.unlock();
-      flush_stage().ok();  // errors are logged there; events stay staged for the next try
+      bool ok = flush_stage().ok();  // events stay staged for the next try
       g.lock();
+      backoff = ok ? std::chrono::milliseconds(0)
+                   : std::clamp(backoff * 2, std::chrono::milliseconds(10),
+                                std::chrono::milliseconds(1000));
     }
     if (stage_stop_) return;
   }
@@ -197,22 +216,36 @@ Status Buffer::flush_stage() {
     writing_.push_back(first);
   }
   Status s = write_events(&batch);
+  int changed = 0;
   {
     std::lock_guard<std::mutex> g(stage_mu_);
     std::lock_guard<std::mutex> l(seq_mu_);
     writing_.erase(std::find(writing_.begin(), writing_.end(), first));
-    if (s.ok()) stored_max_ = std::max(stored_max_, batch.back().seq);
-    if (!s.ok()) {
+    if (s.ok()) {
+      stored_max_ = std::max(stored_max_, batch.back().seq);
+      for (const auto& e : batch) stage_bytes_ -= e.json.size() + kKeyOverhead;
+    } else {
       // Put them back in front, in order, to be written on the next pass.
       batch.insert(batch.end(), std::make_move_iterator(stage_.begin()),
                    std::make_move_iterator(stage_.end()));
       stage_.swap(batch);
     }
+    // Logged once per change of state, not once per attempt.
+    if (!s.ok() && !stage_failing_) {
+      changed = 1;
+    } else if (s.ok() && stage_failing_) {
+      changed = -1;
+    }
+    stage_failing_ = !s.ok();
+    if (!s.ok()) stage_error_ = s.message();
   }
-  if (!s.ok()) {
-    log(LogLevel::kError, s.message());
-    return s;
+  if (changed > 0) {
+    log(LogLevel::kError, s.message() + "; retrying, and track() refuses events once " +
+                              std::to_string(kStageMaxEvents) + " wait in memory");
+  } else if (changed < 0) {
+    log(LogLevel::kInfo, "staged events are written to the buffer again");
   }
+  if (!s.ok()) return s;
   data_cv_.notify_one();
   return Status();
 }

@@ -16,8 +16,13 @@ namespace agentburn::detail {
 Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
-  rocksdb::WriteBatch wb;
   SeqKey key(event.seq);
+  // An event already settled (set aside, or delivered) is not moved or counted again.
+  rocksdb::PinnableSlice queued;
+  auto got = db_->Get(rocksdb::ReadOptions(), queue_cf_, key.slice(), &queued);
+  if (got.IsNotFound()) return Status();
+  if (!got.ok()) return Status::storage("cannot store a dead letter: " + got.ToString());
+  rocksdb::WriteBatch wb;
   wb.Delete(queue_cf_, key.slice());
   std::string value = encode_dead(event.json, reason);
   wb.Put(dead_cf_, key.slice(), value);

@@ -16,6 +16,8 @@ namespace agentburn::detail {
 inline constexpr std::size_t kMoveChunk = 1000;
 inline constexpr std::uint64_t kCompactEvery = 200000;
 inline constexpr std::size_t kStageMaxEvents = 1000;
+// Durability::kBuffered while stage writes fail: what may wait in memory before track refuses.
+inline constexpr std::uint64_t kStageMaxBytesFailing = 4u << 20;
 inline constexpr std::uint64_t kKeyOverhead = 8;  // counted against the cap with each event
 
 // An event's key: its 8-byte big-endian sequence number, so that keys sort in arrival order.

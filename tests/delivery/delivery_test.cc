@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "server/harness.hpp"
 #include "support/certs.hpp"
 #include "support/clients.hpp"
+#include "support/script_server.hpp"
 #include "support/tcp_proxy.hpp"
 
 using namespace agentburn;
@@ -394,6 +396,49 @@ TEST_CASE("open-core server: a poisoned event failing with 500 is isolated and s
   CHECK(dead[0].reason.find("500") != std::string::npos);
 }
 
+TEST_CASE("400 for every request, as a proxy refusing a header would: nothing set aside, delivery waits") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Client c = open_client(online(root.path(), s.process.url()));
+  std::string agent = register_agent(c, "refused-requests");
+  set_faults(s, json::array({{{"status", 400}, {"count", 1000000}}, {{"error_detail", false}}}));
+  auto keys = track_n(c, agent, 40);
+  CHECK(c.flush(0ms).code() == Status::Code::kTimeout);
+  // Delivery pauses and says why; bisection stops at the first event refused alone.
+  REQUIRE(testing::wait_until([&] {
+    return c.stats().last_error.find("every request is refused") != std::string::npos &&
+           c.stats().retries >= 3;
+  }));
+  auto st = c.stats();
+  CHECK(st.dead_letters == 0);
+  CHECK(st.pending == 40);
+  CHECK(c.dead_letters(100).empty());
+  CHECK_MESSAGE(st.last_error.find("HTTP 400") != std::string::npos, st.last_error);
+  auto requests = s.get("/api/_stats").json()["ingest_requests"].get<int>();
+  CHECK_MESSAGE(requests < 40, requests << " requests: the refusals were bisected to the end");
+  // The cause goes away: everything arrives, once.
+  REQUIRE(s.post("/api/_faults", "[]").status == 200);
+  require_flushed(c);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+  CHECK(c.stats().dead_letters == 0);
+}
+
+TEST_CASE("a poisoned event refused alone among accepted batches is still set aside") {
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Options o = online(root.path(), s.process.url());
+  o.batch_max_events = 1;  // every request holds one event: one refused, the others accepted
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "poison-alone");
+  set_faults(s, json::array({{{"reject_keys", {"poison"}}}, {{"error_detail", false}}}));
+  REQUIRE(c.track(event(agent, 0, "poison")).ok());
+  auto keys = track_n(c, agent, 5, 1);
+  require_flushed(c);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+  REQUIRE(c.dead_letters(10).size() == 1);
+  CHECK(c.stats().pending == 0);
+}
+
 TEST_SUITE_END();
 
 TEST_SUITE_BEGIN("delivery.proxy");
@@ -579,6 +624,149 @@ TEST_CASE("a refused agent is an error, not a provisional id") {
   CHECK(c.register_agent(bad).status().code() == Status::Code::kInvalid);
   CHECK(c.register_agent_json(R"({"name":"x","project":"y"})").status().message().find(
             "did you mean \"projectId\"") != std::string::npos);
+}
+
+TEST_CASE("a refused agent's events are set aside once while another agent of the batch cannot be registered yet") {
+  // Registration refuses "bad" (422) and answers 503 for "flaky" until told otherwise.
+  std::mutex mu;
+  bool flaky_ok = false;
+  std::vector<json> received;
+  testing::ScriptServer srv;
+  srv.on_post("/api/agents", [&](const httplib::Request& req, httplib::Response& res) {
+    std::string name = json::parse(req.body).value("name", "");
+    std::lock_guard<std::mutex> g(mu);
+    if (name == "bad") {
+      res.status = 422;
+      res.set_content(R"({"error":"agent refused","field":"name"})", "application/json");
+    } else if (name == "flaky" && !flaky_ok) {
+      res.status = 503;
+      res.set_content(R"({"error":"try later"})", "application/json");
+    } else {
+      res.status = 201;
+      res.set_content(json{{"id", "agt_" + name}}.dump(), "application/json");
+    }
+  });
+  srv.on_post("/api/ingest", [&](const httplib::Request& req, httplib::Response& res) {
+    json body = json::parse(req.body);
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& e : body) received.push_back(e);
+    res.set_content(json{{"ingested", body.size()}}.dump(), "application/json");
+  });
+  REQUIRE(srv.start());
+  testing::TempDir root;
+  std::string kb, kf;
+  {
+    Options o;
+    o.buffer_root = root.path();  // offline: provisional ids
+    Client c = open_client(o);
+    std::string bad = register_agent(c, "bad"), flaky = register_agent(c, "flaky");
+    REQUIRE(c.track(event(bad, 1), &kb).ok());
+    REQUIRE(c.track(event(flaky, 2), &kf).ok());
+  }
+  {
+    Client c = open_client(online(root.path(), srv.url()));
+    REQUIRE(testing::wait_until([&] { return c.stats().retries >= 4; }));
+    // Set aside once, however many times the batch is retried.
+    auto st = c.stats();
+    CHECK(st.pending == 1);
+    CHECK(st.dead_letters == 1);
+    auto dead = c.dead_letters(10);
+    REQUIRE(dead.size() == 1);
+    CHECK(json::parse(dead[0].event_json)["idempotency_key"] == kb);
+    CHECK(dead[0].reason.find("422") != std::string::npos);
+    // Dropping the dead letter leaves the other agent's event on disk.
+    REQUIRE(c.purge_dead_letters().ok());
+    CHECK(c.stats().pending == 1);
+    CHECK(c.close(0ms).code() == Status::Code::kTimeout);
+  }
+  CHECK(testing::count_folders(root.path()) == 1);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    flaky_ok = true;
+  }
+  Client c = open_client(online(root.path(), srv.url()));
+  require_flushed(c);
+  std::lock_guard<std::mutex> g(mu);
+  REQUIRE(received.size() == 1);
+  CHECK(received[0]["idempotency_key"] == kf);
+  CHECK(received[0]["agentId"] == "agt_flaky");
+}
+
+TEST_CASE("agent ids are per server: a root used with server A and then server B sends B its own ids") {
+  testing::TestServer a, b;
+  testing::TempDir root;
+  std::string offline_id, id_a;
+  std::vector<std::string> keys_a, keys_b, offline_a, offline_b;
+  {
+    Options o;
+    o.buffer_root = root.path();
+    Client c = open_client(o);
+    offline_id = register_agent(c, "roaming");
+    CHECK(offline_id.rfind("ab-local-", 0) == 0);
+    offline_a = track_n(c, offline_id, 3);
+  }
+  {
+    Client c = open_client(online(root.path(), a.process.url()));
+    id_a = register_agent(c, "roaming");
+    keys_a = track_n(c, id_a, 5, 10);
+    require_flushed(c);  // the offline events go to A, the first endpoint that delivers them
+  }
+  {
+    Options o;
+    o.buffer_root = root.path();
+    Client c = open_client(o);
+    CHECK(register_agent(c, "roaming") == offline_id);  // offline: the root's provisional id
+    offline_b = track_n(c, offline_id, 4, 20);
+  }
+  Client c = open_client(online(root.path(), b.process.url()));
+  std::string id_b = register_agent(c, "roaming");
+  CHECK(id_b != id_a);
+  keys_b = track_n(c, id_b, 5, 30);
+  require_flushed(c);
+  CHECK(c.stats().dead_letters == 0);
+  std::vector<std::string> want_a = keys_a, want_b = keys_b;
+  want_a.insert(want_a.end(), offline_a.begin(), offline_a.end());
+  want_b.insert(want_b.end(), offline_b.begin(), offline_b.end());
+  CHECK(server_keys(a) == std::multiset<std::string>(want_a.begin(), want_a.end()));
+  CHECK(server_keys(b) == std::multiset<std::string>(want_b.begin(), want_b.end()));
+  for (const auto& e : b.get("/api/events?limit=100").json()) CHECK(e["agentId"] == id_b);
+  for (const auto& e : a.get("/api/events?limit=100").json()) CHECK(e["agentId"] == id_a);
+}
+
+TEST_CASE("a registry with two provisional ids for one agent: events of either go out under the server's id") {
+  testing::TestServer s;
+  testing::TempDir root;
+  // As an older version could leave it: one agent under two entries, each with its own id;
+  // and a version 1 entry whose server id belongs to whatever endpoint asks first.
+  {
+    std::ofstream f(root.sub("agents.json"));
+    f << json{{"version", 1},
+              {"agents",
+               {{{"name", "twice"}, {"projectId", "delivery-tests"}, {"id", "ab-local-first"}, {"provisional", true},
+                 {"agent", {{"name", "twice"}, {"projectId", "delivery-tests"}}}},
+                {{"name", "twice"}, {"projectId", "delivery-tests"}, {"id", "ab-local-second"}, {"provisional", true},
+                 {"agent", {{"name", "twice"}, {"projectId", "delivery-tests"}}}}}}}
+             .dump();
+  }
+  std::vector<std::string> keys;
+  {
+    Options o;
+    o.buffer_root = root.path();
+    Client c = open_client(o);
+    CHECK(register_agent(c, "twice") == "ab-local-first");
+    for (const char* id : {"ab-local-first", "ab-local-second"}) {
+      auto k = track_n(c, id, 3, static_cast<int>(keys.size()));
+      keys.insert(keys.end(), k.begin(), k.end());
+    }
+  }
+  Client c = open_client(online(root.path(), s.process.url()));
+  require_flushed(c);
+  CHECK(c.stats().dead_letters == 0);
+  CHECK(server_keys(s) == std::multiset<std::string>(keys.begin(), keys.end()));
+  std::set<std::string> ids;
+  for (const auto& e : s.get("/api/events?limit=100").json()) ids.insert(e["agentId"].get<std::string>());
+  CHECK(ids.size() == 1);
+  CHECK(register_agent(c, "twice") == *ids.begin());
 }
 
 TEST_SUITE_END();
