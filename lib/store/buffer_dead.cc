@@ -27,6 +27,7 @@ Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
   std::string value = encode_dead(event.json, reason);
   wb.Put(dead_cf_, key.slice(), value);
   auto st = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!st.ok() && recover(st)) st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot store a dead letter: " + st.ToString());
   unclaim(event.seq, event.seq);
   uncount(pending_, 1, "pending");

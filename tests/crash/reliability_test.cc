@@ -438,6 +438,120 @@ TEST_CASE("a full disk: a clear error, nothing accepted lost, tracking again onc
   CHECK(all == std::multiset<std::string>(acked.begin(), acked.end()));
 }
 
+TEST_CASE("a refused event whose dead letter cannot be written stays queued, and the ack of the rest leaves it") {
+  if (geteuid() != 0) {
+    MESSAGE("skipped: mounting a small tmpfs needs root");
+    return;
+  }
+  testing::TempDir dir;
+  std::string mnt = dir.sub("mnt");
+  Tmpfs tmpfs(mnt, "48m");
+  if (!tmpfs.mounted()) {
+    MESSAGE("skipped: cannot mount a tmpfs here: " << tmpfs.error());
+    return;
+  }
+  testing::TestServer s({"--enable-fault-injection"});
+  // The batch's 400 names "kbad" at once; the rest's answer is held 4 s (after it is stored).
+  auto plan = json::array({{{"reject_keys", {"kbad"}}},
+                           {{"delay_ms", 0}, {"count", 1}},
+                           {{"delay_ms", 4000}, {"count", 1}}});
+  REQUIRE(s.post("/api/_faults", plan.dump()).status == 200);
+  std::atomic<bool> bury_failed{false};
+  Options o = online(mnt + "/root", s.process.url());
+  o.flush_interval_ms = 600000;  // one batch, sent when flush() asks
+  o.log = [&](LogLevel, const std::string& m) {
+    if (m.find("cannot store a dead letter") != std::string::npos) bury_failed = true;
+  };
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "full-disk");
+  std::vector<std::string> good;
+  for (int i = 0; i < 10; ++i) {
+    Event e = event(agent, i, i == 4 ? 12000 : 10);
+    e.idempotency_key = i == 4 ? "kbad" : "k" + std::to_string(i);
+    REQUIRE(c.track(e).ok());
+    if (i != 4) good.push_back(*e.idempotency_key);
+  }
+  const std::string filler = mnt + "/filler";
+  write_filler(filler, 1u << 30);  // until the disk is full
+  CHECK(c.flush(0ms).code() == Status::Code::kTimeout);  // sends the batch now
+  REQUIRE_MESSAGE(testing::wait_until([&] { return bury_failed.load(); }, 20s),
+                  "the dead letter never failed to be written: " << c.stats().last_error);
+  REQUIRE(fs::remove(filler));  // space is back before the rest is acked
+  Status flushed = c.flush(30s);
+  CHECK_MESSAGE(flushed.ok(), flushed.to_string() << " / " << c.stats().last_error);
+  CHECK(server_keys(s) == std::multiset<std::string>(good.begin(), good.end()));
+  auto dead = c.dead_letters(10);
+  REQUIRE(dead.size() == 1);
+  CHECK(json::parse(dead[0].event_json)["idempotency_key"] == "kbad");
+  auto st = c.stats();
+  CHECK(st.pending == 0);
+  CHECK(st.dead_letters == 1);
+  CHECK(c.close(5s).ok());
+  Client again = open_client(offline(mnt + "/root"));
+  CHECK(again.stats().pending == 0);
+  CHECK(again.stats().dead_letters == 1);
+}
+
+TEST_CASE("buffered durability on a full disk: track refuses once a small stage waits, nothing acknowledged lost") {
+  if (geteuid() != 0) {
+    MESSAGE("skipped: mounting a small tmpfs needs root");
+    return;
+  }
+  testing::TempDir dir;
+  std::string mnt = dir.sub("mnt");
+  Tmpfs tmpfs(mnt, "16m");
+  if (!tmpfs.mounted()) {
+    MESSAGE("skipped: cannot mount a tmpfs here: " << tmpfs.error());
+    return;
+  }
+  const std::string root = mnt + "/root";
+  std::atomic<int> stage_errors{0};
+  Options o = offline(root, Durability::kBuffered);
+  o.disk_cap_bytes = 0;
+  o.log = [&](LogLevel, const std::string& m) {
+    if (m.find("staged events") != std::string::npos && m.find("again") == std::string::npos) {
+      ++stage_errors;
+    }
+  };
+  Client c = open_client(o);
+  const std::string filler = mnt + "/filler";
+  write_filler(filler, 1u << 30);  // until the disk is full
+  std::vector<std::string> acked;
+  Status refused;
+  for (int i = 0; i < 20000 && refused.ok(); ++i) {
+    std::string k;
+    Status st = c.track(event("agent-1", i, 200), &k);
+    if (st.ok()) {
+      acked.push_back(k);
+    } else {
+      refused = st;
+    }
+  }
+  REQUIRE_MESSAGE(!refused.ok(), "track() acknowledged 20,000 events into memory on a full disk");
+  MESSAGE("refused after " << acked.size() << " events: " << refused.to_string());
+  CHECK(refused.code() == Status::Code::kStorage);
+  // At most the stage of 1,000 and what was staged while its write was failing.
+  CHECK(acked.size() <= 2000);
+  CHECK_MESSAGE(refused.message().find("space") != std::string::npos, refused.message());
+  for (int i = 0; i < 200; ++i) CHECK_FALSE(c.track(event("agent-1", i, 200)).ok());
+  CHECK_MESSAGE(stage_errors.load() == 1, stage_errors.load() << " log lines for one failing state");
+  // Space comes back: what waited is written, and tracking goes on.
+  REQUIRE(fs::remove(filler));
+  std::string k;
+  Status again;
+  REQUIRE_MESSAGE(testing::wait_until([&] { return (again = c.track(event("agent-1", 1), &k)).ok(); }, 20s),
+                  again.to_string());
+  acked.push_back(k);
+  for (int i = 0; i < 10; ++i) {
+    std::string k;
+    REQUIRE(c.track(event("agent-1", i), &k).ok());
+    acked.push_back(k);
+  }
+  CHECK(c.close(0ms).code() == Status::Code::kTimeout);
+  auto all = keys_on_disk(root);
+  CHECK(all == std::multiset<std::string>(acked.begin(), acked.end()));
+}
+
 TEST_SUITE_END();
 
 // =========================================================================================
