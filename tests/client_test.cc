@@ -433,3 +433,47 @@ TEST_CASE("an agents.json that cannot be read is an error, never replaced") {
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   CHECK(text == "{\"agents\": [ truncated");
 }
+
+TEST_CASE("fork: a child whose parent died keeps tracking, and leaves the parent's folder to others") {
+  // The child inherits RocksDB's table of locked files, in which the parent's folder stays
+  // locked for good: once the parent is dead, the child must not try to take that folder
+  // over or adopt it (RocksDB refuses, "lock hold by current process").
+  testing::TempDir root;
+  int parent_done[2], result[2];
+  REQUIRE(pipe(parent_done) == 0);
+  REQUIRE(pipe(result) == 0);
+  pid_t parent = fork();
+  REQUIRE(parent >= 0);
+  if (parent == 0) {
+    close(result[0]);
+    auto c = Client::open(offline(root.path()));
+    if (!c.ok()) _exit(2);
+    for (int i = 0; i < 5; ++i) {
+      if (!c->track(sample(i)).ok()) _exit(3);
+    }
+    pid_t child = fork();
+    if (child == 0) {
+      close(parent_done[1]);
+      char x;
+      (void)read(parent_done[0], &x, 1);  // until the parent is dead
+      Status s = c->track(sample(100));
+      std::string line = s.ok() ? "ok\n" : s.to_string() + "\n";
+      if (s.ok()) (void)c->close(0ms);
+      (void)!write(result[1], line.data(), line.size());
+      _exit(0);
+    }
+    _exit(child > 0 ? 0 : 4);  // dies without closing its client
+  }
+  close(parent_done[0]);
+  close(result[1]);
+  int status = 0;
+  REQUIRE(waitpid(parent, &status, 0) == parent);
+  REQUIRE(WEXITSTATUS(status) == 0);
+  close(parent_done[1]);  // the parent is dead: the child goes on
+  std::string got;
+  char buf[1024];
+  for (ssize_t n; (n = read(result[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  close(result[0]);
+  CHECK(got == "ok\n");
+  CHECK(testing::keys_on_disk(root.path()).size() == 6);
+}

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "store/buffer_internal.hpp"
+#include "store/fork_safety.hpp"
 
 namespace agentburn::detail {
 
@@ -76,7 +77,10 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
   small.write_buffer_size = 1 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, o}, {"dead", small}, {"meta", small}};
+  install_rocksdb_fork_handlers();
+  auto lifecycle = rocksdb_lifecycle_lock();
   auto st = rocksdb::DB::Open(o, folder, cfs, handles, db);
+  if (st.ok()) note_db_open(folder);
   if (!st.ok()) {
     return Status::storage("cannot open the buffer database in " + folder + ": " + st.ToString());
   }
@@ -150,10 +154,13 @@ Status Buffer::close() {
     sync.sync = true;
     db_->Put(sync, meta_cf_, "counters", text).ok();  // without it, the next open counts
   }
+  auto lifecycle = rocksdb_lifecycle_lock();
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   auto st = db_->Close();
   delete db_;
+  note_db_closed(folder_);
+  lifecycle.unlock();
   db_ = nullptr;
   env_.reset();
   if (empty && st.ok() && s.ok()) discard_folder(folder_);

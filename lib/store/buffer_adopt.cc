@@ -13,10 +13,12 @@
 
 #include "event/codec.hpp"
 #include "store/buffer_internal.hpp"
+#include "store/fork_safety.hpp"
 
 namespace agentburn::detail {
 
 bool Buffer::take_over(const std::string& folder) {
+  if (db_open_in_process(folder)) return false;  // a parent's, in a child after fork()
   FolderLock lock;
   if (!FolderLock::try_lock(folder, &lock)) return false;  // alive, or taken by another
   if (access((folder + "/CURRENT").c_str(), F_OK) != 0) return false;
@@ -24,8 +26,10 @@ bool Buffer::take_over(const std::string& folder) {
   std::vector<rocksdb::ColumnFamilyHandle*> h;
   if (!open_db(folder, false, &db, &h).ok()) return false;  // adopt() reports or sets aside
   auto give_back = [&] {
+    auto lifecycle = rocksdb_lifecycle_lock();
     for (auto* cf : h) db->DestroyColumnFamilyHandle(cf);
     delete db;
+    note_db_closed(folder);
     return false;
   };
   std::string version;
@@ -116,6 +120,7 @@ Status Buffer::load_counters() {
 }
 
 Status Buffer::adopt(const std::string& folder) {
+  if (db_open_in_process(folder)) return Status();  // a parent's, in a child after fork()
   FolderLock lock;
   if (!FolderLock::try_lock(folder, &lock)) return Status();  // alive, or taken by another
   if (access((folder + "/CURRENT").c_str(), F_OK) != 0 && errno == ENOENT) {
@@ -142,8 +147,10 @@ Status Buffer::adopt(const std::string& folder) {
     return Status();
   }
   auto cleanup = [&] {
+    auto lifecycle = rocksdb_lifecycle_lock();
     for (auto* cf : h) other->DestroyColumnFamilyHandle(cf);
     delete other;
+    note_db_closed(folder);
   };
   std::string version;
   auto st = other->Get(rocksdb::ReadOptions(), h[2], "format_version", &version);

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,7 @@
 
 #include "server/harness.hpp"
 #include "store/buffer.hpp"
+#include "store/fork_safety.hpp"
 #include "support/clients.hpp"
 
 using namespace agentburn;
@@ -266,6 +268,95 @@ TEST_CASE("fork with a server: parent and child both deliver, every key once, no
   CHECK(st["events_received"] == st["events_stored"]);
   CHECK(c.close(1s).ok());
   CHECK(testing::count_folders(root.path()) == 0);
+}
+
+TEST_CASE("1,000 forks while the parent sends, stages, compacts, adopts and reads: every child reopens in time") {
+  // A lock another thread holds at fork() is never released in the child. The parent here
+  // keeps every thread that takes RocksDB's process-wide locks busy: a tracker (buffered
+  // durability: the stage writer; memtable flushes; 200k acks a compaction), the sender,
+  // the adoption of the children's folders, and short-lived threads that read and exit.
+  const int kForks = std::getenv("AGENTBURN_FORKS") ? std::atoi(std::getenv("AGENTBURN_FORKS")) : 1000;
+  CHECK_MESSAGE(agentburn::detail::rocksdb_fork_guard_complete(),
+                "RocksDB's thread-local mutex was not found: fork() cannot hold it");
+  testing::TestServer s({"--enable-fault-injection"});
+  testing::TempDir root;
+  Options o = online(root.path(), s.process.url());
+  o.durability = Durability::kBuffered;
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "fork-loop");
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::set<std::string> want;
+  std::thread tracker([&] {
+    for (int i = 0; !stop; ++i) {
+      std::string k;
+      if (c.track(event(agent, i, i % 4 ? 100 : 2000), &k).ok()) {
+        std::lock_guard<std::mutex> g(mu);
+        want.insert(k);
+      }
+      // Paced (about 5 MB/s: a memtable flush every few seconds, compactions after them),
+      // so that the forks, not the load, take the test's time.
+      std::this_thread::sleep_for(100us);
+    }
+  });
+  std::thread reader([&] {
+    while (!stop) {
+      std::thread t([&] {
+        (void)c.dead_letters(10);
+        (void)c.flush(0ms);
+      });
+      t.join();
+    }
+  });
+  int hung = -1, failed = -1, code = 0;
+  for (int i = 0; i < kForks && hung < 0 && failed < 0; ++i) {
+    Child child = fork_child([&](int fd) {
+      std::string k;
+      if (!c.track(event(agent, 1000000 + i), &k).ok()) return 3;
+      (void)c.flush(0ms);  // writes the stage: the event is on disk when the child ends
+      return write_all(fd, k + "\n") ? 0 : 4;
+    });
+    std::string out;
+    if (!read_until(child, "\n", &out, 30s)) {
+      // Hung (or died): say where it waits, then let finish_child kill it.
+      if (kill(child.pid, 0) == 0 && access("/usr/bin/gdb", X_OK) == 0) {
+        std::string cmd = "gdb -p " + std::to_string(child.pid) +
+                          " -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^#' | head -40";
+        if (FILE* p = popen(cmd.c_str(), "r")) {
+          char line[4096];
+          std::string stacks;
+          while (fgets(line, sizeof line, p)) stacks += line;
+          pclose(p);
+          MESSAGE("the child of fork " << i << " waits here:\n" << stacks);
+        }
+      }
+      code = finish_child(child, nullptr, 1s);
+      hung = i;
+      break;
+    }
+    code = finish_child(child, nullptr, 30s);
+    if (code != 0) {
+      failed = i;
+    } else {
+      std::lock_guard<std::mutex> g(mu);
+      for (auto& k : lines_of(out)) want.insert(k);
+    }
+  }
+  stop = true;
+  tracker.join();
+  reader.join();
+  REQUIRE_MESSAGE(hung < 0, "the child of fork " << hung << " of " << kForks
+                                 << " hung: its reopen waited on a lock its parent held");
+  REQUIRE_MESSAGE(failed < 0, "the child of fork " << failed << " exited " << code);
+  // The children's folders are adopted by the parent, and everything arrives once.
+  CHECK(testing::wait_until([&] { return testing::count_folders(root.path()) == 1; }, 60s));
+  Status f = c.flush(120s);
+  REQUIRE_MESSAGE(f.ok(), f.to_string() << " / " << c.stats().last_error);
+  // Every key once: the server stores each idempotency_key once, so as many stored as
+  // tracked, and none of them missing (looked up by key for a sample of the children's).
+  auto st = s.stats();
+  CHECK(st["events_stored"].get<std::size_t>() == want.size());
+  MESSAGE(kForks << " forks; " << want.size() << " events delivered; " << st.dump());
 }
 
 TEST_SUITE_END();
