@@ -11,6 +11,7 @@
 #include "sender/sender.hpp"
 #include "store/agents.hpp"
 #include "store/buffer.hpp"
+#include "store/fork_safety.hpp"
 #include "transport/http.hpp"
 
 namespace agentburn {
@@ -58,9 +59,18 @@ namespace {
 std::mutex g_clients_mu;
 std::set<Client::Impl*> g_clients;
 
-void before_fork() { g_clients_mu.lock(); }
-void after_fork_parent() { g_clients_mu.unlock(); }
+// Waits until no thread is inside the library's calls into RocksDB, libcurl or its own
+// registry, so that the child finds none of their locks held (store/fork_safety.hpp).
+void before_fork() {
+  g_clients_mu.lock();
+  detail::fork_prepare();
+}
+void after_fork_parent() {
+  detail::fork_parent();
+  g_clients_mu.unlock();
+}
 void after_fork_child() {
+  detail::fork_child();
   for (auto* impl : g_clients) {
     // Only the forking thread exists here: a lock held by any other thread would never be
     // released, so the lock starts anew.

@@ -22,7 +22,11 @@
  *   from many threads at once, except that ab_client_close() must be the last call on it.
  * - No C++ exception ever crosses this interface; the library never aborts the process.
  * - fork(): a child process may go on using a client it inherited; at its next call the
- *   client opens a buffer folder of its own (the parent's stays the parent's).
+ *   client opens a buffer folder of its own (the parent's stays the parent's, also once the
+ *   parent is gone: other processes adopt it). fork() waits while one of the library's
+ *   databases opens or closes, and holds RocksDB's process-wide locks across the fork so that
+ *   the child's open never waits on a lock a parent thread held. Not covered: an application
+ *   that also opens RocksDB databases of its own from other threads while it forks.
  */
 #ifndef AGENTBURN_H
 #define AGENTBURN_H

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "event/codec.hpp"
+#include "store/fork_safety.hpp"
 
 namespace agentburn::detail {
 
@@ -79,9 +80,15 @@ Sender::Sender(Buffer* buffer, AgentRegistry* agents, const TransportConfig& tra
 
 Sender::~Sender() { stop(); }
 
-void Sender::start() { thread_ = new std::thread([this] { run(); }); }
+void Sender::start() {
+  add_fork_waker(this, [](const void* self) {
+    static_cast<const Sender*>(self)->transport_->interrupt();
+  });
+  thread_ = new std::thread([this] { run(); });
+}
 
 void Sender::stop() {
+  remove_fork_waker(this);
   stop_ = true;
   buffer_->wake();
   transport_->interrupt();
@@ -162,13 +169,18 @@ void Sender::run() {
         b.maybe_delivered = false;
       }
       std::uint64_t tag = next_tag_++;
+      ForkSection section;
       transport_->start("/api/ingest", std::move(body), tag);
       in_flight_.emplace(tag, std::move(b));
     }
     if (stop_) break;
     if (transport_->in_flight() > 0) {
       done.clear();
-      transport_->poll(kPollSlice, &done);
+      {
+        // libcurl and its TLS library at work: fork() waits (and wakes the poll).
+        ForkSection section;
+        transport_->poll(kPollSlice, &done);
+      }
       for (auto& [tag, result] : done) {
         auto it = in_flight_.find(tag);
         Batch b = std::move(it->second);

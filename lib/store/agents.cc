@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "event/codec.hpp"
+#include "store/fork_safety.hpp"
 
 namespace agentburn::detail {
 
@@ -204,6 +205,7 @@ json& add_agent(json& doc, const Agent& a) {
 // Runs `step` on the registry with the file locked, and saves it when the step changed it.
 Status transact(const std::string& path, std::mutex& mu,
                 const std::function<Status(json&, bool*)>& step) {
+  ForkSection section;  // a child after fork() finds neither lock held
   std::lock_guard<std::mutex> g(mu);
   FileLock lock(path);
   if (!lock.ok()) {

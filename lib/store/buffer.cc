@@ -17,6 +17,7 @@
 namespace agentburn::detail {
 
 Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) {
+  ForkSection section;
   std::unique_ptr<Buffer> b(new Buffer());
   b->options_ = options;
   Status s = make_dirs(options.root);
@@ -77,7 +78,6 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
   small.write_buffer_size = 1 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, o}, {"dead", small}, {"meta", small}};
-  install_rocksdb_fork_handlers();
   auto lifecycle = rocksdb_lifecycle_lock();
   auto st = rocksdb::DB::Open(o, folder, cfs, handles, db);
   if (st.ok()) note_db_open(folder);
@@ -125,6 +125,8 @@ Status Buffer::close() {
     compact_cv_.notify_all();
     compact_thread_.join();
   }
+  // After the joins: a thread joined here may be waiting for a fork() to end.
+  ForkSection section;
   std::lock_guard<std::mutex> g(queue_mu_);
   closed_ = true;
   if (!db_) return s;

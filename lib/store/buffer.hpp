@@ -197,7 +197,8 @@ class Buffer {
   std::mutex stage_write_mu_;  // held for a whole flush_stage()
   std::condition_variable stage_cv_;
   std::vector<StoredEvent> stage_;
-  std::uint64_t stage_bytes_ = 0;
+  std::uint64_t stage_bytes_ = 0;  // of the stage and of the write under way
+  std::size_t stage_writing_ = 0;  // events of the stage write under way
   // The last stage write failed (with stage_error_): append refuses once the stage passes
   // kStageMaxEvents events or kStageMaxBytesFailing bytes.
   bool stage_failing_ = false;

@@ -120,6 +120,7 @@ Status Buffer::load_counters() {
 }
 
 Status Buffer::adopt(const std::string& folder) {
+  ForkSection section;
   if (db_open_in_process(folder)) return Status();  // a parent's, in a child after fork()
   FolderLock lock;
   if (!FolderLock::try_lock(folder, &lock)) return Status();  // alive, or taken by another

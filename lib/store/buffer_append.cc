@@ -11,10 +11,12 @@
 #include <cstring>
 
 #include "store/buffer_internal.hpp"
+#include "store/fork_safety.hpp"
 
 namespace agentburn::detail {
 
 Status Buffer::append(std::string_view event_json) {
+  ForkSection section;
   if (closed_) return Status::closed("the client is closed");
   const std::uint64_t size = event_json.size() + kKeyOverhead;
   const std::uint64_t cap = options_.disk_cap_bytes;
@@ -31,8 +33,9 @@ Status Buffer::append(std::string_view event_json) {
   }
   if (options_.durability == Durability::kBuffered) {
     std::unique_lock<std::mutex> g(stage_mu_);
-    if (stage_failing_ &&
-        (stage_.size() >= kStageMaxEvents || stage_bytes_ + size > kStageMaxBytesFailing)) {
+    // Counting what is being written too: its write may be failing again right now.
+    if (stage_failing_ && (stage_.size() + stage_writing_ >= kStageMaxEvents ||
+                           stage_bytes_ + size > kStageMaxBytesFailing)) {
       // The disk does not take what is staged: acknowledging more into memory would only
       // grow what a kill loses. Refused, as Durability::kProcess refuses.
       return Status::storage("cannot write the buffer in " + folder_ + ": " + stage_error_ +
@@ -199,6 +202,7 @@ void Buffer::stage_loop() {
 }
 
 Status Buffer::flush_stage() {
+  ForkSection section;
   if (options_.durability != Durability::kBuffered) return Status();
   // One stage write at a time: a flush() that finds the writer thread mid-write waits for
   // that write too, so everything staged before the call is on disk when it returns.
@@ -211,6 +215,7 @@ Status Buffer::flush_stage() {
     std::lock_guard<std::mutex> g(stage_mu_);
     if (stage_.empty()) return Status();
     batch.swap(stage_);
+    stage_writing_ = batch.size();
     first = batch.front().seq;
     std::lock_guard<std::mutex> s(seq_mu_);
     writing_.push_back(first);
@@ -221,6 +226,7 @@ Status Buffer::flush_stage() {
     std::lock_guard<std::mutex> g(stage_mu_);
     std::lock_guard<std::mutex> l(seq_mu_);
     writing_.erase(std::find(writing_.begin(), writing_.end(), first));
+    stage_writing_ = 0;
     if (s.ok()) {
       stored_max_ = std::max(stored_max_, batch.back().seq);
       for (const auto& e : batch) stage_bytes_ -= e.json.size() + kKeyOverhead;

@@ -10,10 +10,12 @@
 #include <cstring>
 
 #include "store/buffer_internal.hpp"
+#include "store/fork_safety.hpp"
 
 namespace agentburn::detail {
 
 Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
+  ForkSection section;
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
   SeqKey key(event.seq);
@@ -38,6 +40,7 @@ Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
 }
 
 std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit) {
+  ForkSection section;
   std::vector<DeadLetter> out;
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return out;
@@ -52,6 +55,7 @@ std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit) {
 // Dead-letter counters change only by what a write moved, and only under queue_mu_, which
 // adoption also holds while it moves dead letters in: no letter is ever left uncounted.
 Status Buffer::requeue_dead_letters() {
+  ForkSection section;
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
@@ -109,6 +113,7 @@ Status Buffer::requeue_dead_letters() {
 }
 
 Status Buffer::purge_dead_letters() {
+  ForkSection section;
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
   // What the range delete removes, read first from the same state: the write below happens

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "store/buffer_internal.hpp"
+#include "store/fork_safety.hpp"
 
 namespace agentburn::detail {
 
@@ -45,6 +46,7 @@ std::uint64_t Buffer::readable_upto() {
 
 Status Buffer::read_next(std::size_t max_events, std::size_t max_bytes,
                          std::vector<StoredEvent>* out) {
+  ForkSection section;
   out->clear();
   std::uint64_t upto = readable_upto();
   std::lock_guard<std::mutex> g(queue_mu_);
@@ -76,6 +78,7 @@ Status Buffer::read_next(std::size_t max_events, std::size_t max_bytes,
 }
 
 std::uint64_t Buffer::first_pending_seq() {
+  ForkSection section;
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return 0;
   // Claimed events are older than every unread one, and below the cursor nothing else is left.
@@ -93,6 +96,7 @@ std::uint64_t Buffer::first_pending_seq() {
 }
 
 Status Buffer::remove(const std::vector<StoredEvent>& events, bool whole) {
+  ForkSection section;
   if (events.empty()) return Status();
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
@@ -150,7 +154,11 @@ void Buffer::compact_loop() {
     co.exclusive_manual_compaction = false;
     SeqKey end(below);
     rocksdb::Slice end_slice = end.slice();
-    auto st = db_->CompactRange(co, queue_cf_, nullptr, &end_slice);
+    rocksdb::Status st;
+    {
+      ForkSection section;
+      st = db_->CompactRange(co, queue_cf_, nullptr, &end_slice);
+    }
     // Incomplete: close() cancelled it; the next owner of the folder compacts instead.
     if (!st.ok() && !st.IsIncomplete()) {
       log(LogLevel::kWarning, "buffer compaction failed: " + st.ToString());

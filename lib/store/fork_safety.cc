@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <rocksdb/db.h>
 
+#include <condition_variable>
+#include <map>
 #include <set>
 
 namespace agentburn::detail {
@@ -21,6 +23,8 @@ using MutexMethod = void (*)(void*);
 MutexAccessor g_meta_mutex = nullptr;
 MutexMethod g_lock = nullptr, g_unlock = nullptr;
 void* g_held = nullptr;  // the mutex prepare() locked, for parent() and child()
+
+void find_rocksdb_mutex_once();
 
 void find_rocksdb_mutex() {
   // The library that holds RocksDB's code, also when this library was loaded RTLD_LOCAL.
@@ -41,22 +45,39 @@ void find_rocksdb_mutex() {
   // The handle stays open: RocksDB stays loaded for as long as this library is.
 }
 
-void prepare() {
-  g_lifecycle.lock();  // first: an open under way takes RocksDB's mutex while holding this
+void find_rocksdb_mutex_once() {
+  static const bool found = (find_rocksdb_mutex(), true);
+  (void)found;
+}
+
+void lock_rocksdb_mutex() {
   if (g_meta_mutex) {
     g_held = g_meta_mutex();
     g_lock(g_held);
   }
 }
 
-void release() {
+void unlock_rocksdb_mutex() {
   if (g_held) {
     g_unlock(g_held);
     g_held = nullptr;
   }
-  g_lifecycle.unlock();
 }
 
+// The gate of the ForkSections. Never destroyed (a section may end during exit), and remade
+// in a child, whose copy may have been locked by a thread that does not exist there.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  long inside = 0;
+  bool forking = false;
+};
+Gate* g_gate = new Gate;
+thread_local int t_depth = 0;
+
+std::mutex* g_wakers_mu = new std::mutex;
+std::map<const void*, void (*)(const void*)>* g_wakers = new std::map<const void*, void (*)(const void*)>;
+bool g_prepared = false;  // fork_prepare() closed the gate (not from inside a section)
 }  // namespace
 
 std::unique_lock<std::mutex> rocksdb_lifecycle_lock() {
@@ -71,16 +92,75 @@ bool db_open_in_process(const std::string& folder) {
   return g_open->count(folder) != 0;
 }
 
-void install_rocksdb_fork_handlers() {
-  static const int installed = [] {
-    find_rocksdb_mutex();
-    return pthread_atfork(prepare, release, release);
-  }();
-  (void)installed;
+ForkSection::ForkSection(bool wait) {
+  if (t_depth++ > 0) return;
+  std::unique_lock<std::mutex> g(g_gate->mu);
+  if (wait) g_gate->cv.wait(g, [] { return !g_gate->forking; });
+  ++g_gate->inside;
+}
+
+ForkSection::~ForkSection() {
+  if (--t_depth > 0) return;
+  std::lock_guard<std::mutex> g(g_gate->mu);
+  if (--g_gate->inside == 0 && g_gate->forking) g_gate->cv.notify_all();
+}
+
+void add_fork_waker(const void* owner, void (*wake)(const void*)) {
+  std::lock_guard<std::mutex> g(*g_wakers_mu);
+  (*g_wakers)[owner] = wake;
+}
+
+void remove_fork_waker(const void* owner) {
+  std::lock_guard<std::mutex> g(*g_wakers_mu);
+  g_wakers->erase(owner);
+}
+
+void fork_prepare() {
+  find_rocksdb_mutex_once();
+  // A fork() from inside a section (a log callback that forks, say) cannot wait for itself:
+  // it forks as it is.
+  g_prepared = t_depth == 0;
+  if (g_prepared) {
+    {
+      std::unique_lock<std::mutex> g(g_gate->mu);
+      g_gate->forking = true;
+    }
+    {
+      std::lock_guard<std::mutex> w(*g_wakers_mu);
+      for (const auto& [owner, wake] : *g_wakers) wake(owner);
+    }
+    std::unique_lock<std::mutex> g(g_gate->mu);
+    g_gate->cv.wait(g, [] { return g_gate->inside == 0; });
+  }
+  g_lifecycle.lock();
+  lock_rocksdb_mutex();
+}
+
+void fork_parent() {
+  unlock_rocksdb_mutex();
+  g_lifecycle.unlock();
+  if (g_prepared) {
+    {
+      std::lock_guard<std::mutex> g(g_gate->mu);
+      g_gate->forking = false;
+    }
+    g_gate->cv.notify_all();
+  }
+}
+
+void fork_child() {
+  unlock_rocksdb_mutex();
+  g_lifecycle.unlock();
+  // Only this thread exists here: the gate and the wakers start anew (the parent's senders
+  // are not this process's any more).
+  g_gate = new Gate;
+  t_depth = 0;
+  g_wakers_mu = new std::mutex;
+  g_wakers = new std::map<const void*, void (*)(const void*)>;
 }
 
 bool rocksdb_fork_guard_complete() {
-  install_rocksdb_fork_handlers();
+  find_rocksdb_mutex_once();
   return g_meta_mutex != nullptr;
 }
 

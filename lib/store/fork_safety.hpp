@@ -9,11 +9,19 @@
 //   exits. A fork() in that moment made the child's reopen wait forever.
 // - the process-wide locks a DB::Open or a close takes (the LOCK file table, the periodic
 //   task timer's registrations): taken only while a database opens or closes.
-// So fork() waits, in a pthread_atfork handler, until no database of this library is opening
-// or closing (rocksdb_lifecycle_lock), then holds RocksDB's thread-local mutex across the
-// fork and releases it in both processes. The mutex is reached through the accessor that
-// Debian's librocksdb exports, found at run time; where it is not exported the handler does
-// without it (and a fork() in that moment can again leave the child waiting).
+// - any other lock a thread inside RocksDB may hold: libstdc++'s shared_ptr lock pool (a new
+//   memtable takes it), RocksDB's file-lock table and periodic-task timer (a database
+//   opening or closing), the library's own registry lock.
+// So fork() waits, in the client's pthread_atfork handler, until no thread of the library
+// or of the application is inside a ForkSection (every call into RocksDB is in one, and so
+// are RocksDB's background jobs and the sender's transfers), then holds RocksDB's
+// thread-local mutex across the fork (for the threads outside any section: exiting ones)
+// and releases it in both processes. That mutex is reached through the accessor Debian's
+// librocksdb exports, found at run time; where it is not exported, fork() does without.
+// What fork() may wait for: a call under way (a synced write, a read of a batch), a memtable
+// flush or a compaction job in the background (milliseconds; up to about a second for a
+// compaction of a large backlog). Not covered: RocksDB's own timer thread, which holds its
+// mutex for microseconds every 10 s, and an application's own use of RocksDB.
 #pragma once
 
 #include <mutex>
@@ -32,8 +40,32 @@ void note_db_open(const std::string& folder);
 void note_db_closed(const std::string& folder);
 bool db_open_in_process(const std::string& folder);
 
-// Registers the fork handlers, once per process. Called before the first database opens.
-void install_rocksdb_fork_handlers();
+// A stretch of code that calls into RocksDB, or holds a lock a child after fork() would need:
+// fork() waits until no thread is in one (and no new one starts) before it forks, so that
+// no lock of RocksDB, of libstdc++ or of the library's own is held by another thread at that
+// moment. Nests: only the outermost section of a thread counts.
+class ForkSection {
+ public:
+  // `wait`: whether to wait while a fork() is under way. RocksDB's background jobs pass
+  // false: a thread inside a section may be waiting for one of them (a write stalled until
+  // a flush), and fork() waits for both.
+  explicit ForkSection(bool wait = true);
+  ~ForkSection();
+  ForkSection(const ForkSection&) = delete;
+  ForkSection& operator=(const ForkSection&) = delete;
+};
+
+// The three steps of fork(), called by the client's pthread_atfork handlers in this order:
+// prepare (after waking the threads that may be waiting inside a section: see
+// add_fork_waker), then parent or child.
+void fork_prepare();
+void fork_parent();
+void fork_child();
+
+// Called by fork_prepare() so that a thread waiting inside a section (the sender polling its
+// transfers) leaves it soon. Added and removed under a lock fork_prepare() takes.
+void add_fork_waker(const void* owner, void (*wake)(const void* owner));
+void remove_fork_waker(const void* owner);
 
 // Whether RocksDB's thread-local mutex was found, so that fork() holds it (for tests).
 bool rocksdb_fork_guard_complete();

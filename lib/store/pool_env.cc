@@ -1,5 +1,7 @@
 #include "store/pool_env.hpp"
 
+#include "store/fork_safety.hpp"
+
 namespace agentburn::detail {
 
 PoolEnv::PoolEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {
@@ -30,7 +32,11 @@ void PoolEnv::work(Pool* pool) {
     Job job = pool->queue.front();
     pool->queue.pop_front();
     g.unlock();
-    job.function(job.arg);
+    {
+      // Never waits for a fork(): a thread inside a section may be waiting for this job.
+      ForkSection section(false);
+      job.function(job.arg);
+    }
     g.lock();
   }
 }

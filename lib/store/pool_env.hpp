@@ -32,6 +32,17 @@ class PoolEnv : public rocksdb::EnvWrapper {
   int GetBackgroundThreads(Priority pri) override { return pri == HIGH || pri == LOW ? 1 : 0; }
   void IncBackgroundThreadsIfNeeded(int, Priority) override {}
   void WaitForJoin() override {}
+  // No registration of data paths: the default file system's registration takes the write
+  // side of a process-wide lock (its cache of logical block sizes) whose read side every new
+  // file takes. A fork() while a parent thread held the read side would leave a child's open
+  // waiting for good. The cache only saves an ioctl per file opened (FileSystem's own
+  // default is this no-op too).
+  rocksdb::Status RegisterDbPaths(const std::vector<std::string>&) override {
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status UnregisterDbPaths(const std::vector<std::string>&) override {
+    return rocksdb::Status::OK();
+  }
 
   // After fork(), in the child: the threads do not exist; forget them (the object leaks).
   void abandon_after_fork();

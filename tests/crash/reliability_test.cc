@@ -638,7 +638,8 @@ TEST_CASE("buffered durability on a full disk: track refuses once a small stage 
     REQUIRE(c.track(event("agent-1", i), &k).ok());
     acked.push_back(k);
   }
-  CHECK(c.close(0ms).code() == Status::Code::kTimeout);
+  Status closed = c.close(0ms);
+  CHECK_MESSAGE(closed.code() == Status::Code::kTimeout, closed.to_string());
   auto all = keys_on_disk(root);
   CHECK(all == std::multiset<std::string>(acked.begin(), acked.end()));
 }
