@@ -23,10 +23,11 @@
  * - No C++ exception ever crosses this interface; the library never aborts the process.
  * - fork(): a child process may go on using a client it inherited; at its next call the
  *   client opens a buffer folder of its own (the parent's stays the parent's, also once the
- *   parent is gone: other processes adopt it). fork() waits while one of the library's
- *   databases opens or closes, and holds RocksDB's process-wide locks across the fork so that
- *   the child's open never waits on a lock a parent thread held. Not covered: an application
- *   that also opens RocksDB databases of its own from other threads while it forks.
+ *   parent is gone: other processes adopt it). fork() first waits until no thread is inside
+ *   one of the library's calls into RocksDB or libcurl (milliseconds; up to about a second
+ *   when a compaction of a large backlog is under way), so that the child finds none of
+ *   their locks held. Not covered: an application that uses RocksDB itself from other
+ *   threads while it forks.
  */
 #ifndef AGENTBURN_H
 #define AGENTBURN_H

@@ -356,7 +356,9 @@ TEST_CASE("1,000 forks while the parent sends, stages, compacts, adopts and read
   // tracked, and none of them missing (looked up by key for a sample of the children's).
   auto st = s.stats();
   CHECK(st["events_stored"].get<std::size_t>() == want.size());
-  MESSAGE(kForks << " forks; " << want.size() << " events delivered; " << st.dump());
+  auto cs = c.stats();
+  MESSAGE(kForks << " forks; " << want.size() << " events delivered; resent " << cs.resent
+                 << ", retries " << cs.retries << ", adopted " << cs.adopted << "; server: " << st.dump());
 }
 
 TEST_SUITE_END();
