@@ -201,9 +201,10 @@ bool Sender::next_batch(Batch* out) {
     ready_.pop_front();
     return true;
   }
-  // New events first while batches are held: one of them getting through is what tells a
-  // refused event from a refused request.
-  if (read_now(Clock::now())) {
+  // While one batch is held, one batch of new events may go: its getting through is what
+  // tells a refused event from a refused request. Not more: while every request is refused,
+  // the backlog stays on disk, not in held batches in memory.
+  if (held_.size() < 2 && read_now(Clock::now())) {
     Status s = buffer_->read_next(static_cast<std::size_t>(config_.batch_max_events),
                                   config_.batch_max_bytes, &out->events);
     if (!s.ok()) {
