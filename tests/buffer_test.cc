@@ -719,7 +719,7 @@ TEST_CASE("a close removes the folder only when reading it finds nothing, whatev
   CHECK(drain(*b) == std::vector<std::string>{ev(1)});
 }
 
-TEST_CASE("dead letters adopted while a requeue is under way are all counted") {
+TEST_CASE("dead letters adopted while a requeue is under way are all counted (a forked child leaves the folder)") {
   // Forces the interleaving: adoption of a dead folder's letters starts while a requeue has
   // moved its first chunk and not yet finished.
   testing::TempDir root;

@@ -344,7 +344,7 @@ TEST_CASE("fork: a child does not keep its dead parent's folder locked") {
   close(fds[1]);
 }
 
-TEST_CASE("processes registering the same agents offline at once all get the same ids") {
+TEST_CASE("processes forked to register the same agents offline at once all get the same ids") {
   // Each child opens its own client on the root and registers the same names in the same
   // order, starting together; every name must end with one provisional id.
   const int kChildren = 4, kNames = 60;
