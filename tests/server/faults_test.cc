@@ -1,5 +1,6 @@
-// Fault injection (--enable-fault-injection): plans of statuses, rejections, delays and the
-// open-core server's behaviour, and the counters tests read back.
+// Fault injection (--enable-fault-injection): plans of statuses, rejections, delays, agent
+// registrations refused or failing for a while, the open-core server's behaviour, and the
+// counters tests read back.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -154,6 +155,68 @@ TEST_CASE("open-core mode: an unknown agent fails the whole batch with 500; no d
   CHECK(s.post("/api/ingest", make_event(agent, -1, "neg").dump()).status == 400);
 }
 
+TEST_CASE("agent_status: registrations of these names refused for good, or failing N times") {
+  TestServer s({"--enable-fault-injection"});
+  plan(s, json::array({{{"agent_status", 422}, {"names", {"refused-1", "refused-2"}}},
+                       {{"agent_status", 503},
+                        {"names", json::array({"flaky-1"})},
+                        {"count", 2},
+                        {"retry_after", "1"}}}));
+  auto post_agent = [&](const std::string& name, bool with_key = false) {
+    return s.post("/api/agents", json{{"name", name}, {"projectId", "p"}}.dump(), with_key);
+  };
+  for (int i = 0; i < 3; ++i) {
+    for (const char* name : {"refused-1", "refused-2"}) {
+      auto res = post_agent(name);
+      INFO(name, " -> ", res.body);
+      CHECK(res.status == 422);
+      CHECK(res.json()["field"] == "name");
+      CHECK(res.json()["error"].get<std::string>().find(name) != std::string::npos);
+    }
+  }
+  auto f1 = post_agent("flaky-1");
+  CHECK(f1.status == 503);
+  CHECK(f1.headers["retry-after"] == "1");
+  CHECK(!f1.json().contains("field"));
+  CHECK(post_agent("flaky-1", true).status == 503);
+  // Other names, and flaky-1 once its count is spent, register as usual.
+  CHECK(post_agent("good").status == 201);
+  auto f3 = post_agent("flaky-1");
+  CHECK(f3.status == 201);
+  CHECK(f3.json()["name"] == "flaky-1");
+  CHECK(post_agent("flaky-1").status == 201);
+  CHECK(post_agent("refused-1").status == 422);
+
+  // Nothing refused was registered: the agents list holds the three that were.
+  json agents = s.get("/api/agents").json();
+  REQUIRE(agents.size() == 3);
+  for (const auto& a : agents) CHECK(a["name"] != "refused-1");
+  CHECK(s.stats()["faults_injected"] == 9);
+  // An event naming a refused agent has no agent to name: the usual unknown-agent 400.
+  CHECK(s.post("/api/ingest", make_event("agt_refused", 1, "k").dump()).status == 400);
+
+  json left = s.get("/api/_faults").json();
+  REQUIRE(left.size() == 2);
+  CHECK(left[0] == json{{"agent_status", 422}, {"names", {"refused-1", "refused-2"}}});
+  CHECK(left[1]["count"] == 0);
+  CHECK(left[1]["names"] == json::array({"flaky-1"}));
+
+  // Ingest faults leave registrations alone, and the other way round.
+  plan(s, json::array({{{"status", 503}, {"count", 5}},
+                       {{"agent_status", 500}, {"names", json::array({"x"})}, {"count", 1}}}));
+  CHECK(post_agent("y").status == 201);
+  CHECK(post_agent("x").status == 500);
+  CHECK(post_agent("x").status == 201);
+  CHECK(s.get("/api/_faults").json()[0]["count"] == 5);
+  // An invalid agent is refused for what it is, before any fault.
+  plan(s, {{"agent_status", 503}, {"names", json::array({"z"})}});
+  auto bad = s.post("/api/agents", R"({"name": "z", "tags": "not-a-list"})", false);
+  CHECK(bad.status == 400);
+  CHECK(bad.json()["field"] == "tags");
+  REQUIRE(s.del("/api/_faults").status == 200);
+  CHECK(post_agent("refused-1").status == 201);
+}
+
 TEST_CASE("malformed plans are refused and leave the plan as it was") {
   TestServer s({"--enable-fault-injection"});
   plan(s, {{"status", 503}, {"count", 7}});
@@ -165,6 +228,29 @@ TEST_CASE("malformed plans are refused and leave the plan as it was") {
     INFO(bad, " -> ", res.body);
     CHECK(res.status == 400);
     CHECK(res.json()["error"].is_string());
+  }
+  // Agent items: each message names the field at fault.
+  const std::pair<const char*, const char*> bad_agent_items[] = {
+      {R"({"agent_status": 422})", "names"},
+      {R"({"agent_status": 422, "names": []})", "names"},
+      {R"({"agent_status": 422, "names": "a"})", "names"},
+      {R"({"agent_status": 422, "names": ["a", 1]})", "names"},
+      {R"({"agent_status": 422, "names": [""]})", "names"},
+      {R"({"agent_status": 200, "names": ["a"]})", "agent_status"},
+      {R"({"agent_status": 600, "names": ["a"]})", "agent_status"},
+      {R"({"agent_status": "422", "names": ["a"]})", "agent_status"},
+      {R"({"agent_status": 503, "names": ["a"], "count": 0})", "count"},
+      {R"({"agent_status": 503, "names": ["a"], "count": 1.5})", "count"},
+      {R"({"agent_status": 503, "names": ["a"], "retry_after": -1})", "retry_after"},
+      {R"({"agent_status": 503, "names": ["a"], "name": "a"})", "\"name\""},
+      {R"({"agent_status": 503, "names": ["a"], "min_events": 1})", "\"min_events\""},
+      {R"([{"status": 503}, {"agent_status": 422, "names": ["a"], "delay_ms": 5}])", "item 1"},
+  };
+  for (const auto& [bad, field] : bad_agent_items) {
+    auto res = s.post("/api/_faults", bad);
+    INFO(bad, " -> ", res.body);
+    CHECK(res.status == 400);
+    CHECK(res.json()["error"].get<std::string>().find(field) != std::string::npos);
   }
   json current = s.get("/api/_faults").json();
   REQUIRE(current.size() == 1);

@@ -43,6 +43,28 @@ bool only_fields(const json& item, std::initializer_list<const char*> allowed, s
   return true;
 }
 
+// An optional "retry_after": a string, or a non-negative integer written as one. On a bad
+// value returns false with the message in *why.
+bool get_retry_after(const json& item, std::string* out, std::string* why) {
+  auto ra = item.find("retry_after");
+  if (ra == item.end()) return true;
+  if (ra->is_string()) {
+    *out = ra->get<std::string>();
+  } else if (ra->is_number_unsigned()) {
+    *out = std::to_string(ra->get<std::uint64_t>());
+  } else {
+    *why = "retry_after must be a string or a non-negative integer";
+    return false;
+  }
+  for (unsigned char c : *out) {
+    if (c < 0x20 || c > 0x7E) {
+      *why = "retry_after must be printable ASCII";
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool Faults::set_plan(std::string_view plan_json, std::string* error) {
@@ -74,22 +96,35 @@ bool Faults::set_plan(std::string_view plan_json, std::string* error) {
       if (!get_integer(item, "min_events", 0, 1000, &min_events)) {
         return fail(error, i, "min_events must be an integer in 0..1000");
       }
-      if (auto ra = item.find("retry_after"); ra != item.end()) {
-        if (ra->is_string()) {
-          s.retry_after = ra->get<std::string>();
-        } else if (ra->is_number_unsigned()) {
-          s.retry_after = std::to_string(ra->get<std::uint64_t>());
-        } else {
-          return fail(error, i, "retry_after must be a string or a non-negative integer");
-        }
-        for (unsigned char c : s.retry_after) {
-          if (c < 0x20 || c > 0x7E) return fail(error, i, "retry_after must be printable ASCII");
-        }
-      }
+      if (!get_retry_after(item, &s.retry_after, &bad)) return fail(error, i, bad);
       s.status = static_cast<int>(status);
       s.remaining = static_cast<std::uint64_t>(count);
       s.min_events = static_cast<std::size_t>(min_events);
       plan.statuses.push_back(std::move(s));
+    } else if (item.contains("agent_status")) {
+      if (!only_fields(item, {"agent_status", "names", "count", "retry_after"}, &bad)) {
+        return fail(error, i, "unknown field \"" + bad + "\" in an agent_status item");
+      }
+      AgentItem a;
+      std::int64_t status = 0;
+      if (!get_integer(item, "agent_status", 400, 599, &status)) {
+        return fail(error, i, "agent_status must be an integer in 400..599");
+      }
+      a.status = static_cast<int>(status);
+      auto names = item.find("names");
+      if (names == item.end() || !names->is_array() || names->empty()) {
+        return fail(error, i, "names must be a non-empty array of agent names");
+      }
+      for (const json& n : *names) {
+        if (!n.is_string() || n.get<std::string>().empty()) {
+          return fail(error, i, "names must be a non-empty array of agent names");
+        }
+        if (a.names.insert(n.get<std::string>()).second) a.listed.push_back(n.get<std::string>());
+      }
+      if (!get_retry_after(item, &a.retry_after, &bad)) return fail(error, i, bad);
+      a.limited = item.contains("count");
+      a.remaining = static_cast<std::uint64_t>(count);
+      plan.agents.push_back(std::move(a));
     } else if (item.contains("delay_ms")) {
       if (!only_fields(item, {"delay_ms", "count"}, &bad)) {
         return fail(error, i, "unknown field \"" + bad + "\" in a delay item");
@@ -125,7 +160,9 @@ bool Faults::set_plan(std::string_view plan_json, std::string* error) {
       }
       plan.error_detail = item["error_detail"].get<bool>();
     } else {
-      return fail(error, i, "must have one of status, delay_ms, reject_keys, mode or error_detail");
+      return fail(error, i,
+                  "must have one of status, agent_status, delay_ms, reject_keys, mode or "
+                  "error_detail");
     }
   }
   if (!keys->empty()) plan.reject_keys = std::move(keys);
@@ -149,6 +186,12 @@ std::string Faults::plan_json() const {
     items.push_back(std::move(item));
   }
   for (const auto& d : plan_.delays) items.push_back({{"delay_ms", d.ms}, {"count", d.remaining}});
+  for (const auto& a : plan_.agents) {
+    json item = {{"agent_status", a.status}, {"names", a.listed}};
+    if (a.limited) item["count"] = a.remaining;
+    if (!a.retry_after.empty()) item["retry_after"] = a.retry_after;
+    items.push_back(std::move(item));
+  }
   if (plan_.reject_keys) {
     json keys = json::array();
     for (const auto& k : *plan_.reject_keys) keys.push_back(k);
@@ -178,6 +221,19 @@ IngestFaults Faults::next_ingest(std::size_t events) {
   f.reject_keys = plan_.reject_keys;
   f.open_core = plan_.open_core;
   f.error_detail = plan_.error_detail;
+  return f;
+}
+
+AgentFault Faults::next_agent(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  AgentFault f;
+  for (auto& a : plan_.agents) {
+    if ((a.limited && a.remaining == 0) || !a.names.count(name)) continue;
+    if (a.limited) --a.remaining;
+    f.status = a.status;
+    f.retry_after = a.retry_after;
+    break;
+  }
   return f;
 }
 

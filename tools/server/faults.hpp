@@ -1,5 +1,6 @@
 // Fault injection for tests (--enable-fault-injection): a plan of wrong answers for the
-// ingest route, and the counters that let a test see what the server was really sent.
+// ingest and agent registration routes, and the counters that let a test see what the
+// server was really sent.
 // The plan's JSON format is described in README.md.
 #pragma once
 
@@ -25,6 +26,12 @@ struct IngestFaults {
   std::shared_ptr<const std::unordered_set<std::string>> reject_keys;  // may be null
 };
 
+// What the plan says about one agent registration.
+struct AgentFault {
+  int status = 0;           // answer with this status and register nothing; 0: no such fault
+  std::string retry_after;  // Retry-After to send with `status`, verbatim; empty: none
+};
+
 class Faults {
  public:
   // Replaces the plan with `plan_json` (one item or an array of items). On a malformed plan
@@ -37,6 +44,8 @@ class Faults {
   // Consumes the plan's counts for one ingest request carrying `events` events (0 when its
   // body did not parse).
   IngestFaults next_ingest(std::size_t events);
+  // Consumes the plan's counts for one registration of an agent named `name`.
+  AgentFault next_agent(const std::string& name);
 
   // Waits `ms` milliseconds, or less once shutdown() was called.
   void hold(std::int64_t ms);
@@ -53,9 +62,18 @@ class Faults {
     std::int64_t ms = 0;
     std::uint64_t remaining = 1;
   };
+  struct AgentItem {
+    int status = 0;
+    std::string retry_after;
+    std::unordered_set<std::string> names;
+    std::vector<std::string> listed;  // the names as the plan gave them, for plan_json()
+    bool limited = false;             // false: every registration of these names, for good
+    std::uint64_t remaining = 0;      // when limited
+  };
   struct Plan {
     std::vector<StatusItem> statuses;  // the first with a count left (and enough events) applies
     std::vector<DelayItem> delays;     // the first with a count left applies
+    std::vector<AgentItem> agents;     // the first naming the agent, with a count left, applies
     std::shared_ptr<const std::unordered_set<std::string>> reject_keys;
     bool open_core = false;
     bool error_detail = true;

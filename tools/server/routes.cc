@@ -160,6 +160,17 @@ void post_agent(ServerContext& ctx, const Request& req, Response& res, const Con
     reply(res, 400, dump(json{{"error", err.message}, {"field", err.field}}));
     return;
   }
+  if (ctx.flags.fault_injection) {
+    AgentFault fault = ctx.faults.next_agent(agent.name);
+    if (fault.status) {
+      ++ctx.stats.faults_injected;
+      if (!fault.retry_after.empty()) res.set_header("Retry-After", fault.retry_after);
+      json answer = {{"error", "injected fault: agent \"" + agent.name + "\" answered HTTP " +
+                                   std::to_string(fault.status)}};
+      if (fault.status < 500) answer["field"] = "name";
+      return reply(res, fault.status, dump(answer));
+    }
+  }
   auto optional = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
   json record = {{"id", "agt_" + detail::new_uuid_v7()},
                  {"name", agent.name},
