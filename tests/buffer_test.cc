@@ -798,3 +798,62 @@ TEST_CASE("dead letters adopted while a requeue is under way are all counted (a 
   CHECK(b->dead_count() == 3);
   CHECK(b->pending() == 5);
 }
+
+TEST_CASE("an adoption killed between its copy and its delete leaves each dead letter once (forked children)") {
+  testing::TempDir root;
+  int b_ready[2], a_ready[2], b_die[2];
+  REQUIRE(pipe(b_ready) == 0);
+  REQUIRE(pipe(a_ready) == 0);
+  REQUIRE(pipe(b_die) == 0);
+  char x;
+  pid_t b = fork();  // folder B: three dead letters, then dies
+  REQUIRE(b >= 0);
+  if (b == 0) {
+    close(b_die[1]);
+    std::unique_ptr<Buffer> buf;
+    if (!Buffer::open(opts(root.path()), &buf).ok()) _exit(2);
+    for (int i = 0; i < 3; ++i) {
+      if (!buf->append(ev(i)).ok()) _exit(3);
+    }
+    std::vector<StoredEvent> batch;
+    if (!buf->read_next(1000, 1 << 20, &batch).ok()) _exit(4);
+    for (auto& e : batch) {
+      if (!buf->bury(e, "refused").ok()) _exit(5);
+    }
+    if (write(b_ready[1], "r", 1) != 1) _exit(6);
+    (void)read(b_die[0], &x, 1);
+    _exit(0);
+  }
+  REQUIRE(read(b_ready[0], &x, 1) == 1);
+  pid_t a = fork();  // folder A: adopts B and is killed after the copy, before the delete
+  REQUIRE(a >= 0);
+  if (a == 0) {
+    close(b_die[1]);  // B dies when the test closes its end
+    BufferOptions o = opts(root.path());
+    o.test_point = [](const char* point) {
+      if (std::string(point) == "adopt:chunk_copied") _exit(0);
+    };
+    std::unique_ptr<Buffer> buf;
+    if (!Buffer::open(o, &buf).ok()) _exit(2);  // B lives: not adopted now
+    if (write(a_ready[1], "r", 1) != 1) _exit(3);
+    while (testing::count_folders(root.path()) == 2) {
+      (void)buf->adopt_dead_folders();  // B's lock is free once it died
+      std::this_thread::sleep_for(1ms);
+    }
+    _exit(4);
+  }
+  REQUIRE(read(a_ready[0], &x, 1) == 1);
+  close(b_die[1]);
+  int status = 0;
+  REQUIRE(waitpid(b, &status, 0) == b);
+  REQUIRE(waitpid(a, &status, 0) == a);
+  REQUIRE(WEXITSTATUS(status) == 0);  // killed at the point
+  REQUIRE(testing::count_folders(root.path()) == 2);  // both hold the three letters
+  auto c = open_buffer(opts(root.path()));
+  CHECK(c->dead_count() == 3);
+  auto dead = c->dead_letters(100);
+  CHECK(dead.size() == 3);
+  std::set<std::string> events;
+  for (auto& d : dead) events.insert(d.event_json);
+  CHECK(events.size() == 3);
+}

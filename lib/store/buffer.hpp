@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,8 +55,8 @@ struct BufferOptions {
   FullPolicy full_policy = FullPolicy::kReject;
   bool set_aside_corrupt = false;
   LogCallback log;
-  // Tests only: called at named points ("requeue:chunk_moved", "adopt:dead_chunk") so that a
-  // test can force an interleaving.
+  // Tests only: called at named points ("requeue:chunk_moved", "adopt:dead_chunk",
+  // "adopt:chunk_copied") so that a test can force an interleaving or a crash.
   std::function<void(const char* point)> test_point;
 };
 
@@ -154,6 +155,8 @@ class Buffer {
   // Whether a column family holds any key (or cannot be read), by reading it: a close
   // removes the folder only when neither the queue nor the dead letters hold one.
   bool holds_any(rocksdb::ColumnFamilyHandle* cf);
+  // Reads dead_ids_ from the database if not known yet. With queue_mu_ held.
+  Status know_dead_ids();
   void test_point(const char* point) const {
     if (options_.test_point) options_.test_point(point);
   }
@@ -191,6 +194,10 @@ class Buffer {
   // lowest is the oldest pending event, known without a seek past the ack tombstones.
   std::map<std::uint64_t, std::uint64_t> claimed_;
   std::uint64_t removed_since_compaction_ = 0;
+  // The identities of the dead letters (see dead_id), read from the database at the first
+  // set-aside or adoption of dead letters, then kept up to date; under queue_mu_.
+  std::set<std::pair<std::uint64_t, std::uint64_t>> dead_ids_;
+  bool dead_ids_known_ = false;
 
   // Durability::kBuffered: the stage and its writer thread.
   std::mutex stage_mu_;

@@ -186,15 +186,26 @@ Status Buffer::adopt(const std::string& folder) {
         values.push_back(it->value().ToString());
         last_key = it->key().ToString();
       }
-      const std::uint64_t n = values.size();
-      std::uint64_t first, bytes = 0;
       // Dead letters move in under queue_mu_, as every other change to them happens: a
       // requeue or a purge under way sees all of a chunk or none of it.
       std::unique_lock<std::mutex> dead_lock(queue_mu_, std::defer_lock);
       if (which == 1) {
         test_point("adopt:dead_chunk");
         dead_lock.lock();
+        // Letters this buffer already holds (copied in by an adoption of this folder that a
+        // crash cut short, after its copy and before its delete) are not copied again.
+        s = know_dead_ids();
+        if (!s.ok()) break;
+        std::vector<std::string> fresh;
+        for (auto& v : values) {
+          std::string event, reason;
+          if (decode_dead(v, &event, &reason) && !dead_ids_.insert(dead_id(event)).second) continue;
+          fresh.push_back(std::move(v));
+        }
+        values = std::move(fresh);
       }
+      const std::uint64_t n = values.size();
+      std::uint64_t first, bytes = 0;
       {
         // Taken like an append's numbers, so concurrent readers never skip past them.
         std::lock_guard<std::mutex> g(seq_mu_);
@@ -217,13 +228,20 @@ Status Buffer::adopt(const std::string& folder) {
         writing_.erase(std::find(writing_.begin(), writing_.end(), first));
         if (st.ok() && which == 0) stored_max_ = std::max(stored_max_, first + n - 1);
       }
+      if (!st.ok() && which == 1) {
+        dead_ids_.clear();  // some were noted before the write that failed: read them again
+        dead_ids_known_ = false;
+      }
       if (dead_lock.owns_lock()) dead_lock.unlock();
       if (!st.ok()) {
         uncount(which == 0 ? pending_ : dead_count_, n, "adopted");
         uncount(which == 0 ? pending_bytes_ : dead_bytes_, bytes, "adopted bytes");
       } else {
         moved += which == 0 ? n : 0;
-        // A failure here leaves the events in both folders; the copy here counts.
+        test_point("adopt:chunk_copied");
+        // A failure here (or a crash) leaves the events in both folders; the copy here
+        // counts. A queued event then goes twice (the server's deduplication absorbs it); a
+        // dead letter is kept once (dead_ids_).
         st = other->DeleteRange(rocksdb::WriteOptions(), src, first_key, last_key + '\xff');
       }
       if (!st.ok()) {

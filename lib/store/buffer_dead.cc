@@ -24,18 +24,27 @@ Status Buffer::bury(const StoredEvent& event, const std::string& reason) {
   auto got = db_->Get(rocksdb::ReadOptions(), queue_cf_, key.slice(), &queued);
   if (got.IsNotFound()) return Status();
   if (!got.ok()) return Status::storage("cannot store a dead letter: " + got.ToString());
+  Status known = know_dead_ids();
+  if (!known.ok()) return known;
+  // The same event already set aside (a second copy of it was queued, by an adoption a crash
+  // cut short): this copy leaves the queue without a second letter.
+  const DeadId id = dead_id(event.json);
+  const bool duplicate = dead_ids_.count(id) != 0;
   rocksdb::WriteBatch wb;
   wb.Delete(queue_cf_, key.slice());
   std::string value = encode_dead(event.json, reason);
-  wb.Put(dead_cf_, key.slice(), value);
+  if (!duplicate) wb.Put(dead_cf_, key.slice(), value);
   auto st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok() && recover(st)) st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot store a dead letter: " + st.ToString());
   unclaim(event.seq, event.seq);
   uncount(pending_, 1, "pending");
   uncount(pending_bytes_, event.json.size() + kKeyOverhead, "pending_bytes");
-  dead_count_ += 1;
-  dead_bytes_ += value.size() + kKeyOverhead;
+  if (!duplicate) {
+    dead_ids_.insert(id);
+    dead_count_ += 1;
+    dead_bytes_ += value.size() + kKeyOverhead;
+  }
   return Status();
 }
 
@@ -54,10 +63,28 @@ std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit) {
 
 // Dead-letter counters change only by what a write moved, and only under queue_mu_, which
 // adoption also holds while it moves dead letters in: no letter is ever left uncounted.
+Status Buffer::know_dead_ids() {
+  if (dead_ids_known_) return Status();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string event, reason;
+    if (decode_dead(it->value(), &event, &reason)) dead_ids_.insert(dead_id(event));
+  }
+  if (!it->status().ok()) {
+    dead_ids_.clear();
+    return Status::storage("cannot read the dead letters: " + it->status().ToString());
+  }
+  dead_ids_known_ = true;
+  return Status();
+}
+
 Status Buffer::requeue_dead_letters() {
   ForkSection section;
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_) return Status::closed("the client is closed");
+  // Read again at the next use: what stays behind (undecodable letters) is all that is left.
+  dead_ids_.clear();
+  dead_ids_known_ = false;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
   it->SeekToFirst();
   while (it->Valid()) {
@@ -133,6 +160,8 @@ Status Buffer::purge_dead_letters() {
   if (!st.ok()) return Status::storage("cannot purge dead letters: " + st.ToString());
   uncount(dead_count_, n, "dead_letters");
   uncount(dead_bytes_, bytes, "dead_bytes");
+  dead_ids_.clear();
+  dead_ids_known_ = true;  // there are none left
   return Status();
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <functional>
 
 namespace agentburn::detail {
 
@@ -59,6 +60,12 @@ bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reaso
   event->assign(v.data() + 4, n);
   reason->assign(v.data() + 4 + n, v.size() - 4 - n);
   return true;
+}
+
+DeadId dead_id(std::string_view event_json) {
+  std::uint64_t fnv = 1469598103934665603ull;
+  for (unsigned char c : event_json) fnv = (fnv ^ c) * 1099511628211ull;
+  return {std::hash<std::string_view>()(event_json), fnv};
 }
 
 rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& log) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "agentburn/options.hpp"
 
@@ -33,6 +34,12 @@ std::uint64_t decode_seq(const rocksdb::Slice& s);
 // A dead letter's value: 4-byte little-endian event length, the event, the reason.
 std::string encode_dead(std::string_view event, std::string_view reason);
 bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reason);
+
+// The identity of a dead letter's event: two 64-bit hashes of its text, so that a letter
+// copied twice (adoption cut by a crash between its copy and its delete) or an event queued
+// twice and refused twice is kept once.
+using DeadId = std::pair<std::uint64_t, std::uint64_t>;
+DeadId dead_id(std::string_view event_json);
 
 rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& log);
 rocksdb::WriteOptions write_options(Durability d);
