@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <rocksdb/db.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <set>
@@ -66,14 +67,25 @@ void unlock_rocksdb_mutex() {
 
 // The gate of the ForkSections. Never destroyed (a section may end during exit), and remade
 // in a child, whose copy may have been locked by a thread that does not exist there.
+// `inside` and `forking` are atomics so that a section costs two atomic additions, not a
+// lock: a section adds itself, then looks at `forking`; fork_prepare() sets `forking`, then
+// waits for `inside` to be 0. Both sequentially consistent, so either the section sees the
+// fork coming and steps back, or the fork sees the section and waits for it.
 struct Gate {
-  std::mutex mu;
+  std::atomic<long> inside{0};
+  std::atomic<bool> forking{false};
+  std::mutex mu;  // for the waits below only
   std::condition_variable cv;
-  long inside = 0;
-  bool forking = false;
 };
 Gate* g_gate = new Gate;
 thread_local int t_depth = 0;
+
+void left_section() {
+  if (g_gate->inside.fetch_sub(1) == 1 && g_gate->forking.load()) {
+    std::lock_guard<std::mutex> g(g_gate->mu);
+    g_gate->cv.notify_all();
+  }
+}
 
 std::mutex* g_wakers_mu = new std::mutex;
 std::map<const void*, void (*)(const void*)>* g_wakers = new std::map<const void*, void (*)(const void*)>;
@@ -94,15 +106,20 @@ bool db_open_in_process(const std::string& folder) {
 
 ForkSection::ForkSection(bool wait) {
   if (t_depth++ > 0) return;
-  std::unique_lock<std::mutex> g(g_gate->mu);
-  if (wait) g_gate->cv.wait(g, [] { return !g_gate->forking; });
-  ++g_gate->inside;
+  g_gate->inside.fetch_add(1);
+  while (wait && g_gate->forking.load()) {
+    left_section();  // steps back until the fork is over
+    {
+      std::unique_lock<std::mutex> g(g_gate->mu);
+      g_gate->cv.wait(g, [] { return !g_gate->forking.load(); });
+    }
+    g_gate->inside.fetch_add(1);
+  }
 }
 
 ForkSection::~ForkSection() {
   if (--t_depth > 0) return;
-  std::lock_guard<std::mutex> g(g_gate->mu);
-  if (--g_gate->inside == 0 && g_gate->forking) g_gate->cv.notify_all();
+  left_section();
 }
 
 void add_fork_waker(const void* owner, void (*wake)(const void*)) {
@@ -121,16 +138,13 @@ void fork_prepare() {
   // it forks as it is.
   g_prepared = t_depth == 0;
   if (g_prepared) {
-    {
-      std::unique_lock<std::mutex> g(g_gate->mu);
-      g_gate->forking = true;
-    }
+    g_gate->forking.store(true);
     {
       std::lock_guard<std::mutex> w(*g_wakers_mu);
       for (const auto& [owner, wake] : *g_wakers) wake(owner);
     }
     std::unique_lock<std::mutex> g(g_gate->mu);
-    g_gate->cv.wait(g, [] { return g_gate->inside == 0; });
+    g_gate->cv.wait(g, [] { return g_gate->inside.load() == 0; });
   }
   g_lifecycle.lock();
   lock_rocksdb_mutex();
@@ -142,7 +156,7 @@ void fork_parent() {
   if (g_prepared) {
     {
       std::lock_guard<std::mutex> g(g_gate->mu);
-      g_gate->forking = false;
+      g_gate->forking.store(false);
     }
     g_gate->cv.notify_all();
   }
