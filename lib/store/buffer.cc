@@ -88,7 +88,9 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
 }
 
 void Buffer::log(LogLevel level, const std::string& message) const {
-  if (options_.log) options_.log(level, message);
+  if (!options_.log) return;
+  // Never from inside a ForkSection: the callback may need what a fork()ing thread holds.
+  outside_fork_section([log = options_.log, level, message] { log(level, message); });
 }
 
 void Buffer::uncount(std::atomic<std::uint64_t>& counter, std::uint64_t n, const char* name) {

@@ -1,6 +1,8 @@
 // The buffer's shared pieces: key and dead-letter encodings, RocksDB options.
 #include "store/buffer_internal.hpp"
 
+#include "store/fork_safety.hpp"
+
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
 
@@ -26,7 +28,9 @@ class ForwardingLogger : public rocksdb::Logger {
     if (!log_ || level < GetInfoLogLevel()) return;
     char buf[1024];
     std::vsnprintf(buf, sizeof buf, format, ap);
-    log_(LogLevel::kError, std::string("rocksdb: ") + buf);
+    outside_fork_section([log = log_, text = std::string("rocksdb: ") + buf] {
+      log(LogLevel::kError, text);
+    });
   }
 
  private:

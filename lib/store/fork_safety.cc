@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <map>
 #include <set>
+#include <vector>
 
 namespace agentburn::detail {
 
@@ -79,6 +80,7 @@ struct Gate {
 };
 Gate* g_gate = new Gate;
 thread_local int t_depth = 0;
+thread_local std::vector<std::function<void()>>* t_deferred = nullptr;
 
 void left_section() {
   if (g_gate->inside.fetch_sub(1) == 1 && g_gate->forking.load()) {
@@ -120,6 +122,20 @@ ForkSection::ForkSection(bool wait) {
 ForkSection::~ForkSection() {
   if (--t_depth > 0) return;
   left_section();
+  if (t_deferred && !t_deferred->empty()) {
+    std::vector<std::function<void()>> calls;
+    calls.swap(*t_deferred);
+    for (auto& call : calls) call();
+  }
+}
+
+void outside_fork_section(std::function<void()> call) {
+  if (t_depth == 0) {
+    call();
+    return;
+  }
+  if (!t_deferred) t_deferred = new std::vector<std::function<void()>>;  // one per thread, kept
+  t_deferred->push_back(std::move(call));
 }
 
 void add_fork_waker(const void* owner, void (*wake)(const void*)) {

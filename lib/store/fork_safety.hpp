@@ -24,6 +24,7 @@
 // mutex for microseconds every 10 s, and an application's own use of RocksDB.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -54,6 +55,11 @@ class ForkSection {
   ForkSection(const ForkSection&) = delete;
   ForkSection& operator=(const ForkSection&) = delete;
 };
+
+// Runs `call` now outside any ForkSection, else when this thread's outermost section ends.
+// For the caller's log callback: it may need what a fork()ing thread holds (a Python binding
+// takes the interpreter's lock), and fork() waits for every section to end.
+void outside_fork_section(std::function<void()> call);
 
 // The three steps of fork(), called by the client's pthread_atfork handlers in this order:
 // prepare (after waking the threads that may be waiting inside a section: see

@@ -591,3 +591,37 @@ def test_exceptions_are_exported_with_their_codes():
         assert type(e) is cls and e.code == code and str(e)  # "" becomes ab_strerror's text
         assert issubclass(cls, AgentBurnError)
     assert type(error_for(-99, "future code")) is AgentBurnError
+
+
+def test_forks_while_another_thread_logs_from_inside_the_library(buffer_dir):
+    # A thread whose track() logs through Python (drop_oldest drops at every call) while the
+    # main thread forks: fork() waits for the library's calls under way, and a call under way
+    # must not wait for the interpreter's lock that the forking thread holds. In a process of
+    # its own, with a deadline: a deadlock would hang the forking parent.
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    code = """
+import logging, os, sys, threading, time
+from agentburn import AgentBurn
+logging.getLogger("agentburn").setLevel(logging.WARNING)
+logging.getLogger("agentburn").addHandler(logging.NullHandler())
+c = AgentBurn(agent_id="a", buffer_dir=sys.argv[1] if len(sys.argv) > 1 else %r,
+              disk_cap_bytes=4096, full_policy="drop_oldest")
+stop = threading.Event()
+def tracker():
+    while not stop.is_set():
+        c.track("anthropic", 0.01, operation="llm_call", metadata={"pad": "x" * 300})
+t = threading.Thread(target=tracker)
+t.start()
+for _ in range(100):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+stop.set()
+t.join()
+c.close(timeout=0)
+print("forked 100 times")
+""" % buffer_dir
+    r = run_python(code, deadline=120)
+    assert r.stdout.strip() == "forked 100 times", r.stderr[-2000:]
