@@ -74,6 +74,7 @@ void unlock_rocksdb_mutex() {
 // fork coming and steps back, or the fork sees the section and waits for it.
 struct Gate {
   std::atomic<long> inside{0};
+  std::atomic<long> waiting_kind{0};  // of `inside`, the sections that wait for a fork
   std::atomic<bool> forking{false};
   std::mutex mu;  // for the waits below only
   std::condition_variable cv;
@@ -106,21 +107,31 @@ bool db_open_in_process(const std::string& folder) {
   return g_open->count(folder) != 0;
 }
 
-ForkSection::ForkSection(bool wait) {
+// A background job (wait false) may start during a fork only while a section that was under
+// way when the fork began is still open (it may be waiting for this job); after that, jobs
+// wait too, so that none runs at the moment of the fork.
+ForkSection::ForkSection(bool wait) : wait_(wait) {
   if (t_depth++ > 0) return;
   g_gate->inside.fetch_add(1);
-  while (wait && g_gate->forking.load()) {
+  if (wait) g_gate->waiting_kind.fetch_add(1);
+  auto may_go = [wait] {
+    return !g_gate->forking.load() || (!wait && g_gate->waiting_kind.load() > 0);
+  };
+  while (!may_go()) {
+    if (wait) g_gate->waiting_kind.fetch_sub(1);
     left_section();  // steps back until the fork is over
     {
       std::unique_lock<std::mutex> g(g_gate->mu);
       g_gate->cv.wait(g, [] { return !g_gate->forking.load(); });
     }
     g_gate->inside.fetch_add(1);
+    if (wait) g_gate->waiting_kind.fetch_add(1);
   }
 }
 
 ForkSection::~ForkSection() {
   if (--t_depth > 0) return;
+  if (wait_) g_gate->waiting_kind.fetch_sub(1);
   left_section();
   if (t_deferred && !t_deferred->empty()) {
     std::vector<std::function<void()>> calls;
@@ -184,7 +195,11 @@ void fork_child() {
   // Only this thread exists here: the gate and the wakers start anew (the parent's senders
   // are not this process's any more).
   g_gate = new Gate;
-  t_depth = 0;
+  // A fork() from inside a section (which did not wait): its sections end here later.
+  if (t_depth > 0) {
+    g_gate->inside = 1;
+    g_gate->waiting_kind = 1;
+  }
   g_wakers_mu = new std::mutex;
   g_wakers = new std::map<const void*, void (*)(const void*)>;
 }

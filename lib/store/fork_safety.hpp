@@ -54,6 +54,9 @@ class ForkSection {
   ~ForkSection();
   ForkSection(const ForkSection&) = delete;
   ForkSection& operator=(const ForkSection&) = delete;
+
+ private:
+  bool wait_;
 };
 
 // Runs `call` now outside any ForkSection, else when this thread's outermost section ends.

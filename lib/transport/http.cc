@@ -1,5 +1,7 @@
 #include "transport/http.hpp"
 
+#include "store/fork_safety.hpp"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <zlib.h>
@@ -20,7 +22,11 @@ constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
 void global_init() {
   static std::once_flag once;
   // Never paired with curl_global_cleanup: other code in the host process may use libcurl.
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    // A fork() during it would leave the child's call_once (and TLS set-up) half done.
+    ForkSection section;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+  });
 }
 
 bool gzip_compress(const std::string& in, std::string* out) {
