@@ -20,8 +20,12 @@
 // librocksdb exports, found at run time; where it is not exported, fork() does without.
 // What fork() may wait for: a call under way (a synced write, a read of a batch), a memtable
 // flush or a compaction job in the background (milliseconds; up to about a second for a
-// compaction of a large backlog). Not covered: RocksDB's own timer thread, which holds its
-// mutex for microseconds every 10 s, and an application's own use of RocksDB.
+// compaction of a large backlog; for as long as a section lasts: the adoption of a whole
+// folder, a requeue of every dead letter, a database open replaying its log, a write stalled
+// on a flush). Not covered: RocksDB's own threads (its timer, which holds its mutex for
+// microseconds every 10 s, and its free-space polling after a full disk), registrations with
+// the server in flight (libcurl and its TLS library), and an application's own use of
+// RocksDB. A log callback that forks from a call under way forks without waiting.
 #pragma once
 
 #include <functional>
