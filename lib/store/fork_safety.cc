@@ -3,6 +3,9 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <rocksdb/db.h>
+#include <rocksdb/version.h>
+
+#include <cstring>
 
 #include <atomic>
 #include <condition_variable>
@@ -25,6 +28,8 @@ using MutexMethod = void (*)(void*);
 MutexAccessor g_meta_mutex = nullptr;
 MutexMethod g_lock = nullptr, g_unlock = nullptr;
 void* g_held = nullptr;  // the mutex prepare() locked, for parent() and child()
+void* g_timer_mutex = nullptr;  // RocksDB's timer's mutex, when its place is known
+bool g_timer_held = false;
 
 void find_rocksdb_mutex_once();
 
@@ -44,6 +49,21 @@ void find_rocksdb_mutex() {
     g_lock = lock;
     g_unlock = unlock;
   }
+#if defined(__x86_64__) && defined(__GLIBC__) && ROCKSDB_MAJOR == 7 && ROCKSDB_MINOR == 8
+  // RocksDB's periodic-task timer (PeriodicTaskScheduler::Default(), a Timer) keeps its mutex
+  // 8 bytes in, after its clock pointer (util/timer.h in 7.8; Register() locks it there). Its
+  // own thread takes that mutex each time it wakes, and every DB::Open takes it. Used only
+  // when the bytes there look like an initialised mutex.
+  using TimerAccessor = void* (*)();
+  auto timer_of = reinterpret_cast<TimerAccessor>(
+      dlsym(lib, "_ZN7rocksdb21PeriodicTaskScheduler7DefaultEv"));
+  if (timer_of && lock && unlock) {
+    auto* mutex = static_cast<char*>(timer_of()) + 8;
+    int kind = 0;
+    std::memcpy(&kind, mutex + 16, sizeof kind);  // pthread_mutex_t's __kind on x86-64 glibc
+    if (kind >= 0 && kind <= 3) g_timer_mutex = mutex;
+  }
+#endif
   // The handle stays open: RocksDB stays loaded for as long as this library is.
 }
 
@@ -53,6 +73,10 @@ void find_rocksdb_mutex_once() {
 }
 
 void lock_rocksdb_mutex() {
+  if (g_timer_mutex) {
+    g_lock(g_timer_mutex);
+    g_timer_held = true;
+  }
   if (g_meta_mutex) {
     g_held = g_meta_mutex();
     g_lock(g_held);
@@ -63,6 +87,10 @@ void unlock_rocksdb_mutex() {
   if (g_held) {
     g_unlock(g_held);
     g_held = nullptr;
+  }
+  if (g_timer_held) {
+    g_unlock(g_timer_mutex);
+    g_timer_held = false;
   }
 }
 
@@ -206,7 +234,7 @@ void fork_child() {
 
 bool rocksdb_fork_guard_complete() {
   find_rocksdb_mutex_once();
-  return g_meta_mutex != nullptr;
+  return g_meta_mutex != nullptr && g_timer_mutex != nullptr;
 }
 
 }  // namespace agentburn::detail

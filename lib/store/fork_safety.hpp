@@ -16,14 +16,15 @@
 // or of the application is inside a ForkSection (every call into RocksDB is in one, and so
 // are RocksDB's background jobs and the sender's transfers), then holds RocksDB's
 // thread-local mutex across the fork (for the threads outside any section: exiting ones)
-// and releases it in both processes. That mutex is reached through the accessor Debian's
-// librocksdb exports, found at run time; where it is not exported, fork() does without.
+// and releases it in both processes; and so for the mutex of RocksDB's periodic-task timer,
+// whose thread takes it each time it wakes and which every DB::Open takes. Both are reached
+// through accessors Debian's librocksdb 7.8 exports, found at run time (the timer's mutex at
+// its place in 7.8's Timer); where they are not, fork() does without.
 // What fork() may wait for: a call under way (a synced write, a read of a batch), a memtable
 // flush or a compaction job in the background (milliseconds; up to about a second for a
 // compaction of a large backlog; for as long as a section lasts: the adoption of a whole
 // folder, a requeue of every dead letter, a database open replaying its log, a write stalled
-// on a flush). Not covered: RocksDB's own threads (its timer, which holds its mutex for
-// microseconds every 10 s, and its free-space polling after a full disk), registrations with
+// on a flush). Not covered: RocksDB's free-space polling after a full disk, registrations with
 // the server in flight (libcurl and its TLS library), and an application's own use of
 // RocksDB. A log callback that forks from a call under way forks without waiting.
 #pragma once
@@ -80,7 +81,8 @@ void fork_child();
 void add_fork_waker(const void* owner, void (*wake)(const void* owner));
 void remove_fork_waker(const void* owner);
 
-// Whether RocksDB's thread-local mutex was found, so that fork() holds it (for tests).
+// Whether RocksDB's thread-local mutex and its timer's mutex were found, so that fork()
+// holds them (for tests).
 bool rocksdb_fork_guard_complete();
 
 }  // namespace agentburn::detail
