@@ -78,7 +78,6 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
   small.write_buffer_size = 1 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, o}, {"dead", small}, {"meta", small}};
-  auto lifecycle = rocksdb_lifecycle_lock();
   auto st = rocksdb::DB::Open(o, folder, cfs, handles, db);
   if (st.ok()) note_db_open(folder);
   if (!st.ok()) {
@@ -158,13 +157,11 @@ Status Buffer::close() {
     sync.sync = true;
     db_->Put(sync, meta_cf_, "counters", text).ok();  // without it, the next open counts
   }
-  auto lifecycle = rocksdb_lifecycle_lock();
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   auto st = db_->Close();
   delete db_;
   note_db_closed(folder_);
-  lifecycle.unlock();
   db_ = nullptr;
   env_.reset();
   if (empty && st.ok() && s.ok()) discard_folder(folder_);

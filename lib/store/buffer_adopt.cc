@@ -26,7 +26,6 @@ bool Buffer::take_over(const std::string& folder) {
   std::vector<rocksdb::ColumnFamilyHandle*> h;
   if (!open_db(folder, false, &db, &h).ok()) return false;  // adopt() reports or sets aside
   auto give_back = [&] {
-    auto lifecycle = rocksdb_lifecycle_lock();
     for (auto* cf : h) db->DestroyColumnFamilyHandle(cf);
     delete db;
     note_db_closed(folder);
@@ -148,7 +147,6 @@ Status Buffer::adopt(const std::string& folder) {
     return Status();
   }
   auto cleanup = [&] {
-    auto lifecycle = rocksdb_lifecycle_lock();
     for (auto* cf : h) other->DestroyColumnFamilyHandle(cf);
     delete other;
     note_db_closed(folder);

@@ -17,7 +17,7 @@ namespace agentburn::detail {
 
 namespace {
 
-std::mutex g_lifecycle;
+std::mutex g_open_mu;  // guards g_open; also held by fork(), so a child finds it free
 std::set<std::string>* g_open = new std::set<std::string>;  // never destroyed: see the header
 
 // rocksdb::ThreadLocalPtr::StaticMeta::Mutex() returns a rocksdb::port::Mutex*, whose Lock()
@@ -123,15 +123,18 @@ std::map<const void*, void (*)(const void*)>* g_wakers = new std::map<const void
 bool g_prepared = false;  // fork_prepare() closed the gate (not from inside a section)
 }  // namespace
 
-std::unique_lock<std::mutex> rocksdb_lifecycle_lock() {
-  return std::unique_lock<std::mutex>(g_lifecycle);
+void note_db_open(const std::string& folder) {
+  std::lock_guard<std::mutex> g(g_open_mu);
+  g_open->insert(folder);
 }
 
-void note_db_open(const std::string& folder) { g_open->insert(folder); }
-void note_db_closed(const std::string& folder) { g_open->erase(folder); }
+void note_db_closed(const std::string& folder) {
+  std::lock_guard<std::mutex> g(g_open_mu);
+  g_open->erase(folder);
+}
 
 bool db_open_in_process(const std::string& folder) {
-  auto g = rocksdb_lifecycle_lock();
+  std::lock_guard<std::mutex> g(g_open_mu);
   return g_open->count(folder) != 0;
 }
 
@@ -201,13 +204,13 @@ void fork_prepare() {
     std::unique_lock<std::mutex> g(g_gate->mu);
     g_gate->cv.wait(g, [] { return g_gate->inside.load() == 0; });
   }
-  g_lifecycle.lock();
+  g_open_mu.lock();
   lock_rocksdb_mutex();
 }
 
 void fork_parent() {
   unlock_rocksdb_mutex();
-  g_lifecycle.unlock();
+  g_open_mu.unlock();
   if (g_prepared) {
     {
       std::lock_guard<std::mutex> g(g_gate->mu);
@@ -219,7 +222,7 @@ void fork_parent() {
 
 void fork_child() {
   unlock_rocksdb_mutex();
-  g_lifecycle.unlock();
+  g_open_mu.unlock();
   // Only this thread exists here: the gate and the wakers start anew (the parent's senders
   // are not this process's any more).
   g_gate = new Gate;

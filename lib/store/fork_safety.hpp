@@ -35,10 +35,8 @@
 
 namespace agentburn::detail {
 
-// Held around every DB::Open and every close of the library's databases.
-std::unique_lock<std::mutex> rocksdb_lifecycle_lock();
-
-// The folders whose database this process has open, noted under rocksdb_lifecycle_lock().
+// The folders whose database this process has open (noted by the buffer after an open and a
+// close, both inside a ForkSection).
 // A child after fork() inherits its parent's list with RocksDB's own table of locked files,
 // in which those folders stay locked for good: it must never try to open one of them (take
 // over or adopt its parent's folder once the parent is gone), and leaves them to others.

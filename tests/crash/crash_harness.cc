@@ -101,6 +101,7 @@
 #include "server/http.hpp"
 #include "support/server_process.hpp"
 #include "support/tcp_proxy.hpp"
+#include "support/tmpfs.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -631,38 +632,6 @@ std::uint64_t fill_disk(const std::string& path) {
   close(fd);
   return total;
 }
-
-// A tmpfs mounted for --scenario disk. The process first moves to a mount namespace of its
-// own (the trackers it starts later share it), so that nothing is left mounted whatever
-// happens: the namespace dies with the process.
-class Tmpfs {
- public:
-  Tmpfs(const std::string& dir, const std::string& size) : dir_(dir) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (unshare(CLONE_NEWNS) != 0) {
-      error_ = std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno);
-      return;
-    }
-    mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);  // nothing propagates out
-    std::string data = "size=" + size + ",mode=0700";
-    if (mount("tmpfs", dir.c_str(), "tmpfs", 0, data.c_str()) == 0) {
-      mounted_ = true;
-    } else {
-      error_ = std::string("mount: ") + std::strerror(errno);
-    }
-  }
-  ~Tmpfs() {
-    if (mounted_ && umount2(dir_.c_str(), 0) != 0) umount2(dir_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string dir_;
-  bool mounted_ = false;
-  std::string error_;
-};
 
 class Harness {
  public:
@@ -1547,10 +1516,10 @@ int harness_main(Config cfg) {
     std::error_code ec;
     fs::create_directories(cfg.workdir, ec);
   }
-  std::unique_ptr<Tmpfs> tmpfs;
+  std::unique_ptr<testing::Tmpfs> tmpfs;  // in a mount namespace of its own, or not at all
   if (disk) {
     // Before any thread or child exists, so that all of them see the mount.
-    tmpfs = std::make_unique<Tmpfs>(cfg.workdir + "/disk", "48m");
+    tmpfs = std::make_unique<testing::Tmpfs>(cfg.workdir + "/disk", "48m", true);
     if (!tmpfs->mounted()) {
       std::printf("crash_harness: --scenario disk skipped: cannot mount a tmpfs here: %s\n",
                   tmpfs->error().c_str());

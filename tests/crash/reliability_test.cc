@@ -32,6 +32,7 @@
 #include "store/buffer.hpp"
 #include "store/fork_safety.hpp"
 #include "support/clients.hpp"
+#include "support/tmpfs.hpp"
 
 using namespace agentburn;
 using namespace std::chrono_literals;
@@ -372,34 +373,7 @@ TEST_SUITE_BEGIN("reliability.disk");
 
 namespace {
 
-// A tmpfs mounted for the test, unmounted at the end of the scope (also on failure). The
-// thread first moves to a mount namespace of its own (threads it starts later share it), so
-// that even a crashed test leaves no mount behind: the namespace dies with the process.
-class Tmpfs {
- public:
-  Tmpfs(const std::string& dir, const std::string& size) : dir_(dir) {
-    fs::create_directories(dir);
-    if (unshare(CLONE_NEWNS) == 0) {
-      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);  // nothing propagates out
-    }
-    std::string data = "size=" + size + ",mode=0700";
-    if (mount("tmpfs", dir.c_str(), "tmpfs", 0, data.c_str()) == 0) {
-      mounted_ = true;
-    } else {
-      error_ = std::strerror(errno);
-    }
-  }
-  ~Tmpfs() {
-    if (mounted_ && umount2(dir_.c_str(), 0) != 0) umount2(dir_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string dir_;
-  bool mounted_ = false;
-  std::string error_;
-};
+using testing::Tmpfs;
 
 bool write_filler(const std::string& path, std::size_t bytes) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
