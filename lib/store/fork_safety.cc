@@ -109,7 +109,8 @@ struct Gate {
 };
 Gate* g_gate = new Gate;
 thread_local int t_depth = 0;
-thread_local std::vector<std::function<void()>>* t_deferred = nullptr;
+// Calls waiting for the end of this thread's outermost section (freed when the thread ends).
+thread_local std::vector<std::function<void()>> t_deferred;
 
 void left_section() {
   if (g_gate->inside.fetch_sub(1) == 1 && g_gate->forking.load()) {
@@ -164,9 +165,9 @@ ForkSection::~ForkSection() {
   if (--t_depth > 0) return;
   if (wait_) g_gate->waiting_kind.fetch_sub(1);
   left_section();
-  if (t_deferred && !t_deferred->empty()) {
+  if (!t_deferred.empty()) {
     std::vector<std::function<void()>> calls;
-    calls.swap(*t_deferred);
+    calls.swap(t_deferred);
     for (auto& call : calls) call();
   }
 }
@@ -176,8 +177,7 @@ void outside_fork_section(std::function<void()> call) {
     call();
     return;
   }
-  if (!t_deferred) t_deferred = new std::vector<std::function<void()>>;  // one per thread, kept
-  t_deferred->push_back(std::move(call));
+  t_deferred.push_back(std::move(call));
 }
 
 void add_fork_waker(const void* owner, void (*wake)(const void*)) {
