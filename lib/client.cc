@@ -184,6 +184,8 @@ Result<Client> Client::open(const Options& options) {
     if (!s.ok()) return s;
     t.api_key = options.api_key;
     t.proxy = options.proxy;
+    t.direct = options.proxy.empty() && !options.allow_insecure_http &&
+               detail::is_plain_http_loopback(t.endpoint);
     t.ca_bundle = options.ca_bundle;
     t.connect_timeout_ms = options.connect_timeout_ms;
     t.request_timeout_ms = options.request_timeout_ms;

@@ -32,10 +32,14 @@ Status check_options(const Options& o, bool combined) {
   if (!o.buffer_root.empty() && o.buffer_root[0] != '/') {
     return Status::invalid("buffer_root: must be an absolute path, got \"" + o.buffer_root + "\"");
   }
+  if (!(s = check_api_key(o.api_key)).ok()) return s;
   if (!o.endpoint.empty()) {
     std::string normalized;
     bool allow_http = o.allow_insecure_http || !combined;
     if (!(s = check_endpoint(o.endpoint, allow_http, &normalized)).ok()) return s;
+    if (combined && !(s = check_route(o.endpoint, o.proxy, o.allow_insecure_http)).ok()) {
+      return s;
+    }
   }
   return Status();
 }

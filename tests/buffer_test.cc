@@ -384,6 +384,10 @@ TEST_CASE("folders of processes that died while creating them are cleaned up, no
                       fs::file_time_type::clock::now() - std::chrono::minutes(2));
   // Died while removing an adopted folder.
   fs::create_directories(root.sub(".del-p3-gone"));
+  // The library makes every folder 0700, and touches no other.
+  for (const char* name : {"p1-early", ".new-p2-early", ".del-p3-gone"}) {
+    fs::permissions(root.sub(name), fs::perms::owner_all);
+  }
   auto b = open_buffer(opts(root.path()));
   CHECK(b->adopted() == 0);
   CHECK_FALSE(fs::exists(root.sub("p1-early")));
@@ -578,6 +582,9 @@ TEST_CASE("a buffer folder kept from this format version is read by this library
   testing::TempDir root;
   fs::copy(AGENTBURN_TEST_FIXTURES "/buffer-v1", root.sub("p1-fixture"),
            fs::copy_options::recursive);
+  // A folder is adopted only when it is private to its user, as every folder the library
+  // makes is.
+  fs::permissions(root.sub("p1-fixture"), fs::perms::owner_all);
   auto b = open_buffer(opts(root.path()));
   CHECK(b->adopted() == 3);
   auto all = drain(*b);

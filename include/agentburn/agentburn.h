@@ -118,8 +118,8 @@ AB_API void ab_options_free(ab_options *opts);
 
 /* Each setter checks its own value and returns AB_OK, or AB_EINVALID (opts NULL, or the
  * value out of range; ab_last_error() says the range) leaving the option unchanged. How
- * options combine (retry_max_ms >= retry_initial_ms; plain http:// only to loopback unless
- * allow_insecure_http) is checked by ab_client_open, so setters may come in any order.
+ * options combine (retry_max_ms >= retry_initial_ms; plain http:// only to loopback, and
+ * through no proxy but a loopback one, unless allow_insecure_http) is checked by ab_client_open, so setters may come in any order.
  * Defaults and units are given beside each. String arguments may be NULL or "" to restore
  * the default. The on/off setters take 0 for off and any other value for on. */
 
@@ -128,10 +128,12 @@ AB_API void ab_options_free(ab_options *opts);
  * hosts (localhost, 127.0.0.0/8, [::1]) unless allow_insecure_http is on. */
 AB_API int ab_options_set_endpoint(ab_options *opts, const char *url);
 /* Sent as x-api-key and Authorization: Bearer. Never logged, stored on disk or put in an
- * error message. */
+ * error message. A key with a control character (CR, LF, NUL, ...) is refused (AB_EINVALID). */
 AB_API int ab_options_set_api_key(ab_options *opts, const char *key);
 /* Absolute folder holding the buffer folders. Default $XDG_DATA_HOME/agentburn/buffer or
- * ~/.local/share/agentburn/buffer. */
+ * ~/.local/share/agentburn/buffer. Created with mode 0700; ab_client_open refuses
+ * (AB_ESTORAGE) a root that another user owns or that a group or others may write to, and
+ * adopts only folders in it that belong to the current user with mode 0700. */
 AB_API int ab_options_set_buffer_root(ab_options *opts, const char *path);
 /* AB_DURABILITY_*; default AB_DURABILITY_PROCESS. */
 AB_API int ab_options_set_durability(ab_options *opts, int durability);
@@ -165,7 +167,10 @@ AB_API int ab_options_set_retry_initial_ms(ab_options *opts, int ms);
 AB_API int ab_options_set_retry_max_ms(ab_options *opts, int ms);
 /* 5xx answers to one batch before it is split to find a poisoned event, 1..1000; default 3. */
 AB_API int ab_options_set_split_after_failures(ab_options *opts, int failures);
-/* Proxy URL; default: libcurl's environment variables (https_proxy, no_proxy, ...). */
+/* Proxy URL; default: libcurl's environment variables (https_proxy, no_proxy, ...), except
+ * for a plain http:// loopback endpoint, which is reached directly. With a plain http://
+ * endpoint only a loopback proxy is accepted (ab_client_open: AB_EINVALID), unless
+ * allow_insecure_http. */
 AB_API int ab_options_set_proxy(ab_options *opts, const char *url);
 /* PEM file of CA certificates to trust instead of the system's. */
 AB_API int ab_options_set_ca_bundle(ab_options *opts, const char *path);

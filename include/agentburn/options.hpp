@@ -38,7 +38,9 @@ using LogCallback = std::function<void(LogLevel level, const std::string& messag
 struct Options {
   // --- The buffer ---------------------------------------------------------------------
   // Folder that holds one buffer folder per open client. Empty: $XDG_DATA_HOME/agentburn/buffer,
-  // or ~/.local/share/agentburn/buffer when XDG_DATA_HOME is unset.
+  // or ~/.local/share/agentburn/buffer when XDG_DATA_HOME is unset. Created with mode 0700;
+  // one that another user owns, or that a group or others may write to, is refused at open
+  // (kStorage). Only its folders owned by the current user with mode 0700 are adopted.
   std::string buffer_root;
   Durability durability = Durability::kProcess;
   // Interval of the kBuffered stage writer, milliseconds (1..1000).
@@ -55,6 +57,7 @@ struct Options {
   // Empty: offline; events accumulate on disk until a client with an endpoint opens the root.
   std::string endpoint;
   // Sent as `x-api-key` and `Authorization: Bearer`. Never logged, stored or put in an error.
+  // No control characters (kInvalid).
   std::string api_key;
   // Events per batch, 1..1000 (the API's limit). Default 1000.
   int batch_max_events = 1000;
@@ -73,7 +76,10 @@ struct Options {
   // Consecutive 5xx answers to one batch, while the server accepts others, before it is split
   // in halves to find a poisoned event. Default 3.
   int split_after_failures = 3;
-  // Proxy URL ("http://proxy:3128"). Empty: libcurl's environment variables (http_proxy, ...).
+  // Proxy URL ("http://proxy:3128"). Empty: libcurl's environment variables (https_proxy,
+  // no_proxy, ...), except for a plain http:// loopback endpoint, which is reached directly.
+  // With a plain http:// endpoint, only a proxy on a loopback host is accepted at open
+  // (kInvalid otherwise), unless allow_insecure_http: the key would reach it in clear text.
   std::string proxy;
   // PEM file of CA certificates to trust instead of the system's.
   std::string ca_bundle;

@@ -2,17 +2,17 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "event/codec.hpp"
 #include "store/fork_safety.hpp"
+#include "store/root.hpp"
 
 namespace agentburn::detail {
 
@@ -20,18 +20,57 @@ using json = nlohmann::json;
 
 namespace {
 
-// flock on <path>.lock for the life of the object: read-modify-write across processes.
+// The root's directory descriptor, checked (owner, mode) by open_root(): the registry's files
+// are opened relative to it and never through a link.
+class RootDir {
+ public:
+  explicit RootDir(const std::string& root) { status_ = open_root(root, &fd_); }
+  ~RootDir() {
+    if (fd_ >= 0) close(fd_);
+  }
+  const Status& status() const { return status_; }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  Status status_;
+};
+
+// Opens `name` in the root without following a link, and checks that it is a regular file
+// of the current user (a file planted by another user is never read or written).
+int open_in_root(const RootDir& root, const std::string& name, int flags, mode_t mode,
+                 const std::string& path, Status* error) {
+  int fd = openat(root.fd(), name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) {
+    int e = errno;
+    *error = Status::storage("cannot open " + path + ": " +
+                             (e == ELOOP ? std::string("it is a symbolic link, and links in the "
+                                                       "buffer root are never followed")
+                                         : std::string(std::strerror(e))));
+    errno = e;
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    close(fd);
+    *error = Status::storage("cannot use " + path +
+                             ": not a regular file of the current user; move it aside");
+    errno = EPERM;
+    return -1;
+  }
+  return fd;
+}
+
+// flock on agents.json.lock for the life of the object: read-modify-write across processes.
 class FileLock {
  public:
-  explicit FileLock(const std::string& path) {
-    fd_ = open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) {
-      error_ = errno;
-      return;
-    }
+  FileLock(const RootDir& root, const std::string& path) {
+    fd_ = open_in_root(root, "agents.json.lock", O_RDWR | O_CREAT, 0600, path + ".lock",
+                       &error_);
+    if (fd_ < 0) return;
     while (flock(fd_, LOCK_EX) != 0) {
       if (errno == EINTR) continue;
-      error_ = errno;
+      error_ = Status::storage("cannot lock " + path + ".lock: " + std::strerror(errno));
       close(fd_);
       fd_ = -1;
       return;
@@ -41,11 +80,11 @@ class FileLock {
     if (fd_ >= 0) close(fd_);
   }
   bool ok() const { return fd_ >= 0; }
-  int error() const { return error_; }
+  const Status& error() const { return error_; }
 
  private:
   int fd_ = -1;
-  int error_ = 0;
+  Status error_;
 };
 
 // A string member, or "" when it is missing or not a string (the file may have been edited).
@@ -88,20 +127,29 @@ json from_v1(const json& e) {
 // merged: the first keeps its provisional id, later ones become aliases.
 // A file that is there but cannot be read is an error, never replaced: the provisional ids
 // in it are what events on disk carry.
-Status load(const std::string& path, json* out) {
+Status load(const RootDir& root, const std::string& path, json* out) {
   json fresh = {{"version", 2}, {"agents", json::array()}};
-  errno = 0;
-  std::ifstream in(path);
-  if (!in) {
-    if (errno != ENOENT) {
-      return Status::storage("cannot read " + path + ": " + std::strerror(errno));
-    }
+  Status error;
+  int fd = open_in_root(root, "agents.json", O_RDONLY, 0, path, &error);
+  if (fd < 0) {
+    if (errno != ENOENT) return error;
     *out = std::move(fresh);
     return Status();
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json doc = json::parse(ss.str(), nullptr, false);
+  std::string text;
+  char chunk[65536];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return Status::storage("cannot read " + path + ": " + std::strerror(e));
+    }
+    text.append(chunk, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  json doc = json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("agents") ||
       !doc["agents"].is_array()) {
     return Status::storage(path + " is not an agent registry this library can read (not JSON "
@@ -144,17 +192,30 @@ Status load(const std::string& path, json* out) {
   return Status();
 }
 
-Status save(const std::string& path, const json& doc) {
+// Written to agents.json.tmp, made anew (O_EXCL: never an existing file or a link planted in
+// its place), then renamed over agents.json. Called with the registry locked, so a .tmp found
+// there is a leftover of a writer that died, and is removed.
+Status save(const RootDir& root, const std::string& path, const json& doc) {
+  const char* tmp_name = "agents.json.tmp";
   std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::storage("cannot write " + tmp + ": " + std::strerror(errno));
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 2; ++attempt) {
+    fd = openat(root.fd(), tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                0600);
+    if (fd < 0 && errno == EEXIST && attempt == 0) {
+      unlinkat(root.fd(), tmp_name, 0);  // a link is removed, never followed
+      continue;
+    }
+    if (fd < 0) return Status::storage("cannot write " + tmp + ": " + std::strerror(errno));
+  }
   std::string text = doc.dump(1);
   bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
             fsync(fd) == 0;
   int saved_errno = errno;
   close(fd);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+  if (!ok || renameat(root.fd(), tmp_name, root.fd(), "agents.json") != 0) {
     if (ok) saved_errno = errno;
+    unlinkat(root.fd(), tmp_name, 0);
     return Status::storage("cannot write " + path + ": " + std::strerror(saved_errno));
   }
   return Status();
@@ -203,20 +264,20 @@ json& add_agent(json& doc, const Agent& a) {
 }
 
 // Runs `step` on the registry with the file locked, and saves it when the step changed it.
-Status transact(const std::string& path, std::mutex& mu,
+Status transact(const std::string& root_path, const std::string& path, std::mutex& mu,
                 const std::function<Status(json&, bool*)>& step) {
   ForkSection section;  // a child after fork() finds neither lock held
   std::lock_guard<std::mutex> g(mu);
-  FileLock lock(path);
-  if (!lock.ok()) {
-    return Status::storage("cannot lock " + path + ".lock: " + std::strerror(lock.error()));
-  }
+  RootDir root(root_path);
+  if (!root.status().ok()) return root.status();
+  FileLock lock(root, path);
+  if (!lock.ok()) return lock.error();
   json doc;
-  Status s = load(path, &doc);
+  Status s = load(root, path, &doc);
   if (!s.ok()) return s;
   bool changed = false;
   s = step(doc, &changed);
-  if (s.ok() && changed) s = save(path, doc);
+  if (s.ok() && changed) s = save(root, path, doc);
   return s;
 }
 
@@ -226,7 +287,7 @@ Status AgentRegistry::server_id(const Agent& agent, const std::string& endpoint,
                                 std::optional<std::string>* id) {
   const std::string ep = trim_endpoint(endpoint);
   *id = std::nullopt;
-  return transact(path_, mu_, [&](json& doc, bool* changed) {
+  return transact(root_, path_, mu_, [&](json& doc, bool* changed) {
     if (json* e = find_agent(doc, agent)) *id = id_at(*e, ep, changed);
     return Status();
   });
@@ -235,7 +296,7 @@ Status AgentRegistry::server_id(const Agent& agent, const std::string& endpoint,
 Status AgentRegistry::remember_server_id(const Agent& agent, const std::string& endpoint,
                                          const std::string& id, std::string* kept) {
   const std::string ep = trim_endpoint(endpoint);
-  return transact(path_, mu_, [&](json& doc, bool* changed) {
+  return transact(root_, path_, mu_, [&](json& doc, bool* changed) {
     json* e = find_agent(doc, agent);
     if (!e) e = &add_agent(doc, agent);
     if (auto known = id_at(*e, ep, changed)) {
@@ -251,7 +312,7 @@ Status AgentRegistry::remember_server_id(const Agent& agent, const std::string& 
 
 Status AgentRegistry::provisional_id(const Agent& agent, const std::string& new_id,
                                      std::string* id) {
-  return transact(path_, mu_, [&](json& doc, bool* changed) {
+  return transact(root_, path_, mu_, [&](json& doc, bool* changed) {
     json* e = find_agent(doc, agent);
     if (!e) e = &add_agent(doc, agent);
     if (e->contains("provisional") && (*e)["provisional"].is_string()) {
@@ -270,7 +331,7 @@ Status AgentRegistry::resolve(const std::string& provisional_id, const std::stri
   const std::string ep = trim_endpoint(endpoint);
   *agent = std::nullopt;
   *server_id = std::nullopt;
-  return transact(path_, mu_, [&](json& doc, bool* changed) {
+  return transact(root_, path_, mu_, [&](json& doc, bool* changed) {
     json* e = find_provisional(doc, provisional_id);
     if (!e) return Status();
     *server_id = id_at(*e, ep, changed);
@@ -287,7 +348,7 @@ Status AgentRegistry::set_server_id(const std::string& provisional_id,
                                     const std::string& endpoint, const std::string& server_id,
                                     std::string* kept) {
   const std::string ep = trim_endpoint(endpoint);
-  return transact(path_, mu_, [&](json& doc, bool* changed) {
+  return transact(root_, path_, mu_, [&](json& doc, bool* changed) {
     json* e = find_provisional(doc, provisional_id);
     if (!e) {
       return Status::storage("no agent with provisional id " + provisional_id + " in " + path_);

@@ -3,6 +3,9 @@
 // server, and the provisional ids handed out offline map to each server's id once that
 // server has registered the agent.
 //
+// The files live in the root and are opened relative to its directory descriptor, without
+// following links, after the root's owner and mode were checked (see open_root()).
+//
 // Every lookup-or-change is one step under the registry file's lock (flock on
 // agents.json.lock), across threads and processes: two processes registering the same agent
 // offline at once get the same provisional id.
@@ -31,7 +34,7 @@ inline constexpr const char* kProvisionalPrefix = "ab-local-";
 
 class AgentRegistry {
  public:
-  explicit AgentRegistry(std::string root) : path_(std::move(root) + "/agents.json") {}
+  explicit AgentRegistry(std::string root) : root_(std::move(root)), path_(root_ + "/agents.json") {}
 
   // The id the server at `endpoint` gave `agent`, if it did.
   Status server_id(const Agent& agent, const std::string& endpoint,
@@ -53,6 +56,7 @@ class AgentRegistry {
                        const std::string& server_id, std::string* kept);
 
  private:
+  std::string root_;
   std::string path_;
   std::mutex mu_;  // the file lock excludes other processes, this mutex other threads
 };

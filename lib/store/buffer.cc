@@ -24,7 +24,9 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
   if (!s.ok()) return s;
   // Folders of dead processes, found before ours exists so that we never list ourselves.
   remove_stale_staging(options.root);
-  std::vector<std::string> others = list_buffer_folders(options.root);
+  std::vector<std::string> refused;
+  std::vector<std::string> others = list_buffer_folders(options.root, &refused);
+  b->log_refused(refused);
   // A restarted process takes its predecessor's folder over whole rather than copying it.
   bool taken = false;
   for (auto it = others.begin(); it != others.end() && !taken; ++it) {
@@ -69,6 +71,15 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
 }
 
 Buffer::~Buffer() { close().ok(); }
+
+void Buffer::log_refused(const std::vector<std::string>& refused) {
+  for (const auto& why : refused) {
+    if (!refused_logged_.insert(why).second) continue;
+    log(LogLevel::kWarning, "left alone: " + why +
+                                "; only folders of the current user with mode 0700 are taken "
+                                "over or adopted");
+  }
+}
 
 Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
                        std::vector<rocksdb::ColumnFamilyHandle*>* handles) {

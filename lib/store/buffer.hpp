@@ -149,6 +149,8 @@ class Buffer {
   void request_compaction(std::uint64_t below);
   void compact_loop();
   void log(LogLevel level, const std::string& message) const;
+  // Logs, once per folder, the folders of the root that are not taken over or adopted.
+  void log_refused(const std::vector<std::string>& refused);
   // Subtracts from a counter without ever wrapping below zero. A counter that would is a
   // bug: it stops at zero and the log says which.
   void uncount(std::atomic<std::uint64_t>& counter, std::uint64_t n, const char* name);
@@ -178,6 +180,7 @@ class Buffer {
   std::atomic<std::uint64_t> dead_bytes_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> adopted_{0};
+  std::set<std::string> refused_logged_;  // by open(), then the sender's thread only
 
   // Sequence numbers taken but not yet written: readers stop below the smallest.
   std::mutex seq_mu_;

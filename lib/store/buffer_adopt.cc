@@ -264,7 +264,10 @@ Status Buffer::adopt(const std::string& folder) {
 Status Buffer::adopt_dead_folders() {
   if (closed_) return Status::closed("the client is closed");
   remove_stale_staging(options_.root);
-  for (const auto& folder : list_buffer_folders(options_.root)) {
+  std::vector<std::string> refused;
+  std::vector<std::string> folders = list_buffer_folders(options_.root, &refused);
+  log_refused(refused);
+  for (const auto& folder : folders) {
     if (folder == folder_) continue;
     Status s = adopt(folder);
     if (!s.ok()) return s;

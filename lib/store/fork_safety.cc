@@ -109,8 +109,19 @@ struct Gate {
 };
 Gate* g_gate = new Gate;
 thread_local int t_depth = 0;
-// Calls waiting for the end of this thread's outermost section (freed when the thread ends).
-thread_local std::vector<std::function<void()>> t_deferred;
+// Calls waiting for the end of this thread's outermost section. Made on first use and freed
+// when the thread ends; a section that runs after that (a close from an atexit handler, once
+// the main thread's thread_locals are gone) makes its calls at once.
+thread_local std::vector<std::function<void()>>* t_deferred = nullptr;
+thread_local bool t_ended = false;  // trivially destructible: readable to the very end
+struct DeferredOwner {
+  ~DeferredOwner() {
+    delete t_deferred;
+    t_deferred = nullptr;
+    t_ended = true;
+  }
+};
+thread_local DeferredOwner t_deferred_owner;
 
 void left_section() {
   if (g_gate->inside.fetch_sub(1) == 1 && g_gate->forking.load()) {
@@ -165,9 +176,9 @@ ForkSection::~ForkSection() {
   if (--t_depth > 0) return;
   if (wait_) g_gate->waiting_kind.fetch_sub(1);
   left_section();
-  if (!t_deferred.empty()) {
+  if (t_deferred && !t_deferred->empty()) {
     std::vector<std::function<void()>> calls;
-    calls.swap(t_deferred);
+    calls.swap(*t_deferred);
     for (auto& call : calls) call();
   }
 }
@@ -177,7 +188,15 @@ void outside_fork_section(std::function<void()> call) {
     call();
     return;
   }
-  t_deferred.push_back(std::move(call));
+  if (!t_deferred) {
+    if (t_ended) {
+      call();
+      return;
+    }
+    (void)&t_deferred_owner;  // constructed here, so that it frees the vector at thread end
+    t_deferred = new std::vector<std::function<void()>>;
+  }
+  t_deferred->push_back(std::move(call));
 }
 
 void add_fork_waker(const void* owner, void (*wake)(const void*)) {

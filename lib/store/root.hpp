@@ -2,6 +2,8 @@
 // owner, so that a folder whose lock is free belongs to a process that died.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <string>
 #include <vector>
 
@@ -12,8 +14,20 @@ namespace agentburn::detail {
 // $XDG_DATA_HOME/agentburn/buffer, or ~/.local/share/agentburn/buffer.
 std::string default_buffer_root();
 
-// mkdir -p with mode 0700 for the folders it creates.
+// mkdir -p with mode 0700 for the folders it creates, then check_private_folder() on the
+// last one: the buffer root must belong to the current user and be writable by no one else.
 Status make_dirs(const std::string& path);
+
+// Whether `st` (of the folder `path`, called `what` in messages) is a folder owned by the
+// current user that no other user may write to (no group or other write bit). The error names
+// the path, its owner and its mode.
+Status check_private_folder(const std::string& what, const std::string& path,
+                            const struct stat& st);
+
+// The root opened as a directory descriptor (O_DIRECTORY, close-on-exec) after the checks of
+// check_private_folder() on that very descriptor: files in the root are then opened with
+// openat() relative to it, without following links.
+Status open_root(const std::string& root, int* fd);
 
 // An exclusive flock on <folder>/agentburn.lock. Movable; releases on destruction.
 class FolderLock {
@@ -41,7 +55,11 @@ class FolderLock {
 };
 
 // Names of candidate folders of other processes under `root` (not dot-names, not set-aside).
-std::vector<std::string> list_buffer_folders(const std::string& root);
+// Only real folders (not links) owned by the current user with no access for anyone else
+// (mode 0700) are candidates: each other entry that looks like a folder is described in
+// `*refused` (when given), so the caller can say why it was left alone.
+std::vector<std::string> list_buffer_folders(const std::string& root,
+                                             std::vector<std::string>* refused = nullptr);
 
 // Removes the half-made folders (".new-*") of processes that died while creating one, and
 // the ".del-*" folders of processes that died while removing one.

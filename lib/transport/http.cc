@@ -123,8 +123,13 @@ struct Transport::Slot {
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     // TLS verification stays on (libcurl's default); a CA bundle replaces the system's.
     if (!c.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, c.ca_bundle.c_str());
-    // Without an explicit proxy, libcurl reads http_proxy/https_proxy/no_proxy itself.
-    if (!c.proxy.empty()) curl_easy_setopt(easy, CURLOPT_PROXY, c.proxy.c_str());
+    // Without an explicit proxy, libcurl reads http_proxy/https_proxy/no_proxy itself, except
+    // on a direct route, where "" tells it to use no proxy at all.
+    if (!c.proxy.empty()) {
+      curl_easy_setopt(easy, CURLOPT_PROXY, c.proxy.c_str());
+    } else if (c.direct) {
+      curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    }
     headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Expect:");
     if (!c.api_key.empty()) {
@@ -207,6 +212,54 @@ Status check_endpoint(const std::string& url, bool allow_insecure_http, std::str
                            "allow_insecure_http");
   }
   *normalized = u;
+  return Status();
+}
+
+namespace {
+
+// The host of a URL or of a proxy string such as "proxy:3128", "http://user:pw@proxy:3128",
+// "socks5h://[::1]:1080", lowercased.
+std::string host_of(const std::string& url) {
+  std::string rest = url;
+  std::size_t scheme = rest.find("://");
+  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  std::size_t at = rest.rfind('@');
+  if (at != std::string::npos) rest = rest.substr(at + 1);
+  if (!rest.empty() && rest[0] == '[') return lower(rest.substr(0, rest.find(']') + 1));
+  return lower(rest.substr(0, rest.find(':')));
+}
+
+bool is_plain_http(const std::string& url) { return lower(url.substr(0, 7)) == "http://"; }
+
+}  // namespace
+
+bool is_plain_http_loopback(const std::string& endpoint) {
+  return is_plain_http(endpoint) && is_loopback_host(host_of(endpoint));
+}
+
+Status check_route(const std::string& endpoint, const std::string& proxy,
+                   bool allow_insecure_http) {
+  if (allow_insecure_http || proxy.empty() || !is_plain_http(endpoint)) return Status();
+  std::string host = host_of(proxy);
+  if (is_loopback_host(host)) return Status();
+  return Status::invalid("proxy: plain http:// to " + host_of(endpoint) + " through the proxy " +
+                         (host.empty() ? proxy : host) +
+                         " would send the API key in clear text to the proxy; use https:// "
+                         "for the endpoint, a proxy on this machine, or set "
+                         "allow_insecure_http");
+}
+
+Status check_api_key(const std::string& key) {
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(key[i]);
+    if (c < 0x20 || c == 0x7F) {
+      // The key itself is never repeated in a message.
+      return Status::invalid("api_key: contains a control character (byte " + std::to_string(c) +
+                             " at position " + std::to_string(i) +
+                             "), which would break the request's headers; the key is not shown");
+    }
+  }
   return Status();
 }
 

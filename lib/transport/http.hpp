@@ -19,6 +19,9 @@ struct TransportConfig {
   std::string endpoint;  // base URL without a trailing slash
   std::string api_key;
   std::string proxy;
+  // Ignore the environment's proxy variables (http_proxy, all_proxy): set for plain http to a
+  // loopback endpoint without a `proxy` option, which a proxy elsewhere could only expose.
+  bool direct = false;
   std::string ca_bundle;
   int connect_timeout_ms = 5000;
   int request_timeout_ms = 30000;
@@ -39,6 +42,22 @@ struct HttpResult {
 // Checks an endpoint URL: http or https, and plain http only to a loopback host unless
 // `allow_insecure_http`. Returns the URL without trailing slashes in `normalized`.
 Status check_endpoint(const std::string& url, bool allow_insecure_http, std::string* normalized);
+
+// Checks the route to the endpoint as a whole: plain http (unless `allow_insecure_http`) may
+// go through a proxy only when the proxy is on this machine too (a loopback host), since the
+// API key would cross the network in clear on the way to it. With no `proxy` option, a plain
+// http loopback endpoint is reached directly, whatever the environment's http_proxy says
+// (see TransportConfig::direct).
+Status check_route(const std::string& endpoint, const std::string& proxy,
+                   bool allow_insecure_http);
+
+// Whether `endpoint` is plain http to a loopback host: such a route never takes a proxy
+// from the environment.
+bool is_plain_http_loopback(const std::string& endpoint);
+
+// Whether the API key can go in an HTTP header as it is: no control characters (CR and LF
+// would end the header and start another one).
+Status check_api_key(const std::string& key);
 
 // Parses a Retry-After value: delta-seconds or an HTTP date. Milliseconds from now, >= 0.
 std::optional<std::int64_t> parse_retry_after(const std::string& value);

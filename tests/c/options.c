@@ -161,6 +161,9 @@ static void test_option_strings(ab_options* o) {
   CHECK_RC(AB_OK, ab_options_set_endpoint(o, NULL));
   CHECK_RC(AB_OK, ab_options_set_api_key(o, ""));
   CHECK_RC(AB_OK, ab_options_set_api_key(o, NULL));
+  /* A key that would end its header line and start another is refused, and not shown. */
+  CHECK_INVALID("api_key", ab_options_set_api_key(o, "sk-secret\r\nX-Injected: 1"));
+  CHECK(strstr(ab_last_error(), "secret") == NULL);
 
   CHECK_INVALID("buffer_root", ab_options_set_buffer_root(o, "relative/buffer"));
   CHECK_INVALID("buffer_root", ab_options_set_buffer_root(o, "./buffer"));

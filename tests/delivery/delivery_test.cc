@@ -225,6 +225,36 @@ TEST_CASE("a server that accepts and never answers: close(500ms) returns at once
   MESSAGE("close(500ms) took ", std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
 }
 
+TEST_CASE("plain http to a loopback endpoint ignores the environment's http_proxy: the key never reaches a proxy") {
+  testing::TestServer s;
+  testing::TempDir root;
+  // Whatever reaches this "proxy" stalls there: it stands for a proxy on another machine.
+  testing::TcpProxy proxy(s.process.port());
+  REQUIRE(proxy.ok());
+  proxy.set_mode(testing::TcpProxy::Mode::kStall);
+  struct EnvProxy {
+    explicit EnvProxy(const std::string& url) {
+      setenv("http_proxy", url.c_str(), 1);
+      setenv("all_proxy", url.c_str(), 1);
+    }
+    ~EnvProxy() {
+      unsetenv("http_proxy");
+      unsetenv("all_proxy");
+    }
+  };
+  std::size_t tracked = 0;
+  {
+    EnvProxy env(proxy.url());
+    std::string url = "http://localhost:" + std::to_string(s.process.port());
+    Client c = open_client(online(root.path(), url));
+    std::string agent = register_agent(c, "no-proxy");
+    tracked = track_n(c, agent, 20).size();
+    require_flushed(c, 30s);
+  }
+  CHECK(proxy.counters().connections == 0);
+  CHECK(server_keys(s).size() == tracked);  // the test's own client reads http_proxy too
+}
+
 TEST_CASE("the API key appears in no error, log line, stats or file of the buffer") {
   const std::string secret = "sk-secret-key-do-not-leak-98765";
   testing::TestServer s({}, "the-right-key");
