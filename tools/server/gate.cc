@@ -29,6 +29,11 @@ struct GateConnection {
   std::size_t newlines = 0;  // '\n' in those bytes
   bool served = false;       // has answered a request (so an empty buf means idle)
   bool eof = false;          // the peer closed its side
+  // Answered and closed for writing, with what the client still sends read and dropped
+  // for a while, so that a client still sending a refused body gets the answer instead of
+  // a reset.
+  bool lingering = false;
+  std::size_t linger_left = 0;
   Clock::time_point deadline;
   Clock::time_point idle_since;
 
@@ -168,6 +173,9 @@ const char* status_text(int status) {
 }
 
 enum class Scan { kComplete, kIncomplete, kTooLarge };
+
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kLingerBytes = 4u << 20;
 
 // Looks for the end of the request's header block ("\r\n\r\n") in what was received.
 Scan scan_headers(GateConnection& c, const GateOptions& o) {
@@ -376,7 +384,13 @@ void ConnectionGate::take_inbox() {
     back.swap(returned_);
   }
   for (int fd : fds) welcome(fd);
-  for (auto& c : back) wait_for_request(std::move(c));
+  for (auto& c : back) {
+    if (c->lingering) {
+      linger(std::move(c));
+    } else {
+      wait_for_request(std::move(c));
+    }
+  }
 }
 
 void ConnectionGate::welcome(int fd) {
@@ -435,13 +449,26 @@ void ConnectionGate::welcome(int fd) {
   wait_for_request(std::move(c));
 }
 
+void ConnectionGate::linger(Conn c) {
+  if (c->ssl && c->handshaken) SSL_shutdown(c->ssl);
+  ::shutdown(c->fd, SHUT_WR);
+  c->lingering = true;
+  c->linger_left = kLingerBytes;
+  c->deadline = Clock::now() + kLingerTime;
+  c->buf.clear();
+  c->pos = 0;
+  wait_for_request(std::move(c));
+}
+
 void ConnectionGate::wait_for_request(Conn c) {
   int fd = c->fd;
-  if (!c->ssl && !c->buf.empty()) {
+  if (c->lingering) {
+    // Registered below.
+  } else if (!c->ssl && !c->buf.empty()) {
     Scan scan = scan_headers(*c, o_);
     if (scan == Scan::kTooLarge) {
       refuse(*c, 431, "the request's header block is over the limit");
-      return close_conn(std::move(c));
+      return linger(std::move(c));
     }
     if (scan == Scan::kComplete || c->eof) {
       if (scan != Scan::kComplete) return close_conn(std::move(c));
@@ -461,6 +488,23 @@ void ConnectionGate::wait_for_request(Conn c) {
 
 void ConnectionGate::on_readable(GateConnection* c) {
   int fd = c->fd;
+  if (c->lingering) {
+    char drop[16384];
+    for (;;) {
+      ssize_t got = ::recv(fd, drop, sizeof drop, MSG_DONTWAIT);
+      if (got > 0 && static_cast<std::size_t>(got) < c->linger_left) {
+        c->linger_left -= static_cast<std::size_t>(got);
+        continue;
+      }
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (got < 0 && errno == EINTR) continue;
+      break;  // the end, an error, or enough dropped
+    }
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    close_conn(std::move(waiting_[fd]));
+    waiting_.erase(fd);
+    return;
+  }
   if (c->idle()) c->deadline = Clock::now() + o_.header_timeout;  // a request begins
   if (c->ssl) return dispatch(fd);  // the handshake and headers are read by a worker
 
@@ -478,15 +522,15 @@ void ConnectionGate::on_readable(GateConnection* c) {
   }
   Scan scan = c->buf.empty() ? Scan::kIncomplete : scan_headers(*c, o_);
   if (scan == Scan::kComplete) return dispatch(fd);
-  if (scan == Scan::kTooLarge) {
-    refuse(*c, 431,
-           "the request's header block is over " + std::to_string(o_.max_header_bytes) +
-               " bytes or " + std::to_string(o_.max_header_lines) + " lines");
-  }
   if (scan == Scan::kTooLarge || c->eof || failed) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-    close_conn(std::move(waiting_[fd]));
+    Conn owned = std::move(waiting_[fd]);
     waiting_.erase(fd);
+    if (scan != Scan::kTooLarge || failed) return close_conn(std::move(owned));
+    refuse(*owned, 431,
+           "the request's header block is over " + std::to_string(o_.max_header_bytes) +
+               " bytes or " + std::to_string(o_.max_header_lines) + " lines");
+    linger(std::move(owned));
   }
 }
 
@@ -512,12 +556,14 @@ void ConnectionGate::expire(Clock::time_point now) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     bool idle = c->idle();
     // TLS connections get no plain-text answer; idle keep-alive ones are simply closed.
-    if (!idle && !c->ssl) {
-      refuse(*c, 408,
-             "the request's headers did not arrive within " +
-                 std::to_string(o_.header_timeout.count() / 1000) + " s");
+    if (idle || c->ssl || c->lingering) {
+      close_conn(std::move(c), idle);
+      continue;
     }
-    close_conn(std::move(c), idle);
+    refuse(*c, 408,
+           "the request's headers did not arrive within " +
+               std::to_string(o_.header_timeout.count() / 1000) + " s");
+    linger(std::move(c));
   }
 }
 
@@ -589,7 +635,12 @@ void ConnectionGate::serve(Conn c) {
   bool ok = run_(strm, stopping, connection_closed, c->ssl);
   if (after_request_) after_request_();
   bool keep = ok && !connection_closed && !t_close_after_answer && !strm.failed() && !c->eof;
-  if (!keep) return close_conn(std::move(c), ok && !strm.failed());
+  if (!keep) {
+    // What is left of the request (a refused body) is drained by the gate for a while.
+    if (!ok || strm.failed() || c->eof) return close_conn(std::move(c));
+    c->lingering = true;
+    return give_back(std::move(c));
+  }
   c->compact();
   c->served = true;
   auto now = Clock::now();

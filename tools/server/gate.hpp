@@ -93,6 +93,7 @@ class ConnectionGate {
   void take_inbox();
   void welcome(int fd);
   void wait_for_request(Conn c);
+  void linger(Conn c);
   void on_readable(GateConnection* c);
   void dispatch(int fd);
   void expire(Clock::time_point now);
