@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "support/certs.hpp"
 #include "support/raw_http.hpp"
 
 using nlohmann::json;
@@ -137,6 +138,33 @@ TEST_CASE("80 idle keep-alive connections hold no thread") {
   // They are still open, and still served.
   REQUIRE(idle[0]->send_all(request_head("GET", "/api/nothing") + "\r\n"));
   CHECK(answer_status(idle[0]->read_answer()) == 404);
+  CHECK(s.process.stop() == 0);
+}
+
+TEST_CASE("TLS: idle keep-alive connections hold no thread, and are served again") {
+  testing::TempDir certs;
+  REQUIRE(testing::make_certificates(certs.path()));
+  TestServer s({"--tls-cert", certs.sub("server.pem"), "--tls-key", certs.sub("server.key"),
+                "--threads", "2", "--keep-alive", "60", "--header-timeout", "2"});
+  HttpRequest req;
+  req.url = s.url("/api/costs");
+  req.ca_file = certs.sub("ca.pem");
+  req.headers = {"x-api-key: " + s.key};
+  req.timeout_ms = 10000;
+  // Six clients, each keeping its connection open: three times the worker threads.
+  std::vector<std::unique_ptr<testing::HttpClient>> kept;
+  for (int i = 0; i < 6; ++i) {
+    kept.push_back(std::make_unique<testing::HttpClient>());
+    CHECK(kept.back()->send(req).status == 200);
+  }
+  // A TLS connection that never says anything holds a worker until the header deadline.
+  RawConnection silent(s.process.port(), "127.0.0.2");
+  auto start = Clock::now();
+  HttpResponse fresh = testing::http_send(req);
+  CHECK(fresh.status == 200);
+  CHECK(std::chrono::duration<double>(Clock::now() - start).count() < 3.0);
+  for (auto& client : kept) CHECK(client->send(req).status == 200);
+  CHECK(silent.closed_within(10s));
   CHECK(s.process.stop() == 0);
 }
 
