@@ -141,6 +141,24 @@ TEST_CASE("80 idle keep-alive connections hold no thread") {
   CHECK(s.process.stop() == 0);
 }
 
+TEST_CASE("bodies sent slowly from one address hold at most half the workers") {
+  // POST /api/agents takes requests without a key, so their bodies are read.
+  TestServer s({"--threads", "4"});
+  const int port = s.process.port();
+  auto slow = open_many(port, 6, "127.0.0.2");
+  for (auto& c : slow) {
+    REQUIRE(c->send_all(request_head("POST", "/api/agents",
+                                     {"Content-Type: application/json", "Content-Length: 100"}) +
+                        "\r\n{\"name\":"));
+  }
+  for (int i = 0; i < 5; ++i) {
+    auto [status, seconds] = timed_get(s, "/api/costs", 10000);
+    CHECK(status == 200);
+    CHECK(seconds < 3.0);
+  }
+  CHECK(s.process.stop() == 0);
+}
+
 TEST_CASE("TLS: idle keep-alive connections hold no thread, and are served again") {
   testing::TempDir certs;
   REQUIRE(testing::make_certificates(certs.path()));

@@ -570,21 +570,37 @@ void ConnectionGate::expire(Clock::time_point now) {
 // --- Workers ----------------------------------------------------------------------------
 
 void ConnectionGate::worker_loop() {
+  // One client address holds at most half the workers at once: its other requests wait
+  // while those of other clients are served (a client sending bodies slowly, say to the
+  // route that takes requests without a key, cannot take every worker).
+  const int per_client = std::max(1, o_.workers / 2);
   for (;;) {
     Conn c;
+    std::string client;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return !ready_.empty() || (stopping_ && gate_done_); });
-      if (ready_.empty()) return;
-      c = std::move(ready_.front());
-      ready_.pop_front();
+      auto pick = ready_.end();
+      work_cv_.wait(lock, [&] {
+        pick = std::find_if(ready_.begin(), ready_.end(), [&](const Conn& r) {
+          auto it = busy_per_client_.find(r->client);
+          return it == busy_per_client_.end() || it->second < per_client;
+        });
+        return pick != ready_.end() || (stopping_ && gate_done_ && ready_.empty());
+      });
+      if (pick == ready_.end()) return;
+      c = std::move(*pick);
+      ready_.erase(pick);
+      client = c->client;
       ++busy_;
+      ++busy_per_client_[client];
     }
     serve(std::move(c));
     {
       std::lock_guard<std::mutex> lock(mu_);
       --busy_;
+      if (--busy_per_client_[client] <= 0) busy_per_client_.erase(client);
     }
+    work_cv_.notify_all();
     idle_cv_.notify_all();
   }
 }

@@ -20,7 +20,8 @@
 //   `max_header_bytes` or `max_header_lines` lines, 431 and close. Only then does a worker
 //   (`workers` threads) take the connection, run exactly one request through cpp-httplib
 //   (`Server::process_request`, which parses and routes it and writes the answer), and hand
-//   the connection back for the next request unless it is to be closed.
+//   the connection back for the next request unless it is to be closed. One client
+//   address holds at most half the workers at once.
 // - Reads of a request's body wait at most `read_timeout` each and `request_timeout` in all.
 // - TLS: bytes cannot be looked at before the handshake, so a worker does the handshake and
 //   reads the header block, with the same deadline and caps; idle TLS connections wait in
@@ -119,7 +120,8 @@ class ConnectionGate {
   std::deque<Conn> ready_;
   int busy_ = 0;
   int open_ = 0;
-  std::map<std::string, int> per_client_;
+  std::map<std::string, int> per_client_;       // open connections per address
+  std::map<std::string, int> busy_per_client_;  // workers serving each address
   bool stopping_ = false;
   bool gate_done_ = false;
 
