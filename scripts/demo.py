@@ -55,11 +55,12 @@ class Server:
         self.proc, self.url, self.port = None, "", 0
 
     def start(self):
-        args = [self.binary, "--listen", "127.0.0.1:%d" % self.port, "--data", self.data_dir,
-                "--api-key", self.key]
+        args = [self.binary, "--listen", "127.0.0.1:%d" % self.port, "--data", self.data_dir]
+        # The key through the environment: on the command line every local user could read it.
+        env = dict(os.environ, AGENTBURN_API_KEY=self.key)
         with open(self.log_path, "ab") as log:
             # Its own session: Ctrl-C reaches this program, which stops the server itself.
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log,
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         with open(self.pid_path, "w") as f:
             f.write("%d\n" % self.proc.pid)

@@ -1,7 +1,9 @@
 // Hostile requests to agentburn-server, beyond what tests/server covers (a 16 MiB body, the
 // 64 MiB gzip bomb on ingest, 100,000 nested arrays, 1,001 events, random bytes): 10 MB
 // bodies under the cap, more bombs and encodings, invalid UTF-8 wherever it can go, deep
-// nesting of every kind, huge batches, and wrong content types.
+// nesting of every kind, huge batches, wrong content types, and raw requests no client
+// library sends (header floods, smuggling framings, bodies without the key, control bytes
+// in the path). Slow and idle connections are in tests/server/hardening_test.cc.
 //
 // Each must get a 4xx answer whose body is a JSON object with an "error" text (UTF-8), the
 // server must stay up, and what it stored before must still be there, alone.
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "support/raw_http.hpp"
 
 using nlohmann::json;
 using testing::HttpRequest;
@@ -347,6 +350,78 @@ TEST_CASE("fixed issue: a NUL byte ends the body; what follows is ignored and th
     CHECK(res.status == 400);
   }
   t.still_up();
+}
+
+TEST_CASE("raw requests: header floods, smuggling framings, bodies without the key") {
+  Target t;
+  struct Raw {
+    std::string name;
+    std::string bytes;
+    int status;
+    bool closes;  // the server closes the connection after answering
+  };
+  auto head = [](const std::string& first, const std::vector<std::string>& headers) {
+    std::string out = first + "\r\nHost: 127.0.0.1\r\n";
+    for (const auto& h : headers) out += h + "\r\n";
+    return out + "\r\n";
+  };
+  const std::string key = "x-api-key: " + t.s.key;
+  std::vector<std::string> lines = {key};
+  for (int i = 0; i < 100; ++i) lines.push_back("X-Line-" + std::to_string(i) + ": v");
+  std::string bomb = testing::gzip_compress(std::string((16u << 20) - 1024, '['));
+  std::string events = json::array({make_event(t.agent, 1, "raw")}).dump();
+  std::vector<Raw> cases = {
+      {"101 header lines", head("GET /api/costs HTTP/1.1", lines), 431, true},
+      {"70 KB in one header line",
+       head("GET /api/costs HTTP/1.1", {key, "X-Big: " + std::string(70000, 'b')}), 431, true},
+      {"Content-Length and Transfer-Encoding",
+       head("POST /api/ingest HTTP/1.1", {key, "Content-Type: application/json",
+                                          "Content-Length: " + std::to_string(events.size()),
+                                          "Transfer-Encoding: chunked"}) +
+           events,
+       400, true},
+      {"two Content-Lengths",
+       head("POST /api/ingest HTTP/1.1", {key, "Content-Type: application/json",
+                                          "Content-Length: " + std::to_string(events.size()),
+                                          "Content-Length: 2"}) +
+           events,
+       400, true},
+      {"a gzip body inflating to 16 MiB, without a key",
+       head("POST /api/ingest HTTP/1.1", {"Content-Type: application/json", "Content-Encoding: gzip",
+                                          "Content-Length: " + std::to_string(bomb.size())}) +
+           bomb,
+       401, true},
+      {"the same with a wrong key, to /api/agents",
+       head("POST /api/agents HTTP/1.1", {"x-api-key: wrong", "Content-Type: application/json",
+                                          "Content-Encoding: gzip",
+                                          "Content-Length: " + std::to_string(bomb.size())}) +
+           bomb,
+       401, true},
+      {"10 MB declared, never sent, without a key",
+       head("POST /api/ingest HTTP/1.1", {"Content-Type: application/json",
+                                          "Content-Length: 10000000"}),
+       401, true},
+      {"control bytes in the path",
+       head("GET /api/x%0aGET%20/forged%20200%1b[2J HTTP/1.1", {key}), 404, false},
+  };
+  for (const auto& r : cases) {
+    INFO("request: ", r.name);
+    testing::RawConnection c(t.s.process.port(), "127.0.0.2");
+    REQUIRE(c.connected());
+    c.send_all(r.bytes);
+    std::string answer = c.read_answer(std::chrono::seconds(10));
+    INFO("answer: ", answer.substr(0, 300));
+    CHECK(testing::answer_status(answer) == r.status);
+    CHECK(testing::answer_header(answer, "Content-Type").find("application/json") == 0);
+    json error = json::parse(answer.substr(std::min(answer.size(), answer.find("\r\n\r\n") + 4)),
+                             nullptr, false);
+    CHECK((error.is_object() && error["error"].is_string()));
+    if (r.closes) {
+      CHECK(testing::answer_header(answer, "Connection") == "close");
+      CHECK(c.closed_within(std::chrono::seconds(5)));
+    }
+    t.still_up();
+  }
 }
 
 TEST_CASE("after all of it the server stops cleanly") {

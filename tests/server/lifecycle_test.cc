@@ -57,7 +57,9 @@ TEST_CASE("--help documents every flag") {
   CHECK(r.exit_code == 0);
   for (const char* flag : {"--listen", "--data", "--api-key", "AGENTBURN_API_KEY", "--no-auth",
                            "--strict-auth", "--tls-cert", "--tls-key", "--enable-fault-injection",
-                           "--threads", "--keep-alive", "--verbose", "--quiet", "--help"}) {
+                           "--threads", "--keep-alive", "--verbose", "--quiet", "--help",
+                           "--api-key-file", "--header-timeout", "--max-connections",
+                           "--max-connections-per-client", "--max-body-memory"}) {
     CHECK_MESSAGE(r.out.find(flag) != std::string::npos, flag);
   }
 }
@@ -77,6 +79,14 @@ TEST_CASE("bad flags exit non-zero with a message naming the problem") {
       {{"--data", dir.path(), "--api-key", "k", "--tls-cert", "c.pem"}, "--tls-key"},
       {{"--data", dir.path(), "--api-key", "k", "--no-auth"}, "--no-auth"},
       {{"--data", dir.path(), "--verbose=yes", "--api-key", "k"}, "--verbose"},
+      {{"--data", dir.path(), "--api-key", "k", "--header-timeout", "0"}, "--header-timeout"},
+      {{"--data", dir.path(), "--api-key", "k", "--max-connections", "x"}, "--max-connections"},
+      {{"--data", dir.path(), "--api-key", "k", "--max-connections-per-client", "0"},
+       "--max-connections-per-client"},
+      {{"--data", dir.path(), "--api-key", "k", "--max-body-memory", "-1"}, "--max-body-memory"},
+      {{"--data", dir.path(), "--api-key", "k", "--api-key-file", dir.sub("key")},
+       "--api-key-file"},
+      {{"--data", dir.path(), "--api-key-file", dir.sub("missing")}, "--api-key-file"},
   };
   for (const auto& c : cases) {
     auto r = run_process(server_args(c.args), std::chrono::seconds(20), {"AGENTBURN_API_KEY="});

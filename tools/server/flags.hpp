@@ -9,7 +9,7 @@ struct Flags {
   std::string host = "127.0.0.1";
   int port = 3000;  // 0: the kernel picks a free port
   std::string data_dir;
-  std::string api_key;  // --api-key, else $AGENTBURN_API_KEY
+  std::string api_key;  // --api-key-file's first line, --api-key, else $AGENTBURN_API_KEY
   bool no_auth = false;
   bool strict_auth = false;
   std::string tls_cert;
@@ -17,6 +17,10 @@ struct Flags {
   bool fault_injection = false;
   int threads = 64;
   int keep_alive_seconds = 5;
+  int header_timeout_seconds = 10;
+  int max_connections = 1000;
+  int max_connections_per_client = 128;
+  int max_body_memory_mib = 256;
   bool verbose = false;
   bool quiet = false;
 };

@@ -49,6 +49,8 @@ const char* reason(int status) {
       return "request URI too long";
     case 415:
       return "unsupported media type";
+    case 431:
+      return "request header fields too large";
     case 416:
       return "range not satisfiable";
     case 503:
@@ -96,9 +98,27 @@ bool authorized(const ServerContext& ctx, const Request& req, Response& res, boo
 
 // --- Bodies -----------------------------------------------------------------------------
 
+// Body memory this thread's request took from ServerContext::body_memory.
+thread_local std::size_t t_body_memory = 0;
+
+bool take_body_memory(ServerContext& ctx, std::size_t bytes) {
+  if (!ctx.body_memory.take(bytes)) return false;
+  t_body_memory += bytes;
+  return true;
+}
+
+void refuse_busy(Response& res) {
+  res.set_header("Retry-After", "1");
+  res.set_header("Connection", "close");
+  reply_error(res, 503,
+              "the server holds too many request bodies at once (--max-body-memory); retry "
+              "later");
+}
+
 // Reads the body, decompressed by cpp-httplib, up to kMaxBodyBytes. On failure answers and
 // returns false.
-bool read_body(const Request& req, Response& res, const ContentReader& reader, std::string* body) {
+bool read_body(ServerContext& ctx, const Request& req, Response& res, const ContentReader& reader,
+               std::string* body) {
   if (req.is_multipart_form_data()) {
     // httplib reads such bodies part by part, through another reader; the API takes JSON.
     reply_error(res, 415, "multipart/form-data bodies are not supported: send application/json");
@@ -115,15 +135,28 @@ bool read_body(const Request& req, Response& res, const ContentReader& reader, s
     return false;
   }
   bool too_large = false;
+  bool busy = false;
   bool ok = reader([&](const char* data, std::size_t size) {
     if (body->size() + size > kMaxBodyBytes) {
       too_large = true;
+      return false;
+    }
+    // What the string holds after the append (its capacity grows by doubling).
+    std::size_t need = std::max(body->capacity(), body->size() + size);
+    if (need > body->capacity() &&
+        !take_body_memory(ctx, std::max(need, std::min(2 * body->capacity(), kMaxBodyBytes)) -
+                                   body->capacity())) {
+      busy = true;
       return false;
     }
     body->append(data, size);
     return true;
   });
   if (ok) return true;
+  if (busy) {
+    refuse_busy(res);
+    return false;
+  }
   // httplib leaves 413 when the declared length is over its limit, 400 for a body it could
   // not read or decompress.
   too_large = too_large || res.status == 413;
@@ -152,7 +185,7 @@ std::optional<std::string> param(const Request& req, const char* name) {
 
 void post_agent(ServerContext& ctx, const Request& req, Response& res, const ContentReader& rd) {
   std::string body;
-  if (!read_body(req, res, rd, &body)) return;
+  if (!read_body(ctx, req, res, rd, &body)) return;
   if (!authorized(ctx, req, res, /*key_optional=*/!ctx.flags.strict_auth)) return;
   Agent agent;
   detail::FieldError err;
@@ -262,7 +295,7 @@ void answer_ingest(ServerContext& ctx, const ParsedBody& parsed, const std::stri
 
 void post_ingest(ServerContext& ctx, const Request& req, Response& res, const ContentReader& rd) {
   std::string body;
-  if (!read_body(req, res, rd, &body)) return;
+  if (!read_body(ctx, req, res, rd, &body)) return;
   if (!authorized(ctx, req, res, false)) return;
   ++ctx.stats.ingest_requests;
   IngestFaults faults;
@@ -323,7 +356,7 @@ void refuse_faults(ServerContext&, const Request&, Response& res) {
 
 void post_faults(ServerContext& ctx, const Request& req, Response& res, const ContentReader& rd) {
   std::string body, error;
-  if (!read_body(req, res, rd, &body) || !authorized(ctx, req, res, false)) return;
+  if (!read_body(ctx, req, res, rd, &body) || !authorized(ctx, req, res, false)) return;
   if (!ctx.faults.set_plan(body, &error)) return reply_error(res, 400, error);
   reply(res, 200, ctx.faults.plan_json());
 }
@@ -379,7 +412,80 @@ httplib::Server::HandlerWithContentReader guarded(ServerContext& ctx, ReaderHand
   };
 }
 
+// The routes that read their body through a ContentReader (read_body, which takes body
+// memory as it reads); cpp-httplib reads the body of any other request itself, up to
+// kMaxBodyBytes, before its handler runs.
+bool reads_own_body(const ServerContext& ctx, const Request& req) {
+  return req.method == "POST" &&
+         (req.path == "/api/agents" || req.path == "/api/ingest" ||
+          (req.path == "/api/_faults" && ctx.flags.fault_injection));
+}
+
+// The pre-routing check, between the headers and the body (see install_routes).
+httplib::Server::HandlerResponse before_body(ServerContext& ctx, const Request& req,
+                                             Response& res) {
+  using httplib::Server;
+  bool chunked = req.has_header("Transfer-Encoding");
+  std::size_t lengths = req.get_header_value_count("Content-Length");
+  if ((chunked && lengths > 0) || lengths > 1) {
+    // Which of the two framings a proxy in front used is unknown: what follows on this
+    // connection may be the rest of this body or a smuggled request.
+    reply_error(res, 400,
+                chunked && lengths > 0
+                    ? "a request may not carry both Content-Length and Transfer-Encoding"
+                    : "a request may carry one Content-Length");
+    res.set_header("Connection", "close");
+    return Server::HandlerResponse::Handled;
+  }
+  std::size_t declared = 0;
+  bool has_body = chunked;
+  if (lengths == 1) {
+    std::string text = req.get_header_value("Content-Length");
+    auto r = std::from_chars(text.data(), text.data() + text.size(), declared);
+    // An unreadable length is cpp-httplib's to refuse (400); count it as a body meanwhile.
+    has_body = has_body || r.ec != std::errc() || declared > 0;
+    if (r.ec != std::errc()) declared = kMaxBodyBytes;
+  }
+  if (!has_body) return Server::HandlerResponse::Unhandled;
+  if (!ctx.flags.no_auth) {
+    bool key_optional =
+        req.method == "POST" && req.path == "/api/agents" && !ctx.flags.strict_auth;
+    if (!authorized(ctx, req, res, key_optional)) {
+      res.set_header("Connection", "close");
+      return Server::HandlerResponse::Handled;
+    }
+  }
+  if (!reads_own_body(ctx, req)) {
+    // cpp-httplib will hold up to the declared length (decompressed: up to the cap).
+    std::string encoding = req.get_header_value("Content-Encoding");
+    bool plain = encoding.empty() || encoding == "identity";
+    std::size_t hold = plain && !chunked ? std::min(declared, kMaxBodyBytes) : kMaxBodyBytes;
+    if (!take_body_memory(ctx, hold)) {
+      refuse_busy(res);
+      return Server::HandlerResponse::Handled;
+    }
+  }
+  return Server::HandlerResponse::Unhandled;
+}
+
 }  // namespace
+
+bool BodyMemory::take(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (bytes > limit_ - used_) return false;
+  used_ += bytes;
+  return true;
+}
+
+void BodyMemory::give(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  used_ -= std::min(bytes, used_);
+}
+
+void end_of_request(ServerContext& ctx) {
+  ctx.body_memory.give(t_body_memory);
+  t_body_memory = 0;
+}
 
 BigBodyGate::Pass::Pass(BigBodyGate* gate, std::size_t bytes)
     : gate_(bytes > kBigBodyBytes ? gate : nullptr) {
@@ -433,6 +539,9 @@ void install_routes(httplib::Server& server, ServerContext& ctx) {
     server.Put(path, refuse);
     server.Patch(path, refuse);
   }
+
+  server.set_pre_routing_handler(
+      [&ctx](const Request& req, Response& res) { return before_body(ctx, req, res); });
 
   // cpp-httplib calls this for every answer of 400 or more; only fill in those it made itself.
   server.set_error_handler([](const Request& req, Response& res) {

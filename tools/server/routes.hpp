@@ -41,10 +41,30 @@ class BigBodyGate {
   int busy_ = 0;
 };
 
+// Bytes of request bodies held in memory at once, across all requests: each request takes
+// what it reads as it reads it (routes that let cpp-httplib read the body take its declared
+// length, or the 16 MiB cap, up front), and gives it back when it ends. Past the limit the
+// request is answered 503, so that many large bodies at once cannot exhaust memory.
+class BodyMemory {
+ public:
+  explicit BodyMemory(std::size_t limit) : limit_(limit) {}
+  bool take(std::size_t bytes);
+  void give(std::size_t bytes);
+
+ private:
+  std::mutex mu_;
+  std::size_t limit_;
+  std::size_t used_ = 0;
+};
+
 struct ServerContext {
-  ServerContext(const Flags& f, Store& s) : flags(f), store(s) {}
+  ServerContext(const Flags& f, Store& s)
+      : flags(f),
+        store(s),
+        body_memory(static_cast<std::size_t>(f.max_body_memory_mib) << 20) {}
   const Flags& flags;
   Store& store;
+  BodyMemory body_memory;
   Faults faults;
   Stats stats;
   BigBodyGate big_bodies;
@@ -53,6 +73,15 @@ struct ServerContext {
 
 // Registers the routes and the JSON error and exception handlers. Every route handler runs
 // inside ctx.life's enter()/leave(), and answers 503 once shutdown began.
+//
+// Before any body is read (cpp-httplib's pre-routing handler runs once the headers are in):
+// a request with both Content-Length and Transfer-Encoding, or two Content-Lengths, is a
+// 400; one with a body and without the right key is a 401 (a body sent without a key to
+// POST /api/agents passes unless --strict-auth, as the route allows). Both answers close
+// the connection, the body unread.
 void install_routes(httplib::Server& server, ServerContext& ctx);
+
+// After each request, on its thread: gives back the body memory it took.
+void end_of_request(ServerContext& ctx);
 
 }  // namespace agentburn::server
