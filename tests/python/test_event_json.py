@@ -2,8 +2,8 @@
 the dict of the event through json.dumps as the package always built it.
 
 For every combination of values below, either both give the same bytes, or both raise
-InvalidEventError with the same message: the library then sees the same text, whichever way
-it was made.
+InvalidEventError with the same message (for a value refused in Python, the general path's
+message): the library then sees the same text, whichever way it was made.
 """
 
 from __future__ import annotations
@@ -50,10 +50,22 @@ def reference(agent_id, provider, cost_usd, fields):
             return float(value)
         raise TypeError("%s is not JSON serializable" % type(value).__name__)
 
+    def refused_in_python():
+        try:
+            _event._general_event_json(agent_id, provider, cost_usd, dict(fields))
+        except InvalidEventError as e:
+            return str(e)
+        raise AssertionError("the general path took what json.dumps refuses")
+
+    for field in ("costUsd", "inputTokens", "outputTokens", "cachedInputTokens",
+                  "reasoningTokens"):
+        value = event.get(field)
+        if isinstance(value, float) and value != value or value in (INF, -INF):
+            return refused_in_python()  # NaN and infinities are named in Python
     try:
         text = json.dumps(event, allow_nan=True, separators=(",", ":"), default=default)
-    except (TypeError, ValueError) as e:
-        return "event: cannot be encoded as JSON: %s" % e
+    except (TypeError, ValueError):
+        return refused_in_python()
     return text.encode("utf-8")
 
 
@@ -64,6 +76,7 @@ def made(agent_id, provider, cost_usd, fields):
         return str(e)
 
 
+INF = float("inf")
 AGENTS = ["agent-1", None, "ag\u00e9nt \u2603", 7]
 PROVIDERS = ["anthropic", "", "\u00e9\U0001f600", "q\"b\\s\n\t\x00\x1f\x7f", "\ud800", "%s%%",
              "p" * 300, 5, None, b"bytes"]

@@ -24,6 +24,7 @@ from agentburn import (
     BufferFullError,
     ClosedError,
     InvalidEventError,
+    InvalidOptionError,
     StorageError,
 )
 
@@ -71,10 +72,10 @@ def test_an_unknown_option_is_a_type_error_listing_the_valid_ones(buffer_dir):
 @pytest.mark.parametrize("options, expected", [
     ({"batch_max_events": 0}, "batch_max_events: must be in [1, 1000], got 0"),
     ({"max_batches_in_flight": 17}, "max_batches_in_flight"),
-    ({"connect_timeout": 0}, "connect_timeout_ms"),
+    ({"connect_timeout": 0}, "connect_timeout: must be in [0.001, 600] seconds, got 0"),
     ({"batch_max_bytes": 10}, "batch_max_bytes"),
-    ({"buffered_flush_interval": 5}, "buffered_flush_ms"),
-    ({"retry_initial": 10, "retry_max": 5}, "retry_max_ms"),
+    ({"buffered_flush_interval": 5}, "buffered_flush_interval: must be in [0.001, 1] seconds"),
+    ({"retry_initial": 10, "retry_max": 5}, "retry_max: must be in [10, 86400] seconds, got 5"),
     ({"durability": "fast"}, "durability: must be one of 'buffered', 'process', 'system'"),
     ({"full_policy": "drop"}, "full_policy"),
     ({"disk_cap_bytes": -1}, "disk_cap_bytes"),
@@ -82,10 +83,12 @@ def test_an_unknown_option_is_a_type_error_listing_the_valid_ones(buffer_dir):
     ({"close_timeout": "2"}, "close_timeout"),
 ])
 def test_a_bad_option_value_is_invalid_with_a_message(buffer_dir, options, expected):
-    with pytest.raises(InvalidEventError) as e:
+    with pytest.raises(InvalidOptionError) as e:
         AgentBurn(buffer_dir=buffer_dir, **options)
     assert e.value.code == -1
     assert expected in str(e.value)
+    assert e.value.option == expected.split(":")[0]
+    assert str(e.value).startswith(e.value.option + ": ")
 
 
 def test_retry_initial_above_the_default_retry_max_works_with_a_larger_retry_max(buffer_dir):
@@ -93,13 +96,14 @@ def test_retry_initial_above_the_default_retry_max_works_with_a_larger_retry_max
 
 
 @pytest.mark.parametrize("url, expected", [
-    ("ftp://127.0.0.1", "endpoint"),
+    ("ftp://127.0.0.1", "base_url: must start with https:// or http://"),
     ("http://agentburn.example.com", "http"),
 ])
 def test_a_bad_endpoint_is_invalid(buffer_dir, url, expected):
-    with pytest.raises(InvalidEventError) as e:
+    with pytest.raises(InvalidOptionError) as e:
         AgentBurn(url, "key", buffer_dir=buffer_dir)
     assert expected in str(e.value)
+    assert e.value.option == "base_url"
 
 
 def test_plain_http_to_a_remote_host_needs_allow_insecure_http(buffer_dir):
@@ -303,9 +307,9 @@ def test_stats_has_every_counter(client):
 
 
 def test_flush_offline_is_false_with_events_pending_and_true_without(client):
-    assert client.flush(0) is True
+    assert client.flush(0)
     track_one(client)
-    assert client.flush(0.05) is False
+    assert not client.flush(0.05)
 
 
 def test_dead_letters_offline(client):
@@ -367,19 +371,26 @@ def test_events_left_at_close_are_adopted_by_the_next_client(buffer_dir):
         assert c.stats()["pending"] == 25
 
 
-def test_a_collected_client_is_closed(buffer_dir):
-    # Buffered events reach the disk only when the client's stage is written: closing it
-    # does, so the next client finds them.
-    c = AgentBurn(agent_id="a", buffer_dir=buffer_dir, durability="buffered",
-                  buffered_flush_interval=1.0, close_timeout=0)
+def test_a_dropped_client_leaves_its_shared_c_client_open_for_the_next(buffer_dir):
+    # Buffered events reach the disk only when the client's stage is written: the C client
+    # stays open after the object is dropped, and the next object with the same options
+    # finds them in it.
+    options = dict(buffer_dir=buffer_dir, durability="buffered", buffered_flush_interval=1.0,
+                   close_timeout=0)
+    c = AgentBurn(agent_id="a", **options)
     for _ in range(20):
         track_one(c)
     handle = c._handle
     del c
     gc.collect()
+    assert not handle.closed
+    again = AgentBurn(agent_id="b", **options)  # agent_id is not a C option: shared
+    assert again._handle is handle
+    assert again.stats()["pending"] == 20
+    assert again.close() is False  # the last open object: the C client closes
     assert handle.closed
-    with AgentBurn(buffer_dir=buffer_dir) as again:
-        assert again.stats()["pending"] == 20
+    with AgentBurn(buffer_dir=buffer_dir) as other:
+        assert other.stats()["pending"] == 20
 
 
 def test_a_closed_client_is_freed_only_once_no_call_can_reach_it(buffer_dir):
@@ -405,16 +416,24 @@ def test_a_closed_client_is_freed_only_once_no_call_can_reach_it(buffer_dir):
         assert again.stats()["pending"] == 1
 
 
-def test_a_client_never_closed_is_closed_then_freed_when_collected(buffer_dir):
-    c = AgentBurn(agent_id="a", buffer_dir=buffer_dir, close_timeout=0)
-    track_one(c)
-    handle = weakref.ref(c._handle)
-    free = c._handle._free
-    del c
+def test_a_c_client_is_freed_once_its_last_object_closed_and_was_collected(buffer_dir):
+    a = AgentBurn(agent_id="a", buffer_dir=buffer_dir, close_timeout=0)
+    b = AgentBurn(agent_id="b", buffer_dir=buffer_dir, close_timeout=0)
+    track_one(a)
+    handle = weakref.ref(a._handle)
+    free = a._handle._free
+    assert a.close() is False  # b is still open on it: the C client stays open
+    assert a.closed and not b.closed and not handle().closed
+    with pytest.raises(ClosedError):
+        track_one(a)
+    track_one(b)
+    assert b.close() is False
+    assert handle().closed
+    del a, b
     gc.collect()
     assert handle() is None and not free.alive
     with AgentBurn(buffer_dir=buffer_dir) as again:
-        assert again.stats()["pending"] == 1
+        assert again.stats()["pending"] == 2
 
 
 # --- threads -------------------------------------------------------------------------------

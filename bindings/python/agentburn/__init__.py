@@ -15,7 +15,7 @@ background thread of the library delivers it. See ``AgentBurn`` for the options.
 from ._native import ABI_VERSION
 from ._native import lib as _lib
 from ._native import path as library_path
-from .client import AgentBurn
+from .client import AgentBurn, FlushResult
 from .errors import (
     AgentBurnError,
     AuthError,
@@ -26,6 +26,7 @@ from .errors import (
     HttpError,
     InternalError,
     InvalidEventError,
+    InvalidOptionError,
     NetworkError,
     OutOfMemoryError,
     StorageError,
@@ -48,9 +49,11 @@ __all__ = [
     "BufferLockedError",
     "ClosedError",
     "DeadlineError",
+    "FlushResult",
     "HttpError",
     "InternalError",
     "InvalidEventError",
+    "InvalidOptionError",
     "NetworkError",
     "OutOfMemoryError",
     "StorageError",

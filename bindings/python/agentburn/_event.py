@@ -1,14 +1,21 @@
 """track()'s keywords and register_agent()'s arguments, turned into the AgentBurn JSON form.
 
-Only spelling is handled here (camelCase or snake_case, datetimes); every rule about the
-values is the library's, so that its messages (did-you-mean included) reach the caller.
+Spelling is handled here (camelCase or snake_case, datetimes); the rules about the values
+are the library's, so that its messages reach the caller. Python adds words only where the
+library cannot know them: the key path of a value JSON cannot encode, a non-finite number
+(the library sees only the JSON text), an event over the library's size limit because of
+its metadata, and a did-you-mean for snake_case spellings (``explain``, on the error path
+only).
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import difflib
 import json
+import math
+import re
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Dict, Iterable, Optional, Tuple
 
@@ -28,6 +35,16 @@ _ALIASES: Dict[str, str] = {
     "workflow_id": "workflowId",
     "idempotencyKey": "idempotency_key",
 }
+
+
+# The event's JSON fields, in the library's order.
+FIELDS = ("agentId", "provider", "operation", "costUsd", "model", "inputTokens",
+          "outputTokens", "cachedInputTokens", "reasoningTokens", "taskId", "workflowId",
+          "metadata", "timestamp", "idempotency_key")
+_COUNTS = ("inputTokens", "outputTokens", "cachedInputTokens", "reasoningTokens")
+# The library's limits (agentburn/event.hpp): a whole event's JSON text, and metadata's.
+MAX_EVENT_BYTES = 64 * 1024
+MAX_METADATA_BYTES = 16 * 1024
 
 
 def _invalid(message: str) -> InvalidEventError:
@@ -88,6 +105,78 @@ def _pick_encoder() -> Any:
 _encode = _pick_encoder()
 
 
+def _describe(value: Any) -> str:
+    name = type(value).__name__
+    if isinstance(value, (bytes, bytearray)):
+        return name
+    return "an %s" % name if name[:1].lower() in "aeiou" else "a %s" % name
+
+
+def _hint(value: Any) -> str:
+    if isinstance(value, (datetime.date, datetime.time)):
+        return "; pass .isoformat()"
+    if isinstance(value, (set, frozenset)):
+        return "; pass a list"
+    if isinstance(value, (bytes, bytearray)):
+        return "; pass a str (.decode() it)"
+    return ""
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return "%s[%d]" % (path, key)
+    return "%s.%s" % (path, key)
+
+
+def _unencodable(value: Any, path: str, depth: int = 0) -> Optional[str]:
+    """The message for the first value under `value` that JSON cannot encode, naming its
+    key path (``metadata.run.started_at``); None when there is none."""
+    if depth > 64:
+        return None
+    if value is None or isinstance(value, (str, int, float, bool, decimal.Decimal)):
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key is not None and not isinstance(key, (str, int, float, bool)):
+                return ("%s: a key of type %s (%r) cannot be encoded as JSON; object keys "
+                        "are str" % (path, type(key).__name__, key))
+            found = _unencodable(item, _join(path, key), depth + 1)
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _unencodable(item, _join(path, index), depth + 1)
+            if found:
+                return found
+        return None
+    return "%s: %s cannot be encoded as JSON%s" % (path, _describe(value), _hint(value))
+
+
+def _finite(value: Any) -> bool:
+    """For a float or a Decimal (a signalling NaN Decimal cannot go through float())."""
+    return value.is_finite() if isinstance(value, decimal.Decimal) else math.isfinite(value)
+
+
+def _non_finite(value: Any, path: str, depth: int = 0) -> Optional[Tuple[str, Any]]:
+    """(key path, value) of the first NaN or infinity under `value`; None when none is."""
+    if depth > 64:
+        return None
+    if isinstance(value, (float, decimal.Decimal)):
+        return None if _finite(value) else (path, value)
+    if isinstance(value, dict):
+        items: Iterable[Tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, _join(path, key), depth + 1)
+        if found:
+            return found
+    return None
+
+
 def _too_deep(obj: Any, what: str) -> str:
     """The field of `obj` nested deeper than Python's JSON encoder can go."""
     if isinstance(obj, dict):
@@ -106,7 +195,13 @@ def _dumps(obj: Any, what: str) -> bytes:
         raise _invalid("%s: nested too deeply (the limit is 32 levels)"
                        % _too_deep(obj, what)) from None
     except (TypeError, ValueError) as e:
-        raise _invalid("%s: cannot be encoded as JSON: %s" % (what, e)) from None
+        named = None
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                named = _unencodable(value, str(key))
+                if named:
+                    break
+        raise _invalid(named or "%s: cannot be encoded as JSON: %s" % (what, e)) from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -128,7 +223,46 @@ def _general_event_json(agent_id: Optional[str], provider: Any, cost_usd: Any,
                            % (field, given[field], keyword))
         given[field] = keyword
         event[field] = _timestamp(value) if field == "timestamp" else value
-    return _dumps(event, "event")
+    _check_numbers(event)
+    data = _dumps(event, "event")
+    if len(data) > MAX_EVENT_BYTES:
+        _too_large(event, len(data))
+    return data
+
+
+def _check_numbers(event: Dict[str, Any]) -> None:
+    """NaN and infinities reach the library as JSON it cannot parse: named here instead."""
+    cost = event.get("costUsd")
+    if isinstance(cost, (float, decimal.Decimal)) and not _finite(cost):
+        raise _invalid("costUsd: must be a finite number, got %r" % (cost,))
+    for field in _COUNTS:
+        count = event.get(field)
+        if isinstance(count, (float, decimal.Decimal)) and not _finite(count):
+            raise _invalid("%s: must be a non-negative integer, got %r" % (field, count))
+
+
+def _too_large(event: Dict[str, Any], size: int) -> None:
+    """Over the library's limit for a whole event: names metadata when it is over its own
+    limit (the library would name only the event), else the largest field."""
+    sizes = {}
+    for field, value in event.items():
+        try:
+            sizes[field] = len(_encode(value).encode("utf-8", "surrogatepass"))
+        except (TypeError, ValueError, RecursionError):
+            continue
+    metadata = event.get("metadata")
+    if isinstance(metadata, dict):
+        encoded = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"),
+                                 default=_json_default, allow_nan=True)
+                      .encode("utf-8", "surrogatepass"))
+        if encoded > MAX_METADATA_BYTES:
+            raise _invalid("metadata: is %d bytes encoded; the limit is %d (16 KiB)"
+                           % (encoded, MAX_METADATA_BYTES))
+    if sizes:
+        largest = max(sizes, key=lambda f: sizes[f])
+        raise _invalid("%s: is %d bytes encoded, which makes the event %d bytes; the limit "
+                       "for an event is %d (64 KiB)" % (largest, sizes[largest], size,
+                                                        MAX_EVENT_BYTES))
 
 
 # --- The fast path: the same text, from a template per set of keywords -----------------------
@@ -206,10 +340,53 @@ def event_json(agent_id: Optional[str], provider: Any, cost_usd: Any,
                     break
             else:
                 try:
-                    return (template % tuple(values)).encode()
+                    data = (template % tuple(values)).encode()
                 except ValueError:  # an int too long for str(): the general path says so
                     pass
+                else:
+                    if len(data) <= MAX_EVENT_BYTES:  # else the general path names the field
+                        return data
     return _general_event_json(agent_id, provider, cost_usd, fields)
+
+
+# --- Better words for the library's refusals (the error path only) ------------------------
+
+_SNAKE = {field: keyword for keyword, field in _ALIASES.items() if keyword != "idempotencyKey"}
+_UNKNOWN = re.compile(r'^(.*?): unknown field "(.*)"; known fields are ')
+
+
+def _squash(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def suggest(keyword: str) -> Optional[str]:
+    """The event field a misspelt keyword most likely meant (camelCase or snake_case, any
+    case, a letter off); None when nothing is close."""
+    squashed = {_squash(field): field for field in FIELDS}
+    target = _squash(keyword)
+    if target in squashed:
+        return squashed[target]
+    close = difflib.get_close_matches(target, list(squashed), n=1, cutoff=0.75)
+    return squashed[close[0]] if close else None
+
+
+def explain(message: str, event_fields: Dict[str, Any]) -> str:
+    """A better message for the library's AB_EINVALID about an event, or the same one."""
+    unknown = _UNKNOWN.match(message)
+    if unknown:
+        field = suggest(unknown.group(2))
+        if field:
+            also = _SNAKE.get(field)
+            return '%s: unknown field "%s"; did you mean "%s"%s?' % (
+                unknown.group(1), unknown.group(2), field,
+                ' (or "%s")' % also if also else "")
+        return message
+    if "NaN and Infinity are not JSON numbers" in message:
+        for keyword, value in event_fields.items():
+            found = _non_finite(value, _ALIASES.get(keyword, keyword))
+            if found:
+                return "%s: must be a finite number, got %r (JSON has no NaN or infinity)" % found
+    return message
 
 
 def agent_json(name: Any, description: Any, project_id: Any, tags: Optional[Iterable[Any]]

@@ -1,14 +1,19 @@
-"""The life of one C client: closing without a use-after-free, closing at exit, the log
-callback.
+"""The life of the C clients: shared per set of options, closed without a use-after-free,
+closed at exit, the log callback.
+
+Every AgentBurn object opened with the same options (endpoint, key, buffer root and every
+other option) holds a Lease on one C client (a Shared in the Registry): constructing an
+object costs a dictionary look-up once that client is open, and dropping one costs nothing
+and never closes it. An explicit close() of the last open object on a C client closes it;
+every C client still in the registry is closed at interpreter exit.
 
 A call on a client checks the Python-side closed flag and passes the C pointer to the library
-without taking any lock. close() shuts the C client down (ab_client_shutdown) without freeing
+without taking any lock. Closing shuts the C client down (ab_client_shutdown) without freeing
 it: a call that raced past the flag gets AB_ECLOSED from the library, never a freed pointer.
 The C client is freed only when the Handle is garbage collected, that is when no thread can
 be inside a call on it any more (every call holds a reference to its client, hence to the
-Handle). Clients that are never closed are closed at interpreter exit (atexit, through a weak
-registry) or when they are garbage collected, within their close timeout; at exit the C
-clients are shut down but never freed, since daemon threads may still be inside calls.
+Handle). At exit the C clients are shut down but never freed, since daemon threads may still
+be inside calls.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
 from .errors import ClosedError, check
@@ -91,6 +96,7 @@ class Handle:
         # Not at exit: a daemon thread may still be inside a call then.
         self._free = weakref.finalize(self, _free, ptr)
         self._free.atexit = False
+        _forkables.add(self)
 
     @property
     def closed(self) -> bool:
@@ -143,25 +149,176 @@ class Handle:
             self._free.detach()
 
 
-# Clients not yet collected, closed at exit. Weak: the registry never keeps a client alive.
-_open_clients: "weakref.WeakSet[Any]" = weakref.WeakSet()
+class _ClosedHandle:
+    """What an AgentBurn object calls through once its close() began: every call raises
+    ClosedError (the C client may stay open for the other objects sharing it)."""
+
+    __slots__ = ()
+    ptr = None
+    closing = True
+    closed = True
+
+    def enter(self) -> int:
+        raise ClosedError(_native.AB_ECLOSED, "the client is closed")
 
 
-def track_client(owner: Any, handle: Handle) -> None:
-    """Closes `handle` when `owner` is collected, or at exit if it is still alive then."""
-    _open_clients.add(owner)
-    finalizer = weakref.finalize(owner, handle.close_quietly)
-    finalizer.atexit = False  # _close_all does it, in order with logging's own atexit
+CLOSED = _ClosedHandle()
+
+
+class Shared:
+    """One C client, shared by every AgentBurn object opened with the same options.
+
+    ``leases`` holds (weakly) the Lease of each open object on it: an object that is closed
+    leaves it, one that is collected falls out of it. The C client stays open while it is in
+    the registry: it leaves the registry only when the last open object on it closes, or at
+    exit.
+    """
+
+    __slots__ = ("handle", "digest", "close_timeout_ms", "leases", "__weakref__")
+
+    def __init__(self, handle: Handle, digest: bytes, close_timeout_ms: int) -> None:
+        self.handle = handle
+        self.digest = digest  # a keyed digest of the options, never the options themselves
+        self.close_timeout_ms = close_timeout_ms
+        self.leases: "weakref.WeakSet[Lease]" = weakref.WeakSet()
+
+    def __repr__(self) -> str:  # never the options: they hold the API key
+        return "<agentburn shared C client, %d open>" % len(self.leases)
+
+
+class Lease:
+    """One AgentBurn object's hold on a Shared C client, and its own closing."""
+
+    __slots__ = ("shared", "_lock", "_result", "__weakref__")
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+        self._lock = threading.Lock()  # one closer at a time; the others wait for its answer
+        self._result: Optional[bool] = None
+        _forkables.add(self)
+
+    def close(self, timeout_ms: int) -> bool:
+        """Leaves the shared C client: closes it when this was its last open object (within
+        the timeout, as Handle.close), else flushes it for at most the timeout. True when
+        nothing stayed pending. A second call waits for the first and returns its answer."""
+        with self._lock:
+            if self._result is not None:
+                return self._result
+            self._result = False  # the answer if what follows raises
+            handle = self.shared.handle
+            if REGISTRY.leave(self):
+                self._result = handle.close(timeout_ms)
+                return self._result
+            if timeout_ms < 0:
+                timeout_ms = self.shared.close_timeout_ms
+            if handle.closing:  # closed at exit meanwhile
+                return False
+            rc = _native.lib.ab_client_flush(handle.ptr, timeout_ms)
+            if rc in (_native.AB_ETIMEOUT, _native.AB_ECLOSED):
+                return False
+            check(rc)
+            self._result = True
+            return True
+
+    def reset_after_fork(self) -> None:
+        """As Handle.reset_after_fork: a close under way in another thread is final."""
+        self._lock = threading.Lock()
+
+
+class Registry:
+    """The C clients open in this process, one per set of options (by digest).
+
+    ``open`` gives an AgentBurn object a Lease on the C client of its options, opening that
+    client the first time; two threads asking for the same options at once open it once,
+    and an open never holds up the objects asking for other options. ``leave`` takes a
+    closing object's lease out, and the C client out of the registry when no open object is
+    left on it (its caller then closes it). Dropping an object never closes anything.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # held only for dict and set updates, never for a call
+        self._clients: Dict[bytes, Shared] = {}
+        self._opening: Dict[bytes, threading.Lock] = {}
+
+    def _join(self, digest: bytes) -> Optional[Lease]:
+        # Under self._lock.
+        shared = self._clients.get(digest)
+        if shared is None or shared.handle.closing:
+            return None
+        lease = Lease(shared)
+        shared.leases.add(lease)
+        return lease
+
+    def open(self, digest: bytes, open_c_client: Callable[[], int],
+             close_timeout_ms: int) -> Lease:
+        with self._lock:
+            lease = self._join(digest)
+            if lease is not None:
+                return lease
+            gate = self._opening.setdefault(digest, threading.Lock())
+        with gate:
+            with self._lock:
+                lease = self._join(digest)
+                if lease is not None:
+                    return lease
+            try:
+                handle = Handle(open_c_client())  # may raise; no registry lock held
+            finally:
+                with self._lock:
+                    if self._opening.get(digest) is gate:
+                        del self._opening[digest]
+            with self._lock:
+                lease = self._join(digest)  # opened meanwhile past a gate of a failed open
+                if lease is None:
+                    shared = Shared(handle, digest, close_timeout_ms)
+                    self._clients[digest] = shared
+                    lease = self._join(digest)
+                    assert lease is not None
+                    return lease
+        handle.close_quietly()  # the spare one: nothing was tracked on it
+        return lease
+
+    def leave(self, lease: Lease) -> bool:
+        """Takes `lease` off its C client; True when it was the last open object on it: the
+        C client has left the registry and the caller closes it."""
+        shared = lease.shared
+        with self._lock:
+            shared.leases.discard(lease)
+            if len(shared.leases) == 0 and self._clients.get(shared.digest) is shared:
+                del self._clients[shared.digest]
+                return True
+            return False
+
+    def handles(self) -> List[Handle]:
+        with self._lock:
+            return [shared.handle for shared in self._clients.values()]
+
+    def reset_after_fork(self) -> None:
+        """The child keeps the parent's C clients (the library gives each a buffer folder
+        of the child's own on its next call); locks held by other threads are renewed."""
+        self._lock = threading.Lock()
+        self._opening = {}
+
+    def __repr__(self) -> str:
+        return "<agentburn registry, %d C clients>" % len(self._clients)
+
+
+REGISTRY = Registry()
+
+# Handles and leases alive, whose locks are renewed in a forked child. Weak: it never keeps
+# anything alive.
+_forkables: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def _close_all() -> None:
-    for client in list(_open_clients):
-        client._handle.close_quietly()
+    for handle in REGISTRY.handles():
+        handle.close_quietly()
 
 
 def _after_fork_in_child() -> None:
-    for client in list(_open_clients):
-        client._handle.reset_after_fork()
+    REGISTRY.reset_after_fork()
+    for item in list(_forkables):
+        item.reset_after_fork()
 
 
 # Registered after logging's own atexit hook (logging is imported above), so it runs before

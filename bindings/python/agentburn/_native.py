@@ -29,7 +29,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import List, Optional, Tuple
+from typing import List, Optional, Set, Tuple
 
 # The ABI this package was written for (AB_ABI_VERSION in agentburn.h; the SOVERSION).
 ABI_VERSION = 1
@@ -132,6 +132,13 @@ PROTOTYPES = {
     "ab_client_shutdown": (c_int, [_client_p, c_int]),
 }
 
+# Functions newer than the first libagentburn.so.1: a library without them still loads, and
+# the package refuses only what needs them (MISSING names those absent).
+OPTIONAL_PROTOTYPES = {
+    "ab_options_set_register_timeout_ms": (c_int, [_options_p, c_int]),
+}
+MISSING: Set[str] = set()
+
 
 def _candidates() -> List[Tuple[str, str]]:
     """(description, name or path to dlopen) in search order, after AGENTBURN_LIBRARY."""
@@ -193,11 +200,14 @@ def _load() -> Tuple[ctypes.CDLL, str]:
 
 def _declare(lib: ctypes.CDLL, path: str) -> None:
     missing = []
-    for name, (restype, argtypes) in PROTOTYPES.items():
+    for name, (restype, argtypes) in list(PROTOTYPES.items()) + list(OPTIONAL_PROTOTYPES.items()):
         try:
             fn = getattr(lib, name)
         except AttributeError:
-            missing.append(name)
+            if name in OPTIONAL_PROTOTYPES:
+                MISSING.add(name)
+            else:
+                missing.append(name)
             continue
         fn.restype = restype
         fn.argtypes = argtypes
@@ -213,6 +223,11 @@ def last_error() -> str:
     """ab_last_error() of this thread, decoded."""
     raw: Optional[bytes] = lib.ab_last_error()
     return raw.decode("utf-8", "replace") if raw else ""
+
+
+def version() -> str:
+    """ab_version(): the loaded library's "MAJOR.MINOR.PATCH"."""
+    return lib.ab_version().decode("ascii")
 
 
 def strerror(code: int) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import functools
 import json
 import numbers
 from ctypes import byref, c_void_p
@@ -20,6 +22,83 @@ _KeyBuffer = ctypes.c_char * _native.AB_KEY_SIZE  # a new one per call: nothing 
 _last_error = _native.last_error
 
 
+class FlushResult:
+    """What ``flush()`` answers: true when nothing is left pending, that is every event
+    pending at the call was delivered or set aside as a dead letter; false when the deadline
+    passed first (or there is no endpoint) and events stay on disk.
+
+    It stands for a bool (``if client.flush():``, ``client.flush() == True``) and tells more:
+
+    - ``delivered``: events delivered during the call;
+    - ``dead_lettered``: events set aside as dead letters during the call;
+    - ``pending``: events still pending when the call returned.
+
+    The two counts are differences of ``stats()`` around the call: events tracked and
+    delivered by other threads in the meantime are counted too.
+    """
+
+    __slots__ = ("done", "delivered", "dead_lettered", "pending")
+
+    def __init__(self, done: bool, delivered: int = 0, dead_lettered: int = 0,
+                 pending: int = 0) -> None:
+        self.done = bool(done)
+        self.delivered = delivered
+        self.dead_lettered = dead_lettered
+        self.pending = pending
+
+    def __bool__(self) -> bool:
+        return self.done
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, bool):
+            return self.done == other
+        if isinstance(other, FlushResult):
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.done)
+
+    def _fields(self) -> Any:
+        return (self.done, self.delivered, self.dead_lettered, self.pending)
+
+    def __repr__(self) -> str:
+        return "FlushResult(done=%r, delivered=%d, dead_lettered=%d, pending=%d)" % (
+            self.done, self.delivered, self.dead_lettered, self.pending)
+
+
+_ROOT_HINT = {
+    _options.ROOT_DEFAULT: (
+        "; this is the default buffer root ($XDG_DATA_HOME/agentburn/buffer or "
+        "~/.local/share/agentburn/buffer): choose a folder this user can write with "
+        "AgentBurn(buffer_dir=...) or the environment variable AGENTBURN_BUFFER_DIR"),
+    _options.ROOT_FROM_ENVIRONMENT: (
+        "; the buffer root comes from the environment variable AGENTBURN_BUFFER_DIR"),
+}
+
+
+def _open_c_client(normalized: _options.Normalized, root_from: str) -> int:
+    """Opens a C client with these options; its pointer."""
+    opts = c_void_p()
+    check(_lib.ab_options_new(byref(opts)))
+    try:
+        check(_lib.ab_options_set_log(opts, _lifecycle.LOG_CALLBACK, _native.AB_LOG_DEBUG,
+                                      None))
+        _options.apply(opts, normalized)
+        client = c_void_p()
+        rc = _lib.ab_client_open(byref(client), opts)
+    finally:
+        _lib.ab_options_free(opts)
+    if rc != _native.AB_OK:
+        error = _options.library_option_error(rc, _last_error(), None)
+        hint = _ROOT_HINT.get(root_from)
+        if hint and (rc == _native.AB_ESTORAGE or getattr(error, "option", None) == "buffer_dir"):
+            error.message += hint
+            error.args = (error.message,)
+        raise error
+    return client.value
+
+
 class AgentBurn:
     """A client that buffers cost events on local disk and ships them in batches.
 
@@ -29,8 +108,9 @@ class AgentBurn:
 
     Options (keywords; None or absent keeps the library's default; durations in seconds):
 
-    - ``buffer_dir``: the buffer root (default ``$XDG_DATA_HOME/agentburn/buffer`` or
-      ``~/.local/share/agentburn/buffer``); a relative path is taken from the current folder.
+    - ``buffer_dir``: the buffer root; a relative path is taken from the current folder.
+      Without it, the environment variable ``AGENTBURN_BUFFER_DIR`` when set, else
+      ``$XDG_DATA_HOME/agentburn/buffer`` or ``~/.local/share/agentburn/buffer``.
     - ``durability``: ``"buffered"``, ``"process"`` (default) or ``"system"``.
     - ``buffered_flush_interval``: how often the "buffered" stage is written (0.005).
     - ``disk_cap_bytes``: cap on pending events and dead letters (1 GiB; 0: none).
@@ -40,18 +120,25 @@ class AgentBurn:
       ``max_batches_in_flight`` (2), ``split_after_failures`` (3).
     - ``connect_timeout`` (5.0), ``request_timeout`` (30.0), ``retry_initial`` (0.5),
       ``retry_max`` (60.0).
+    - ``register_timeout``: how long ``register_agent`` waits for the server before it
+      answers a provisional id (2.0; needs a library that has it).
     - ``proxy``, ``ca_bundle``, ``gzip`` (False), ``allow_insecure_http`` (False),
       ``seed_fields_only`` (False).
     - ``close_timeout``: how long ``close()`` without a timeout, the context manager's exit
       and the close at interpreter exit wait for delivery (2.0).
 
-    An unknown keyword raises TypeError; a bad value raises InvalidEventError with the
-    library's message. Log messages go to ``logging.getLogger("agentburn")``.
+    An unknown keyword raises TypeError; a bad value raises InvalidOptionError naming the
+    option. Log messages go to ``logging.getLogger("agentburn")``.
+
+    Objects opened with the same options (endpoint, key, buffer root and every other
+    option; ``agent_id`` aside) share one client of the library, opened by the first of
+    them: constructing another one, or dropping one, takes microseconds and never waits on
+    the network, so a client per request costs nothing. The shared client stays open until
+    the last open object on it is closed, or until interpreter exit.
 
     A client may be used from many threads at once. ``close()`` does not wait for calls in
     progress on other threads (they finish or raise ClosedError); after it every method
-    raises ClosedError. A client never closed is closed when collected or at interpreter
-    exit.
+    of this object raises ClosedError.
     """
 
     base_url: Optional[str]
@@ -62,18 +149,14 @@ class AgentBurn:
         _options.check_names(options)
         self.base_url = base_url
         self.agent_id = agent_id
-        opts = c_void_p()
-        check(_lib.ab_options_new(byref(opts)))
-        try:
-            check(_lib.ab_options_set_log(opts, _lifecycle.LOG_CALLBACK, _native.AB_LOG_DEBUG,
-                                          None))
-            _options.apply(opts, base_url, api_key, options)
-            client = c_void_p()
-            check(_lib.ab_client_open(byref(client), opts))
-        finally:
-            _lib.ab_options_free(opts)
-        self._handle = _lifecycle.Handle(client.value)
-        _lifecycle.track_client(self, self._handle)
+        normalized, root_from = _options.normalize(base_url, api_key, options)
+        self._lease = _lifecycle.REGISTRY.open(
+            _options.registry_key(normalized),
+            functools.partial(_open_c_client, normalized, root_from),
+            _options.close_timeout_ms(normalized))
+        # What the calls go through: the shared C client's Handle, CLOSED once this object's
+        # close() began.
+        self._handle: Any = self._lease.shared.handle
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -112,7 +195,10 @@ class AgentBurn:
         key = _KeyBuffer()
         rc = _track_json_key(key, handle.ptr, data, len(data))
         if rc:
-            raise error_for(rc, _last_error())
+            message = _last_error()
+            if rc == _native.AB_EINVALID:
+                message = _event.explain(message, fields)
+            raise error_for(rc, message)
         return key.value.decode("ascii")
 
     def register_agent(self, name: str, description: Optional[str] = None,
@@ -120,13 +206,15 @@ class AgentBurn:
                        tags: Optional[Iterable[str]] = None) -> str:
         """Registers an agent and returns its id, to use as ``agent_id``.
 
-        With the server reachable, the server's id. Offline (or with the server down), a
-        provisional ``ab-local-...`` id that events may use at once: the sender replaces it
+        With the server reachable, the server's id. Offline (or with the server down or slow),
+        a provisional ``ab-local-...`` id that events may use at once: the sender replaces it
         with the server's id before delivery. The same (name, project_id) gives the same id.
-        Waits on the network at most the connect and request timeouts.
+        Waits on the network at most ``register_timeout`` (with a library that has it; else
+        the connect and request timeouts).
 
         Raises AuthError (the key is refused), InvalidEventError (a bad agent, or the server
-        refused it), HttpError, StorageError, ClosedError.
+        refused it), NetworkError (a TLS handshake that failed: a configuration error),
+        HttpError, StorageError, ClosedError.
         """
         data = _event.agent_json(name, description, project_id, tags)
         out = c_void_p()
@@ -134,18 +222,49 @@ class AgentBurn:
         check(_lib.ab_client_register_agent_json(byref(out), client, data, len(data)))
         return _native.take_string(out)
 
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Waits up to ``timeout`` seconds for every event pending now to be delivered (or
-        set aside as a dead letter). True if they were; False if the deadline passed first
-        (or there is no endpoint): they stay on disk. ``flush(0)`` only checks. A close()
-        from another thread ends the wait with ClosedError."""
+    def flush(self, timeout: float = 5.0) -> FlushResult:
+        """Waits up to ``timeout`` seconds for every event pending now to be delivered or set
+        aside as a dead letter.
+
+        Returns a FlushResult: true if nothing is left pending (they were delivered or set
+        aside as dead letters), false if the deadline passed first (or there is no
+        endpoint): they stay on disk. It carries ``delivered`` and ``dead_lettered`` (counted
+        from ``stats()`` before and after: concurrent tracking in other threads may be
+        counted) and ``pending``. ``flush(0)`` only checks.
+
+        Raises AuthError at once while delivery is paused because the server refused the
+        key, NetworkError for a configuration error such as a failed TLS handshake (with a
+        library that reports them), ClosedError when a close() from another thread ends
+        the wait.
+        """
         self._not_from_log_handler("flush")
         timeout_ms = _options.seconds_to_ms("timeout", timeout)
-        rc = _lib.ab_client_flush(self._handle.enter(), timeout_ms)
-        if rc == _native.AB_ETIMEOUT:
-            return False
-        check(rc)
-        return True
+        client = self._handle.enter()
+        before = self._counters()
+        rc = _lib.ab_client_flush(client, timeout_ms)
+        if rc != _native.AB_ETIMEOUT:
+            check(rc)
+        after = self._counters()
+        return FlushResult(rc == _native.AB_OK,
+                           delivered=max(0, after[0] - before[0]),
+                           dead_lettered=max(0, after[1] - before[1]),
+                           pending=after[2])
+
+    def _counters(self) -> Any:
+        stats = self.stats()
+        return stats["delivered"], stats["dead_letters"], stats["pending"]
+
+    async def aflush(self, timeout: float = 5.0) -> FlushResult:
+        """flush() for asyncio: runs it in the loop's default executor, so the loop keeps
+        running while it waits (up to ``timeout``). Cancelling the coroutine does not stop
+        the wait in its thread, which ends at the timeout at the latest."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self.flush, timeout))
+
+    async def aclose(self, timeout: Optional[float] = None) -> bool:
+        """close() for asyncio: runs it in the loop's default executor (see aflush)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self.close, timeout))
 
     def stats(self) -> Dict[str, Any]:
         """The client's counters: pending, pending_bytes, delivered, resent, retries,
@@ -173,10 +292,16 @@ class AgentBurn:
         self._call(_lib.ab_client_purge_dead_letters)
 
     def close(self, timeout: Optional[float] = None) -> bool:
-        """Waits up to ``timeout`` seconds (None: the ``close_timeout`` option) for delivery,
-        stops the sender and releases the buffer. True if nothing is left pending; False if
-        events stay on disk for the next client on this buffer (always so when offline with
-        events pending). Closing again returns the first answer."""
+        """Closes this object: waits up to ``timeout`` seconds (None: the ``close_timeout``
+        option) for delivery of what is pending, then every method of this object raises
+        ClosedError. True if nothing is left pending; False if events stay on disk (always so
+        when offline with events pending). Closing again returns the first answer.
+
+        With sharing: when this is the last open object on its shared client (see the class),
+        the client itself closes: it stops the sender, and what was not delivered waits on
+        disk for the next client on this buffer. Otherwise the shared client stays open for
+        the other objects, and goes on delivering.
+        """
         self._not_from_log_handler("close")
         timeout_ms = -1
         if timeout is not None:
@@ -184,7 +309,8 @@ class AgentBurn:
             if timeout < 0:
                 raise InvalidEventError(_native.AB_EINVALID,
                                         "timeout: must be >= 0 seconds or None, got %r" % (timeout,))
-        return self._handle.close(timeout_ms)
+        self._handle = _lifecycle.CLOSED
+        return self._lease.close(timeout_ms)
 
     def _call(self, fn: Any, *args: Any) -> None:
         check(fn(self._handle.enter(), *args))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Type
+from typing import Dict, Optional, Type
 
 from . import _native
 
@@ -28,7 +28,29 @@ class AgentBurnError(Exception):
 
 
 class InvalidEventError(AgentBurnError, ValueError):
-    """AB_EINVALID: a bad event, argument or option; nothing was stored."""
+    """AB_EINVALID: a bad event or argument; nothing was stored.
+
+    A bad option raises its subclass InvalidOptionError.
+    """
+
+
+class InvalidOptionError(InvalidEventError):
+    """AB_EINVALID for an option of ``AgentBurn()``: ``option`` is the keyword at fault
+    (``"base_url"`` and ``"api_key"`` included) and the message starts with it.
+
+    Also an AgentBurnError and a ValueError. It subclasses InvalidEventError, which bad
+    options raised before it existed, so that ``except InvalidEventError`` keeps catching
+    them.
+    """
+
+    option: Optional[str]
+
+    def __init__(self, code: int, message: str, option: Optional[str] = None) -> None:
+        super().__init__(code, message)
+        self.option = option
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.message, self.option))
 
 
 class OutOfMemoryError(AgentBurnError, MemoryError):
