@@ -50,7 +50,10 @@ def _log(level: int, message: Optional[bytes], _user_data: Any) -> None:
             py_level = _LEVELS.get(level, logging.ERROR)
             if logger.isEnabledFor(py_level):
                 text = message.decode("utf-8", "replace") if message else ""
-                logger.log(py_level, "%s", text)
+                # With no handler anywhere, logging prints the bare message through
+                # logging.lastResort: say where it comes from. A configured handler has its
+                # own format (%(name)s), hence no prefix then.
+                logger.log(py_level, "%s" if logger.hasHandlers() else "agentburn: %s", text)
         finally:
             _callback_state.depth -= 1
     except BaseException:  # noqa: B036 - an exception here would unwind into C
