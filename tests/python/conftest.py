@@ -11,6 +11,7 @@ import re
 import secrets
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -189,16 +190,18 @@ def server_binary() -> str:
 
 @pytest.fixture
 def start_server(server_binary: str, tmp_path: Any):
-    """Returns start(*flags, data_dir=None): a started Server, stopped after the test."""
+    """Returns start(*flags, data_dir=None, port=0, key=None): a started Server, stopped
+    after the test."""
     started: List[Server] = []
 
-    def start(*flags: str, data_dir: Optional[str] = None) -> Server:
+    def start(*flags: str, data_dir: Optional[str] = None, port: int = 0,
+              key: Optional[str] = None) -> Server:
         n = len(started)
         data = data_dir or str(tmp_path / ("server-data-%d" % n))
-        srv = Server(server_binary, data, "key-" + secrets.token_hex(8), list(flags),
+        srv = Server(server_binary, data, key or "key-" + secrets.token_hex(8), list(flags),
                      str(tmp_path / ("server-%d.log" % n)))
         started.append(srv)
-        return srv.start()
+        return srv.start(port)
 
     yield start
     for srv in started:
@@ -216,6 +219,33 @@ def buffer_dir(tmp_path: Any) -> str:
     path = tmp_path / "buffer"
     path.mkdir()
     return str(path)
+
+
+@pytest.fixture
+def refusing_url():
+    """The URL of a loopback port that refuses connections (bound, never listening): a
+    server that is down. The port is free again once the test asks for it (free_port)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+
+    class Down(str):
+        def free_port(self) -> int:
+            sock.close()
+            return port
+
+    yield Down("http://127.0.0.1:%d" % port)
+    sock.close()
+
+
+@pytest.fixture
+def silent_url():
+    """The URL of a loopback port that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield "http://127.0.0.1:%d" % sock.getsockname()[1]
+    sock.close()
 
 
 def run_python(code: str, env: Optional[Dict[str, str]] = None,

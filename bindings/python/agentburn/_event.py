@@ -352,7 +352,7 @@ def event_json(agent_id: Optional[str], provider: Any, cost_usd: Any,
 # --- Better words for the library's refusals (the error path only) ------------------------
 
 _SNAKE = {field: keyword for keyword, field in _ALIASES.items() if keyword != "idempotencyKey"}
-_UNKNOWN = re.compile(r'^(.*?): unknown field "(.*)"; known fields are ')
+_UNKNOWN = re.compile(r'^(.*?): unknown field "(.*)"; (?:known fields are |did you mean )')
 
 
 def _squash(name: str) -> str:
@@ -381,7 +381,7 @@ def explain(message: str, event_fields: Dict[str, Any]) -> str:
                 unknown.group(1), unknown.group(2), field,
                 ' (or "%s")' % also if also else "")
         return message
-    if "NaN and Infinity are not JSON numbers" in message:
+    if "not valid JSON" in message:  # NaN or an infinity in the text (allow_nan, on purpose)
         for keyword, value in event_fields.items():
             found = _non_finite(value, _ALIASES.get(keyword, keyword))
             if found:
