@@ -93,6 +93,7 @@ PROTOTYPES = {
     "ab_options_set_max_batches_in_flight": (c_int, [_options_p, c_int]),
     "ab_options_set_connect_timeout_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_request_timeout_ms": (c_int, [_options_p, c_int]),
+    "ab_options_set_register_timeout_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_retry_initial_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_retry_max_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_split_after_failures": (c_int, [_options_p, c_int]),

@@ -120,6 +120,7 @@ _SETTERS: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
     "max_batches_in_flight": ("max_batches_in_flight", _c_int),
     "connect_timeout": ("connect_timeout_ms", _seconds),
     "request_timeout": ("request_timeout_ms", _seconds),
+    "register_timeout": ("register_timeout_ms", _seconds),
     "retry_initial": ("retry_initial_ms", _seconds),
     "retry_max": ("retry_max_ms", _seconds),
     "split_after_failures": ("split_after_failures", _c_int),

@@ -38,8 +38,8 @@ class AgentBurn:
     - ``set_aside_corrupt``: rename an unreadable buffer folder and start fresh (False).
     - ``batch_max_events`` (1000), ``batch_max_bytes`` (1 MiB), ``flush_interval`` (1.0),
       ``max_batches_in_flight`` (2), ``split_after_failures`` (3).
-    - ``connect_timeout`` (5.0), ``request_timeout`` (30.0), ``retry_initial`` (0.5),
-      ``retry_max`` (60.0).
+    - ``connect_timeout`` (5.0), ``request_timeout`` (30.0), ``register_timeout`` (2.0),
+      ``retry_initial`` (0.5), ``retry_max`` (60.0).
     - ``proxy``, ``ca_bundle``, ``gzip`` (False), ``allow_insecure_http`` (False),
       ``seed_fields_only`` (False).
     - ``close_timeout``: how long ``close()`` without a timeout, the context manager's exit
