@@ -200,6 +200,12 @@ Result<Client> Client::open(const Options& options) {
     t.slots = options.max_batches_in_flight;
   }
   s = impl->open_parts();
+  if (!s.ok() && s.code() == Status::Code::kStorage && options.buffer_root.empty()) {
+    // The user never chose this folder: say where it came from and how to choose another.
+    return Status::storage(s.message() + " (" + bo.root +
+                           " is the default buffer root, from $XDG_DATA_HOME or $HOME; set "
+                           "buffer_root to a folder this process may write)");
+  }
   if (!s.ok()) return s;
   return Client(std::move(impl));
 }
