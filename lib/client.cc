@@ -180,8 +180,15 @@ Result<Client> Client::open(const Options& options) {
   impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
   if (!options.endpoint.empty()) {
     detail::TransportConfig& t = impl->transport;
-    s = detail::check_endpoint(options.endpoint, options.allow_insecure_http, &t.endpoint);
+    bool stripped = false;
+    s = detail::check_endpoint(options.endpoint, options.allow_insecure_http, &t.endpoint,
+                               &stripped);
     if (!s.ok()) return s;
+    if (stripped && options.log) {
+      options.log(LogLevel::kWarning,
+                  "endpoint: the base URL is expected, without /api/ingest; using " +
+                      t.endpoint);
+    }
     t.api_key = options.api_key;
     t.proxy = options.proxy;
     t.direct = options.proxy.empty() && !options.allow_insecure_http &&
@@ -193,6 +200,12 @@ Result<Client> Client::open(const Options& options) {
     t.slots = options.max_batches_in_flight;
   }
   s = impl->open_parts();
+  if (!s.ok() && s.code() == Status::Code::kStorage && options.buffer_root.empty()) {
+    // The user never chose this folder: say where it came from and how to choose another.
+    return Status::storage(s.message() + " (" + bo.root +
+                           " is the default buffer root, from $XDG_DATA_HOME or $HOME; set "
+                           "buffer_root to a folder this process may write)");
+  }
   if (!s.ok()) return s;
   return Client(std::move(impl));
 }
@@ -240,12 +253,20 @@ Status Client::flush(std::chrono::milliseconds timeout) {
   detail::Buffer& b = *impl_->buffer;
   s = b.flush_stage();
   if (!s.ok()) return s;
+  // Events of processes that have ended (the children of a worker pool, say) count too.
+  s = b.adopt_dead_folders();
+  if (!s.ok()) return s;
   const std::uint64_t target = b.last_seq();
   if (impl_->sender) impl_->sender->flush_upto(target);
   while (b.first_pending_seq() <= target) {
     if (!impl_->sender) {
       return Status::timeout(std::to_string(b.pending()) +
                              " events are pending and no endpoint is configured; they stay on disk");
+    }
+    Status blocked = impl_->sender->blocked();
+    if (!blocked.ok()) {
+      return Status(blocked.code(), std::to_string(b.pending()) +
+                                        " events stay on disk: " + blocked.message());
     }
     auto now = Clock::now();
     if (now >= deadline) {
@@ -284,14 +305,20 @@ Result<std::string> Client::register_agent(const Agent& agent) {
     if (!s.ok()) return s;
     if (known) return *known;
     std::string id;
-    s = detail::register_with_server(impl_->transport, agent, &impl_->closing, &id);
+    // Bounded by its own short timeout: past it the agent is registered in the background.
+    detail::TransportConfig quick = impl_->transport;
+    quick.request_timeout_ms = std::min(quick.request_timeout_ms, impl_->options.register_timeout_ms);
+    quick.connect_timeout_ms = std::min(quick.connect_timeout_ms, impl_->options.register_timeout_ms);
+    quick.slots = 1;
+    bool configuration = false;
+    s = detail::register_with_server(quick, agent, &impl_->closing, &id, &configuration);
     if (s.ok()) {
       std::string kept;  // another process may have registered it first: theirs stands
       Status saved = impl_->agents->remember_server_id(agent, endpoint, id, &kept);
       if (!saved.ok()) return saved;
       return kept;
     }
-    if (s.code() != Status::Code::kNetwork) return s;
+    if (s.code() != Status::Code::kNetwork || configuration) return s;
     if (impl_->options.log) {
       impl_->options.log(LogLevel::kWarning,
                          "registering agent \"" + agent.name + "\" offline: " + s.message());

@@ -23,6 +23,7 @@ Status check_options(const Options& o, bool combined) {
   if (!(s = range("max_batches_in_flight", o.max_batches_in_flight, 1, 16)).ok()) return s;
   if (!(s = range("connect_timeout_ms", o.connect_timeout_ms, 1, 600000)).ok()) return s;
   if (!(s = range("request_timeout_ms", o.request_timeout_ms, 1, 3600000)).ok()) return s;
+  if (!(s = range("register_timeout_ms", o.register_timeout_ms, 1, 600000)).ok()) return s;
   if (!(s = range("retry_initial_ms", o.retry_initial_ms, 1, 3600000)).ok()) return s;
   if (!(s = range("retry_max_ms", o.retry_max_ms, combined ? o.retry_initial_ms : 1, 86400000)).ok()) {
     return s;

@@ -135,6 +135,23 @@ TEST_CASE("the default buffer root follows XDG_DATA_HOME") {
   if (old) setenv("XDG_DATA_HOME", saved.c_str(), 1); else unsetenv("XDG_DATA_HOME");
 }
 
+TEST_CASE("a default buffer root that cannot be made says it is the default and how to choose another") {
+  testing::TempDir home;
+  std::string blocked = home.sub("not-a-folder");
+  std::ofstream(blocked) << "a file where a folder would go";
+  const char* old = std::getenv("XDG_DATA_HOME");
+  std::string saved = old ? old : "";
+  setenv("XDG_DATA_HOME", blocked.c_str(), 1);
+  auto c = Client::open(Options());
+  if (old) setenv("XDG_DATA_HOME", saved.c_str(), 1); else unsetenv("XDG_DATA_HOME");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().code() == Status::Code::kStorage);
+  CHECK_MESSAGE(c.status().message().find(blocked + "/agentburn/buffer is the default buffer root") !=
+                    std::string::npos,
+                c.status().message());
+  CHECK(c.status().message().find("set buffer_root") != std::string::npos);
+}
+
 TEST_CASE("many threads track at once, in every durability mode") {
   for (auto d : {Durability::kBuffered, Durability::kProcess, Durability::kSystem}) {
     testing::TempDir root;

@@ -14,7 +14,8 @@ libdir=$(dirname "$(find "$tmp/prefix" -name agentburn.pc | head -1)")
 flags=$(PKG_CONFIG_PATH="$libdir" pkg-config --cflags --libs agentburn)
 # shellcheck disable=SC2086
 cc -std=c99 -pedantic -Wall -Werror "$src/tests/consumer/consumer.c" -o "$tmp/pc_consumer" $flags
-LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/pc_consumer"
+# No LD_LIBRARY_PATH: the pkg-config flags carry the run path.
+"$tmp/pc_consumer"
 # The README's C++ quickstart, exactly as written, builds and runs against the install.
 mkdir -p "$tmp/quickstart"
 python3 - "$src/README.md" "$tmp/quickstart/main.cc" <<'PY'
@@ -45,5 +46,9 @@ PY
 # shellcheck disable=SC2086
 cc -std=c99 -pedantic -Wall -Werror "$tmp/quickstart/main.c" -o "$tmp/quickstart/main_c" $flags
 rm -rf /tmp/agentburn-quickstart-c
-LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/quickstart/main_c"
+"$tmp/quickstart/main_c"
+# The installed server runs from the prefix as it is.
+if [[ -x "$tmp/prefix/bin/agentburn-server" ]]; then
+  "$tmp/prefix/bin/agentburn-server" --help >/dev/null
+fi
 echo "install test: ok"

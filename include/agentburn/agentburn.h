@@ -159,6 +159,10 @@ AB_API int ab_options_set_max_batches_in_flight(ab_options *opts, int batches);
 AB_API int ab_options_set_connect_timeout_ms(ab_options *opts, int ms);
 /* Whole-request timeout, 1..3600000 ms; default 30000. */
 AB_API int ab_options_set_request_timeout_ms(ab_options *opts, int ms);
+/* How long ab_client_register_agent waits for the server, 1..600000 ms; default 2000. Past
+ * it, or while the server cannot be reached, it answers the agent's provisional id and the
+ * sender registers the agent in the background. */
+AB_API int ab_options_set_register_timeout_ms(ab_options *opts, int ms);
 /* First backoff ceiling, 1..3600000 ms; default 500. Backoff doubles per failure, with full
  * jitter. */
 AB_API int ab_options_set_retry_initial_ms(ab_options *opts, int ms);
@@ -254,12 +258,14 @@ AB_API int ab_client_track(char out_key[AB_KEY_SIZE], ab_client *c, const ab_eve
 /* ---- Agents ------------------------------------------------------------------------- */
 
 /* Registers an agent given as JSON {"name", "description", "projectId", "tags"} and writes
- * its id (NUL-terminated, free with ab_free) to *out_id: the server's id when it answers,
- * else a provisional local id ("ab-local-...") that the sender replaces with the server's id
- * once the server is back. The same (name, projectId) gives the same id on every call and
- * every start. AB_EINVALID (bad JSON, or the server refused the agent), AB_EAUTH (the
- * server refused the key), AB_EHTTP (another unexpected answer, such as 404 or a 2xx with
- * no id), AB_ESTORAGE, AB_ECLOSED, AB_ENOMEM. */
+ * its id (NUL-terminated, free with ab_free) to *out_id: the server's id when it answers
+ * within register_timeout_ms (default 2 s), else a provisional local id ("ab-local-...") that
+ * the sender replaces with the server's id once the server is back. The same (name,
+ * projectId) gives the same id on every call and every start. AB_EINVALID (bad JSON, or the
+ * server refused the agent), AB_EAUTH (the server refused the key), AB_ENETWORK only for a
+ * TLS handshake that fails (https:// to a plain-http server, an untrusted certificate: a
+ * configuration error, not an outage), AB_EHTTP (another unexpected answer, such as 404 or a
+ * 2xx with no id), AB_ESTORAGE, AB_ECLOSED, AB_ENOMEM. */
 AB_API int ab_client_register_agent_json(char **out_id, ab_client *c, const char *json,
                                          size_t len);
 
@@ -267,8 +273,12 @@ AB_API int ab_client_register_agent_json(char **out_id, ab_client *c, const char
 
 /* Waits until every event pending at the call was delivered or set aside as a dead letter
  * (AB_OK), or `timeout_ms` passes (AB_ETIMEOUT: they stay on disk; ab_last_error() gives
- * the sender's last error). 0 only checks. With no endpoint, AB_ETIMEOUT at once if anything
- * is pending. AB_EINVALID (c NULL, timeout_ms < 0), AB_ESTORAGE, AB_ECLOSED. */
+ * the sender's last error). It first takes in the buffer folders of processes that have
+ * ended (a worker pool's children), so that their events count as pending here. 0 only
+ * checks. With no endpoint, AB_ETIMEOUT at once if anything is pending. Returns at once,
+ * without waiting out the timeout, while delivery cannot go on until the configuration
+ * changes: AB_EAUTH (the server refuses the key) or AB_ENETWORK (the TLS handshake fails);
+ * the events stay on disk. AB_EINVALID (c NULL, timeout_ms < 0), AB_ESTORAGE, AB_ECLOSED. */
 AB_API int ab_client_flush(ab_client *c, int timeout_ms);
 
 /* Writes the client's counters as one JSON object (free with ab_free): pending,

@@ -71,6 +71,10 @@ struct Options {
   int max_batches_in_flight = 2;
   int connect_timeout_ms = 5000;   // TCP + TLS connect. Default 5 s.
   int request_timeout_ms = 30000;  // One whole request. Default 30 s.
+  // How long register_agent() waits for the server, 1..600000 ms. Default 2 s. Past it (or
+  // while the server cannot be reached) it answers the agent's provisional id at once, and
+  // the sender registers the agent in the background, as offline.
+  int register_timeout_ms = 2000;
   int retry_initial_ms = 500;      // First backoff ceiling (full jitter). Default 0.5 s.
   int retry_max_ms = 60000;        // Backoff ceiling and cap on Retry-After. Default 60 s.
   // Consecutive 5xx answers to one batch, while the server accepts others, before it is split

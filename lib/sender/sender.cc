@@ -39,11 +39,23 @@ std::string describe(const HttpResult& r) {
   return "HTTP " + std::to_string(r.status) + (why.empty() ? "" : ": " + why);
 }
 
+std::string tls_message(const std::string& endpoint, const HttpResult& r) {
+  return "the TLS handshake with " + endpoint + " failed (" + r.error +
+         "): is the server speaking plain http (then use http://), or is its certificate "
+         "signed by a CA the system does not trust (then set ca_bundle)?";
+}
+
 }  // namespace
 
 Status register_with_server(const TransportConfig& transport, const Agent& agent,
-                            const std::atomic<bool>* abort, std::string* id) {
+                            const std::atomic<bool>* abort, std::string* id,
+                            bool* configuration) {
+  if (configuration) *configuration = false;
   HttpResult r = Transport::post_once(transport, "/api/agents", encode_agent(agent), abort);
+  if (r.tls_failed) {
+    if (configuration) *configuration = true;
+    return Status::network(tls_message(transport.endpoint, r));
+  }
   if (r.status >= 200 && r.status < 300) {
     json doc = json::parse(r.body, nullptr, false);
     // Hosted AgentBurn answers the agent object; some servers wrap it.
@@ -124,6 +136,24 @@ void Sender::progress() {
     ++progress_count_;
   }
   progress_cv_.notify_all();
+}
+
+void Sender::pause(const std::string& kind, const std::string& message, Status why,
+                   bool count_retry) {
+  {
+    std::lock_guard<std::mutex> g(stats_mu_);
+    if (count_retry) ++stats_.retries;
+    stats_.last_error = message;
+    if (!why.ok()) blocked_ = std::move(why);
+  }
+  if (kind == pause_kind_) return;
+  pause_kind_ = kind;
+  if (config_.log) config_.log(LogLevel::kError, message + "; retrying with backoff");
+}
+
+Status Sender::blocked() const {
+  std::lock_guard<std::mutex> g(stats_mu_);
+  return blocked_;
 }
 
 void Sender::fail(LogLevel level, const std::string& message) {
@@ -264,10 +294,18 @@ Status Sender::resolve_agent(const std::string& provisional, std::string* server
       *server_id = provisional;
       return Status();
     }
-    Status s = register_with_server(transport_config_, *agent, &stop_, server_id);
+    bool configuration = false;
+    Status s = register_with_server(transport_config_, *agent, &stop_, server_id, &configuration);
     if (!s.ok()) {
       std::string what = "cannot register agent \"" + agent->name + "\": " + s.message();
-      fail(s.code() == Status::Code::kNetwork ? LogLevel::kWarning : LogLevel::kError, what);
+      if (configuration) {
+        // prepare()'s caller counts the retry.
+        pause("TLS", "delivery paused: " + what, Status::network(what), false);
+      } else if (s.code() == Status::Code::kAuth) {
+        pause("HTTP auth", "delivery paused: " + what, Status::auth(what), false);
+      } else {
+        fail(s.code() == Status::Code::kNetwork ? LogLevel::kWarning : LogLevel::kError, what);
+      }
       if (s.code() != Status::Code::kInvalid) return Status::network(what);
       return Status(s.code(), what);
     }
@@ -393,7 +431,12 @@ void Sender::settle(Batch b, const HttpResult& r) {
       stats_.delivered += b.events.size();
       stats_.last_delivery_at_ms = now_unix_ms();
       stats_.last_error.clear();
+      blocked_ = Status();
     }
+    if (!pause_kind_.empty() && config_.log) {
+      config_.log(LogLevel::kInfo, "delivery resumed");
+    }
+    pause_kind_.clear();
     if (!s.ok()) {
       // Delivered, but still queued: the delete is retried; a restart before it succeeds
       // resends them, and the server's deduplication absorbs that.
@@ -413,10 +456,10 @@ void Sender::settle(Batch b, const HttpResult& r) {
   } else if (r.status == 401 || r.status == 403 || r.status == 404 || r.status == 405 ||
              r.status == 410 || (r.status >= 300 && r.status < 400)) {
     // The key or the endpoint is wrong: nothing is dropped; delivery pauses and retries.
-    fail(LogLevel::kError, "delivery paused: " + describe(r) +
-                               (r.status == 401 || r.status == 403
-                                    ? " (the server refused the API key)"
-                                    : " (check the endpoint)"));
+    bool key = r.status == 401 || r.status == 403;
+    std::string message = "delivery paused: " + describe(r) +
+                          (key ? " (the server refused the API key)" : " (check the endpoint)");
+    pause("HTTP " + std::to_string(r.status), message, key ? Status::auth(message) : Status());
     ready_.push_front(std::move(b));
     back_off(r.retry_after_ms);
   } else if (r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429) {
@@ -489,6 +532,13 @@ void Sender::settle_refused(Batch b, const HttpResult& r) {
 // No answer, 408, 429 or 5xx: back off and try again; a batch that keeps failing with 5xx
 // while the server accepts others holds a poisoned event, found by splitting.
 void Sender::settle_failed(Batch b, const HttpResult& r) {
+  if (r.tls_failed) {
+    std::string message = "delivery paused: " + tls_message(transport_config_.endpoint, r);
+    pause("TLS", message, Status::network(message));
+    ready_.push_front(std::move(b));
+    back_off(r.retry_after_ms);
+    return;
+  }
   {
     std::lock_guard<std::mutex> g(stats_mu_);
     ++stats_.retries;

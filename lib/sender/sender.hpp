@@ -40,9 +40,11 @@ struct SenderStats {
 
 // Registers `agent` with POST /api/agents. OK with the server's id in `id`; kNetwork when
 // no answer came or the server failed (5xx, 408, 429); kAuth for 401/403; kHttp/kInvalid for
-// other refusals.
+// other refusals. `*configuration` (when given) is set when the failure is one that only a
+// change of configuration mends (a TLS handshake that fails), although its code is kNetwork.
 Status register_with_server(const TransportConfig& transport, const Agent& agent,
-                            const std::atomic<bool>* abort, std::string* id);
+                            const std::atomic<bool>* abort, std::string* id,
+                            bool* configuration = nullptr);
 
 class Sender {
  public:
@@ -61,6 +63,10 @@ class Sender {
   // this object.
   void abandon_after_fork() { thread_ = nullptr; }
   SenderStats stats() const;
+  // Why delivery cannot go on until the configuration changes: the server refused the key
+  // (kAuth), or the TLS handshake fails (kNetwork). OK while delivery works, or only fails for
+  // a while (an outage). flush() answers it at once instead of waiting out its timeout.
+  Status blocked() const;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -103,6 +109,11 @@ class Sender {
   void bury_all(const Batch& b, const std::string& reason);
   void back_off(std::optional<std::int64_t> retry_after_ms);
   void fail(LogLevel level, const std::string& message);
+  // Delivery paused for `kind` of reason ("HTTP 401", "TLS", ...): the message becomes the
+  // last error and is logged only when the kind changes, not on every retry. Counts a retry
+  // unless the caller does. `why` (not OK) also blocks flush() until a batch gets through.
+  void pause(const std::string& kind, const std::string& message, Status why = Status(),
+             bool count_retry = true);
   void progress();
 
   Buffer* buffer_;
@@ -139,6 +150,8 @@ class Sender {
 
   mutable std::mutex stats_mu_;
   SenderStats stats_;
+  Status blocked_;          // under stats_mu_
+  std::string pause_kind_;  // sender thread: the pause last logged, "" since a success
   std::mutex progress_mu_;
   std::condition_variable progress_cv_;
   std::uint64_t progress_count_ = 0;

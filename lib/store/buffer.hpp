@@ -180,7 +180,9 @@ class Buffer {
   std::atomic<std::uint64_t> dead_bytes_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> adopted_{0};
-  std::set<std::string> refused_logged_;  // by open(), then the sender's thread only
+  std::set<std::string> refused_logged_;  // by open(), then under adopt_mu_
+  // One adoption pass at a time: the sender's periodic one and flush()'s.
+  std::mutex adopt_mu_;
 
   // Sequence numbers taken but not yet written: readers stop below the smallest.
   std::mutex seq_mu_;

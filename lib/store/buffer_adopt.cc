@@ -263,6 +263,7 @@ Status Buffer::adopt(const std::string& folder) {
 
 Status Buffer::adopt_dead_folders() {
   if (closed_) return Status::closed("the client is closed");
+  std::lock_guard<std::mutex> one_pass(adopt_mu_);
   remove_stale_staging(options_.root);
   std::vector<std::string> refused;
   std::vector<std::string> folders = list_buffer_folders(options_.root, &refused);

@@ -76,6 +76,7 @@ struct Transport::Slot {
   std::uint64_t tag = 0;
   bool busy = false;
   const std::atomic<bool>* abort = nullptr;
+  char error_detail[CURL_ERROR_SIZE] = {0};  // libcurl's own words on a failure
 
   static std::size_t on_body(char* p, std::size_t size, std::size_t n, void* self) {
     auto* s = static_cast<Slot*>(self);
@@ -114,6 +115,7 @@ struct Transport::Slot {
     curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &Slot::on_progress);
     curl_easy_setopt(easy, CURLOPT_XFERINFODATA, this);
     curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_detail);
     // No Accept-Encoding: answers are small acks the sender hardly reads, and a server that
     // compresses them (cpp-httplib picks brotli) spent three quarters of its time doing so.
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -147,6 +149,7 @@ struct Transport::Slot {
 
   void prepare(const TransportConfig& c, const std::string& path, std::string payload) {
     result = HttpResult();
+    error_detail[0] = '\0';
     if (c.gzip) {
       std::string packed;
       if (gzip_compress(payload, &packed)) body.swap(packed);
@@ -166,7 +169,14 @@ struct Transport::Slot {
       return;
     }
     result.status = 0;
-    result.error = rc == CURLE_ABORTED_BY_CALLBACK ? "aborted" : curl_easy_strerror(rc);
+    // The detail names the host and port, and the TLS library's reason; never a header.
+    result.error = rc == CURLE_ABORTED_BY_CALLBACK ? "aborted"
+                   : error_detail[0]              ? curl_easy_strerror(rc) + std::string(": ") + error_detail
+                                                  : std::string(curl_easy_strerror(rc));
+    result.tls_failed = rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
+                        rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+                        rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ENGINE_NOTFOUND ||
+                        rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_CRL_BADFILE;
     curl_off_t uploaded = 0;
     curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
     bool never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
@@ -176,9 +186,18 @@ struct Transport::Slot {
   }
 };
 
-Status check_endpoint(const std::string& url, bool allow_insecure_http, std::string* normalized) {
+Status check_endpoint(const std::string& url, bool allow_insecure_http, std::string* normalized,
+                      bool* stripped) {
   std::string u = url;
   while (!u.empty() && u.back() == '/') u.pop_back();
+  static const std::string kIngest = "/api/ingest";
+  bool had_route = u.size() > kIngest.size() &&
+                   lower(u.substr(u.size() - kIngest.size())) == kIngest;
+  if (had_route) {
+    u.resize(u.size() - kIngest.size());
+    while (!u.empty() && u.back() == '/') u.pop_back();
+  }
+  if (stripped) *stripped = had_route;
   std::string scheme;
   if (lower(u.substr(0, 8)) == "https://") {
     scheme = "https";

@@ -37,11 +37,17 @@ struct HttpResult {
   // No answer, but the request may have reached the server (timeout or reset after sending):
   // sending it again may count it twice at a server that does not deduplicate.
   bool maybe_delivered = false;
+  // The TLS handshake failed or the server's certificate was not trusted: a configuration
+  // error (https:// to a plain-http server, a wrong CA bundle), not an outage.
+  bool tls_failed = false;
 };
 
 // Checks an endpoint URL: http or https, and plain http only to a loopback host unless
 // `allow_insecure_http`. Returns the URL without trailing slashes in `normalized`.
-Status check_endpoint(const std::string& url, bool allow_insecure_http, std::string* normalized);
+// An endpoint given with the ingest route appended ("https://host/api/ingest") is taken as
+// the base URL before it, with `*stripped` set so that the caller can say so.
+Status check_endpoint(const std::string& url, bool allow_insecure_http, std::string* normalized,
+                      bool* stripped = nullptr);
 
 // Checks the route to the endpoint as a whole: plain http (unless `allow_insecure_http`) may
 // go through a proxy only when the proxy is on this machine too (a loopback host), since the

@@ -43,6 +43,7 @@ static void test_option_null_handle(void) {
   CHECK_INVALID(NULL, ab_options_set_max_batches_in_flight(NULL, 2));
   CHECK_INVALID(NULL, ab_options_set_connect_timeout_ms(NULL, 100));
   CHECK_INVALID(NULL, ab_options_set_request_timeout_ms(NULL, 100));
+  CHECK_INVALID(NULL, ab_options_set_register_timeout_ms(NULL, 100));
   CHECK_INVALID(NULL, ab_options_set_retry_initial_ms(NULL, 100));
   CHECK_INVALID(NULL, ab_options_set_retry_max_ms(NULL, 100000));
   CHECK_INVALID(NULL, ab_options_set_split_after_failures(NULL, 2));
@@ -63,6 +64,7 @@ static void test_option_numbers(ab_options* o) {
   CHECK_RANGE(ab_options_set_max_batches_in_flight, o, "max_batches_in_flight", 1, 16);
   CHECK_RANGE(ab_options_set_connect_timeout_ms, o, "connect_timeout_ms", 1, 600000);
   CHECK_RANGE(ab_options_set_request_timeout_ms, o, "request_timeout_ms", 1, 3600000);
+  CHECK_RANGE(ab_options_set_register_timeout_ms, o, "register_timeout_ms", 1, 600000);
   CHECK_RANGE(ab_options_set_split_after_failures, o, "split_after_failures", 1, 1000);
   CHECK_RANGE(ab_options_set_close_timeout_ms, o, "close_timeout_ms", 0, 3600000);
 

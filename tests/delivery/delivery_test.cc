@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -255,6 +256,101 @@ TEST_CASE("plain http to a loopback endpoint ignores the environment's http_prox
   CHECK(server_keys(s).size() == tracked);  // the test's own client reads http_proxy too
 }
 
+TEST_CASE("register_agent against a server that never answers returns a provisional id within register_timeout_ms") {
+  testing::TestServer s;
+  testing::TempDir root;
+  testing::TcpProxy proxy(s.process.port());
+  REQUIRE(proxy.ok());
+  proxy.set_mode(testing::TcpProxy::Mode::kStall);
+  Options o = online(root.path(), proxy.url());
+  o.request_timeout_ms = 60000;
+  o.register_timeout_ms = 300;
+  Client c = open_client(o);
+  Agent a;
+  a.name = "stalled";
+  auto start = std::chrono::steady_clock::now();
+  auto id = c.register_agent(a);
+  auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_MESSAGE(id.ok(), id.status().to_string());
+  CHECK(id.value().rfind("ab-local-", 0) == 0);
+  CHECK(took < 10s);  // far below the 60 s request timeout it waited for before
+  MESSAGE("register_agent took ", std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
+}
+
+TEST_CASE("a wrong key: flush answers kAuth at once, retries count, the refusal is logged once") {
+  testing::TestServer s({}, "the-right-key");
+  testing::TempDir root;
+  std::mutex mu;
+  int paused_lines = 0;
+  Options o = online(root.path(), s.process.url(), "a-wrong-key");
+  o.retry_initial_ms = 10;
+  o.retry_max_ms = 20;
+  o.log = [&](LogLevel, const std::string& m) {
+    std::lock_guard<std::mutex> g(mu);
+    if (m.find("delivery paused") != std::string::npos) ++paused_lines;
+  };
+  Client c = open_client(o);
+  track_n(c, "agent-1", 10);
+  auto start = std::chrono::steady_clock::now();
+  Status flushed = c.flush(60s);
+  CHECK(flushed.code() == Status::Code::kAuth);
+  CHECK_MESSAGE(flushed.message().find("refused the API key") != std::string::npos, flushed.message());
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  // The sender keeps retrying (the key may be fixed on the server): each attempt counts,
+  // and the log says it once.
+  REQUIRE(testing::wait_until([&] { return c.stats().retries >= 4; }));
+  CHECK(c.stats().pending == 10);
+  std::lock_guard<std::mutex> g(mu);
+  CHECK(paused_lines == 1);
+}
+
+TEST_CASE("an endpoint given with /api/ingest appended is taken as its base URL, with a warning") {
+  testing::TestServer s;
+  testing::TempDir root;
+  std::mutex mu;
+  std::string warned;
+  Options o = online(root.path(), s.process.url() + "/api/ingest/");
+  o.log = [&](LogLevel, const std::string& m) {
+    std::lock_guard<std::mutex> g(mu);
+    if (m.find("endpoint:") == 0) warned = m;
+  };
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "suffixed");
+  CHECK(agent.rfind("agt_", 0) == 0);
+  auto keys = track_n(c, agent, 10);
+  require_flushed(c);
+  CHECK(server_keys(s).size() == keys.size());
+  std::lock_guard<std::mutex> g(mu);
+  CHECK(warned == "endpoint: the base URL is expected, without /api/ingest; using " + s.process.url());
+}
+
+TEST_CASE("flush first takes in the folders of processes that have ended: their events are delivered too") {
+  testing::TestServer s;
+  testing::TempDir root;
+  Client c = open_client(online(root.path(), s.process.url()));
+  std::string agent = register_agent(c, "pool");
+  auto keys = track_n(c, agent, 10);
+  // What a worker process leaves when it ends without closing its client: a folder of its
+  // own, unlocked, with its events in it (made here on another root and moved in).
+  std::vector<std::string> worker_keys;
+  {
+    testing::TempDir elsewhere;
+    {
+      Client worker = open_client(testing::online(elsewhere.path(), "http://127.0.0.1:9"));
+      worker_keys = track_n(worker, agent, 25, 1000);
+      (void)worker.close(0ms);  // kTimeout: its events stay on disk, as intended
+    }
+    for (const auto& e : std::filesystem::directory_iterator(elsewhere.path())) {
+      if (e.is_directory()) std::filesystem::rename(e.path(), root.sub("p999-worker"));
+    }
+  }
+  REQUIRE(std::filesystem::exists(root.sub("p999-worker")));
+  require_flushed(c);
+  auto stored = server_keys(s);
+  CHECK(stored.size() == keys.size() + worker_keys.size());
+  for (const auto& k : worker_keys) CHECK(stored.count(k) == 1);
+}
+
 TEST_CASE("the API key appears in no error, log line, stats or file of the buffer") {
   const std::string secret = "sk-secret-key-do-not-leak-98765";
   testing::TestServer s({}, "the-right-key");
@@ -272,7 +368,7 @@ TEST_CASE("the API key appears in no error, log line, stats or file of the buffe
     a.name = "leak-check";
     auto id = c.register_agent(a);  // 201: the agents route takes no key unless strict
     track_n(c, id.ok() ? id.value() : "agt_x", 20);
-    CHECK(c.flush(500ms).code() == Status::Code::kTimeout);  // 401: paused
+    CHECK(c.flush(30s).code() == Status::Code::kAuth);  // 401: paused, said at once
     CHECK(testing::wait_until([&] { return c.stats().last_error.find("401") != std::string::npos; }));
     auto st = c.stats();
     CHECK(st.last_error.find(secret) == std::string::npos);
@@ -303,7 +399,7 @@ TEST_CASE("401: delivery pauses, nothing is dropped, and the right key delivers 
   {
     Client c = open_client(online(root.path(), s.process.url(), "wrong-key"));
     keys = track_n(c, agent, 50);
-    CHECK(c.flush(400ms).code() == Status::Code::kTimeout);
+    CHECK(c.flush(30s).code() == Status::Code::kAuth);
     CHECK(testing::wait_until(
         [&] { return c.stats().last_error.find("refused the API key") != std::string::npos; }));
     auto st = c.stats();
@@ -539,32 +635,62 @@ TEST_SUITE_END();
 
 TEST_SUITE_BEGIN("delivery.tls");
 
-TEST_CASE("TLS: an untrusted certificate is refused and nothing is lost; the CA option trusts it") {
+TEST_CASE("TLS: an untrusted certificate is a configuration error, said at once, and nothing is lost; the CA option trusts it") {
   testing::TempDir certs;
   REQUIRE(testing::make_certificates(certs.path()));
   testing::TestServer s({"--tls-cert", certs.sub("server.pem"), "--tls-key", certs.sub("server.key")});
   REQUIRE(s.process.url().rfind("https://", 0) == 0);
   testing::TempDir root;
+  Options trusted = online(root.path(), s.process.url());
+  trusted.ca_bundle = certs.sub("ca.pem");
+  std::string agent;
+  {
+    Client c = open_client(trusted);
+    agent = register_agent(c, "tls");
+  }
   std::vector<std::string> keys;
   {
     Client c = open_client(online(root.path(), s.process.url()));
     Agent a;
-    a.name = "tls";
-    auto id = c.register_agent(a);  // no trust: a provisional id
-    REQUIRE(id.ok());
-    CHECK(id.value().rfind("ab-local-", 0) == 0);
-    keys = track_n(c, id.value(), 20);
-    CHECK(c.flush(500ms).code() == Status::Code::kTimeout);
-    // The sender's first attempt may still be under way (a slow handshake): wait for its verdict.
-    CHECK(testing::wait_until(
-        [&] { return c.stats().last_error.find("certificate") != std::string::npos; }));
+    a.name = "tls-untrusted";
+    auto id = c.register_agent(a);  // no trust: said, not hidden behind a provisional id
+    REQUIRE_FALSE(id.ok());
+    CHECK(id.status().code() == Status::Code::kNetwork);
+    CHECK_MESSAGE(id.status().message().find("TLS handshake") != std::string::npos, id.status().message());
+    CHECK_MESSAGE(id.status().message().find("ca_bundle") != std::string::npos, id.status().message());
+    keys = track_n(c, agent, 20);
+    // flush answers the configuration error as soon as the sender meets it, not after 60 s.
+    auto start = std::chrono::steady_clock::now();
+    Status flushed = c.flush(60s);
+    CHECK(flushed.code() == Status::Code::kNetwork);
+    CHECK_MESSAGE(flushed.message().find("TLS handshake") != std::string::npos, flushed.message());
+    CHECK(std::chrono::steady_clock::now() - start < 30s);
     CHECK(c.stats().pending == 20);
+    CHECK(c.stats().retries >= 1);
   }
-  Options o = online(root.path(), s.process.url());
-  o.ca_bundle = certs.sub("ca.pem");
-  Client c = open_client(o);
+  Client c = open_client(trusted);
   require_flushed(c);
   CHECK(server_keys(s, certs.sub("ca.pem")) == std::multiset<std::string>(keys.begin(), keys.end()));
+}
+
+TEST_CASE("TLS: https:// to a plain-http server says so at once, from register_agent and from flush") {
+  testing::TestServer s;
+  testing::TempDir root;
+  std::string url = "https://127.0.0.1:" + std::to_string(s.process.port());
+  Client c = open_client(online(root.path(), url));
+  Agent a;
+  a.name = "wrong-scheme";
+  auto start = std::chrono::steady_clock::now();
+  auto id = c.register_agent(a);
+  REQUIRE_FALSE(id.ok());
+  CHECK(id.status().code() == Status::Code::kNetwork);
+  CHECK_MESSAGE(id.status().message().find("plain http (then use http://)") != std::string::npos,
+                id.status().message());
+  track_n(c, "agent-1", 5);
+  Status flushed = c.flush(60s);
+  CHECK(flushed.code() == Status::Code::kNetwork);
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  CHECK(c.stats().pending == 5);
 }
 
 TEST_SUITE_END();
@@ -631,7 +757,7 @@ TEST_CASE("a provisional agent the server will not register yet: its events wait
   }
   REQUIRE(s.process.start());
   Client c = open_client(online(root.path(), url, "wrong-key"));
-  CHECK(c.flush(500ms).code() == Status::Code::kTimeout);
+  CHECK(c.flush(30s).code() == Status::Code::kAuth);  // the registration's 401, said at once
   CHECK(testing::wait_until([&] {
     auto now = c.stats();
     return now.retries > 0 && now.last_error.find("register") != std::string::npos;

@@ -183,7 +183,10 @@ def test_a_wrong_key_pauses_delivery_and_logs_an_error(server, buffer_dir, caplo
         c.track("anthropic", 0.01, operation="llm_call")
         wait_for(lambda: any(r.name == "agentburn" and r.levelno >= logging.ERROR
                              for r in caplog.records), what="an error logged by the sender")
-        assert not c.flush(0.2)
+        # Said at once, not after the timeout: the key will not fix itself.
+        with pytest.raises(AuthError) as e:
+            c.flush(30)
+        assert "refused the API key" in str(e.value)
         assert "401" in c.stats()["last_error"]
         assert c.close(timeout=0) is False
     assert server.events(agentId=agent_id) == []

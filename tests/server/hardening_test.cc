@@ -246,6 +246,21 @@ TEST_CASE("a request's headers must arrive within --header-timeout: 408 and clos
   CHECK(s.get("/api/costs").status == 200);
 }
 
+TEST_CASE("bytes that cannot begin a request (a TLS handshake) get 400 at once, not at the header deadline") {
+  TestServer s({"--header-timeout", "30"});
+  RawConnection tls(s.process.port());
+  // The first bytes of a TLS ClientHello: a handshake record, TLS 1.0 framing.
+  REQUIRE(tls.send_all(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)));
+  std::string answer = tls.read_answer(10s);
+  CHECK(answer_status(answer) == 400);
+  CHECK_MESSAGE(answer.find("use http://") != std::string::npos, answer);
+  CHECK(tls.closed_within(5s));
+  RawConnection lower(s.process.port());
+  REQUIRE(lower.send_all("get /api/costs HTTP/1.1\r\n"));
+  CHECK(answer_status(lower.read_answer(10s)) == 400);
+  CHECK(s.get("/api/costs").status == 200);
+}
+
 TEST_CASE("header lines are capped at 100 lines and 64 KiB: 431, and a flood is cut short") {
   TestServer s;
   const int port = s.process.port();
@@ -414,9 +429,19 @@ TEST_CASE("--verbose escapes control bytes: no forged log lines, no escape seque
     REQUIRE(c.send_all(request_head("GET", path) + "\r\n"));
     CHECK(answer_status(c.read_answer()) == 404);
   }
+  // The log line is written after the answer is sent: wait for all three before stopping.
+  auto read_log = [&] {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  CHECK(testing::wait_until([&] {
+    std::string t = read_log();
+    int answered = 0;
+    for (auto at = t.find(" 404\n"); at != std::string::npos; at = t.find(" 404\n", at + 1)) ++answered;
+    return answered >= 3;
+  }));
   CHECK(server.stop() == 0);
-  std::ifstream in(log);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = read_log();
   INFO("log: ", text);
   CHECK(text.find("GET /api/x\\x0aGET /forged 200\\x0d 404\n") != std::string::npos);
   CHECK(text.find("\nGET /forged") == std::string::npos);

@@ -128,6 +128,9 @@ TEST_CASE("an unusable data folder is refused with a clear message") {
       {"--data", s.process.config().data_dir, "--api-key", "k", "--listen", "127.0.0.1:0"}));
   CHECK(twice.exit_code == 1);
   CHECK(twice.err.find("--data") != std::string::npos);
+  CHECK_MESSAGE(twice.err.find("another agentburn-server is using " + s.process.config().data_dir) !=
+                    std::string::npos,
+                twice.err);
 }
 
 TEST_CASE("a busy port is refused with a clear message") {

@@ -161,6 +161,8 @@ std::string peer_address(int fd, int* port = nullptr) {
 
 const char* status_text(int status) {
   switch (status) {
+    case 400:
+      return "Bad Request";
     case 408:
       return "Request Timeout";
     case 431:
@@ -172,7 +174,13 @@ const char* status_text(int status) {
   }
 }
 
-enum class Scan { kComplete, kIncomplete, kTooLarge };
+enum class Scan { kComplete, kIncomplete, kTooLarge, kNotHttp };
+
+// What a plain-http server answers bytes that cannot begin a request (a TLS ClientHello from a
+// client told https://): at once, rather than at the header deadline.
+constexpr const char* kNotHttpPlain =
+    "not an HTTP request (a TLS handshake? this server speaks plain http: use http://)";
+constexpr const char* kNotHttp = "not an HTTP request";
 
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = 4u << 20;
@@ -180,6 +188,13 @@ constexpr std::size_t kLingerBytes = 4u << 20;
 // Looks for the end of the request's header block ("\r\n\r\n") in what was received.
 Scan scan_headers(GateConnection& c, const GateOptions& o) {
   const std::string& b = c.buf;  // pos is 0 between requests
+  // A request begins with its method, a token (after empty lines a client may send first).
+  std::size_t start = b.find_first_not_of("\r\n");
+  for (std::size_t i = start; i < b.size() && i < start + 24; ++i) {
+    char ch = b[i];
+    if (ch == ' ') break;
+    if (!((ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_')) return Scan::kNotHttp;
+  }
   std::size_t from = c.scanned > 3 ? c.scanned - 3 : 0;
   std::size_t end = b.find("\r\n\r\n", from);
   if (end != std::string::npos) {
@@ -470,6 +485,10 @@ void ConnectionGate::wait_for_request(Conn c) {
       refuse(*c, 431, "the request's header block is over the limit");
       return linger(std::move(c));
     }
+    if (scan == Scan::kNotHttp) {
+      refuse(*c, 400, kNotHttpPlain);
+      return linger(std::move(c));
+    }
     if (scan == Scan::kComplete || c->eof) {
       if (scan != Scan::kComplete) return close_conn(std::move(c));
       waiting_[fd] = std::move(c);
@@ -522,10 +541,14 @@ void ConnectionGate::on_readable(GateConnection* c) {
   }
   Scan scan = c->buf.empty() ? Scan::kIncomplete : scan_headers(*c, o_);
   if (scan == Scan::kComplete) return dispatch(fd);
-  if (scan == Scan::kTooLarge || c->eof || failed) {
+  if (scan == Scan::kTooLarge || scan == Scan::kNotHttp || c->eof || failed) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     Conn owned = std::move(waiting_[fd]);
     waiting_.erase(fd);
+    if (scan == Scan::kNotHttp && !failed) {
+      refuse(*owned, 400, kNotHttpPlain);
+      return linger(std::move(owned));
+    }
     if (scan != Scan::kTooLarge || failed) return close_conn(std::move(owned));
     refuse(*owned, 431,
            "the request's header block is over " + std::to_string(o_.max_header_bytes) +
@@ -622,6 +645,10 @@ bool ConnectionGate::tls_ready(GateConnection& c) {
     if (scan == Scan::kComplete) return true;
     if (scan == Scan::kTooLarge) {
       refuse(c, 431, "the request's header block is over the limit");
+      return false;
+    }
+    if (scan == Scan::kNotHttp) {
+      refuse(c, 400, kNotHttp);
       return false;
     }
     if (c.eof) return false;

@@ -69,6 +69,12 @@ Status Store::open(const std::string& dir, std::unique_ptr<Store>* out) {
   std::unique_ptr<Store> store(new Store());
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &store->handles_, &raw);
+  if (!s.ok() && s.IsIOError() && s.ToString().find("lock") != std::string::npos &&
+      s.ToString().find("Resource temporarily unavailable") != std::string::npos) {
+    // RocksDB's LOCK is held: another server (or a tool) has this folder open.
+    return Status::storage("another agentburn-server is using " + dir +
+                           " (its database is locked); one server per data folder");
+  }
   if (!s.ok()) return storage_error("cannot open the database in " + dir, s);
   store->db_.reset(raw);
   store->meta_ = store->handles_[0];

@@ -29,7 +29,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 # The ABI this package was written for (AB_ABI_VERSION in agentburn.h; the SOVERSION).
 ABI_VERSION = 1
@@ -93,6 +93,7 @@ PROTOTYPES = {
     "ab_options_set_max_batches_in_flight": (c_int, [_options_p, c_int]),
     "ab_options_set_connect_timeout_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_request_timeout_ms": (c_int, [_options_p, c_int]),
+    "ab_options_set_register_timeout_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_retry_initial_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_retry_max_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_split_after_failures": (c_int, [_options_p, c_int]),
@@ -132,11 +133,9 @@ PROTOTYPES = {
     "ab_client_shutdown": (c_int, [_client_p, c_int]),
 }
 
-# Functions newer than the first libagentburn.so.1: a library without them still loads, and
-# the package refuses only what needs them (MISSING names those absent).
-OPTIONAL_PROTOTYPES = {
-    "ab_options_set_register_timeout_ms": (c_int, [_options_p, c_int]),
-}
+# Functions a library of this ABI may lack (none yet): it still loads, and the package
+# refuses only what needs them (MISSING names those absent).
+OPTIONAL_PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {}
 MISSING: Set[str] = set()
 
 

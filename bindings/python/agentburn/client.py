@@ -93,7 +93,13 @@ def _open_c_client(normalized: _options.Normalized, root_from: str) -> int:
         error = _options.library_option_error(rc, _last_error(), None)
         hint = _ROOT_HINT.get(root_from)
         if hint and (rc == _native.AB_ESTORAGE or getattr(error, "option", None) == "buffer_dir"):
-            error.message += hint
+            if root_from == _options.ROOT_DEFAULT and "set buffer_root to" in error.message:
+                # The library says it was the default, in its own option's name.
+                error.message = error.message.replace(
+                    "set buffer_root to", "pass AgentBurn(buffer_dir=...) or set the "
+                    "environment variable AGENTBURN_BUFFER_DIR to")
+            else:
+                error.message += hint
             error.args = (error.message,)
         raise error
     return client.value
@@ -118,10 +124,9 @@ class AgentBurn:
     - ``set_aside_corrupt``: rename an unreadable buffer folder and start fresh (False).
     - ``batch_max_events`` (1000), ``batch_max_bytes`` (1 MiB), ``flush_interval`` (1.0),
       ``max_batches_in_flight`` (2), ``split_after_failures`` (3).
-    - ``connect_timeout`` (5.0), ``request_timeout`` (30.0), ``retry_initial`` (0.5),
-      ``retry_max`` (60.0).
-    - ``register_timeout``: how long ``register_agent`` waits for the server before it
-      answers a provisional id (2.0; needs a library that has it).
+    - ``connect_timeout`` (5.0), ``request_timeout`` (30.0), ``register_timeout`` (2.0:
+      how long ``register_agent`` waits for the server before it answers a provisional id),
+      ``retry_initial`` (0.5), ``retry_max`` (60.0).
     - ``proxy``, ``ca_bundle``, ``gzip`` (False), ``allow_insecure_http`` (False),
       ``seed_fields_only`` (False).
     - ``close_timeout``: how long ``close()`` without a timeout, the context manager's exit
@@ -209,8 +214,7 @@ class AgentBurn:
         With the server reachable, the server's id. Offline (or with the server down or slow),
         a provisional ``ab-local-...`` id that events may use at once: the sender replaces it
         with the server's id before delivery. The same (name, project_id) gives the same id.
-        Waits on the network at most ``register_timeout`` (with a library that has it; else
-        the connect and request timeouts).
+        Waits on the network at most ``register_timeout``.
 
         Raises AuthError (the key is refused), InvalidEventError (a bad agent, or the server
         refused it), NetworkError (a TLS handshake that failed: a configuration error),
