@@ -1,9 +1,6 @@
 """What the library itself does for a first hour, seen from Python: register_agent bounded by
 register_timeout, a refused key and a failed TLS handshake answered at once, an endpoint
 given with /api/ingest, and a fork worker pool whose events the parent's flush() delivers.
-
-These need a libagentburn that has them (ab_options_set_register_timeout_ms and the rest);
-they run, and fail, against one that does not.
 """
 
 from __future__ import annotations

@@ -237,9 +237,8 @@ class AgentBurn:
         counted) and ``pending``. ``flush(0)`` only checks.
 
         Raises AuthError at once while delivery is paused because the server refused the
-        key, NetworkError for a configuration error such as a failed TLS handshake (with a
-        library that reports them), ClosedError when a close() from another thread ends
-        the wait.
+        key, NetworkError at once while the TLS handshake fails (a configuration error),
+        ClosedError when a close() from another thread ends the wait.
         """
         self._not_from_log_handler("flush")
         timeout_ms = _options.seconds_to_ms("timeout", timeout)
