@@ -2,7 +2,6 @@
 // providers' published per-million prices, the classic double-counting mistakes, matching.
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -280,19 +279,5 @@ TEST_SUITE("pricing.lookup") {
     CHECK(c.find("GPT-4O") == c.find("gpt-4o"));
     CHECK(c.find("gpt-4o") != nullptr);
     CHECK_FALSE(c.lookup("openai", std::string(600, 'a')));
-  }
-
-  TEST_CASE("lookup is fast") {
-    const Catalog& c = Catalog::builtin();
-    const char* models[] = {"gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro", "gpt-4o-2099-01-01"};
-    const int n = 400000;
-    size_t hits = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n; ++i) hits += static_cast<bool>(c.lookup("openai", models[i & 3]));
-    const double ns =
-        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / n;
-    MESSAGE("lookup: " << ns << " ns");
-    CHECK(hits == size_t(n));
-    CHECK(ns < 5000);  // ~100 ns on an idle machine; generous for loaded and sanitized builds
   }
 }

@@ -2,7 +2,6 @@
 // bodies that must be refused.
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -181,21 +180,5 @@ TEST_SUITE("pricing.usage") {
     CHECK(read_error(deep).find("nested more than 64 levels deep") != std::string::npos);
     const std::string deep_sse = "data: " + std::string(1000, '[') + "\n\n";
     CHECK(read_error(deep_sse).find("nested more than 64 levels deep") != std::string::npos);
-  }
-
-  TEST_CASE("a 2 KB body is read in microseconds") {
-    std::string body = fixture("openai_chat.json");
-    body.insert(body.find("\"refusal\""), "\"padding\": \"" + std::string(1100, 'x') + "\", ");
-    REQUIRE(body.size() > 2000);
-    REQUIRE(usage_from_response("openai", body).ok());
-    const int n = 20000;
-    const auto t0 = std::chrono::steady_clock::now();
-    uint64_t sum = 0;
-    for (int i = 0; i < n; ++i) sum += usage_from_response("openai", body)->tokens.input;
-    const double us =
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
-    MESSAGE("usage_from_response, " << body.size() << " bytes: " << us << " us");
-    CHECK(sum == uint64_t(n) * 1117);
-    CHECK(us < 50);  // ~2 us on an idle machine; generous for loaded and sanitized builds
   }
 }
