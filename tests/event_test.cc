@@ -187,7 +187,8 @@ TEST_CASE("each validation rule rejects an input that breaks it, naming the fiel
        "metadata", "duplicate key \"x\""},
       {"{\"agentId\":\"\xff\xfe\"}", "agentId", "not valid JSON"},
       {R"({"agentId":"a","costUsd":NaN})", "costUsd", "NaN and Infinity are not JSON numbers"},
-      {std::string(70000, ' ') + "{}", "", "limit is 65536"},
+      {std::string(70000, ' ') + "{}", "agentId", "limit is 65536"},
+      {std::string(70000, '{'), "", "limit is 65536"},
       {std::string(kValid) + std::string(1, '\0') + "garbage", "", "a NUL byte at offset"},
       {R"({"agentId":"a","agentId":"b","provider":"p","operation":"compute","costUsd":1})",
        "agentId", "duplicate key"},
@@ -542,5 +543,52 @@ TEST_CASE("refusals keep their exact messages") {
     FieldError err;
     CHECK_FALSE(parse_event_json(c.json, &e, &err));
     CHECK(err.message == c.message);
+  }
+}
+
+TEST_CASE("an event over the size limit names the field that makes it so, when it can") {
+  const std::string head = R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1)";
+  auto refusal = [](const std::string& json) {
+    Event e;
+    FieldError err;
+    CHECK_FALSE(parse_event_json(json, &e, &err));
+    return err;
+  };
+  auto size = [](const std::string& json) {
+    return "the event is " + std::to_string(json.size()) + " bytes; the limit is 65536";
+  };
+
+  // A big metadata: its own limit is what the caller must hear of.
+  std::string big_metadata = head + R"(,"metadata":{"pad":")" + std::string(1000000, 'x') + "\"}}";
+  FieldError err = refusal(big_metadata);
+  CHECK(err.field == "metadata");
+  CHECK(err.message == "metadata: is 1000010 bytes encoded; the limit is 16384 (" +
+                           size(big_metadata) + ")");
+
+  std::string big_agent = R"({"agentId":")" + std::string(1 << 20, 'a') +
+                          R"(","provider":"p","operation":"compute","costUsd":1})";
+  err = refusal(big_agent);
+  CHECK(err.field == "agentId");
+  CHECK(err.message ==
+        "agentId: is 1048576 bytes; the limit is 256 (" + size(big_agent) + ")");
+
+  // The first field validation refuses, as for an event under the limit.
+  std::string two = R"({"agentId":"a","provider":"p","operation":"nope","costUsd":1,"model":")" +
+                     std::string(70000, 'm') + "\"}";
+  err = refusal(two);
+  CHECK(err.field == "operation");
+
+  // No field to name: every field is valid (the text is big with spaces), the text is past
+  // 16 MiB, or the event's form is one the fast path leaves to the checked parse.
+  for (const std::string& json :
+       {std::string(70000, ' ') + head + "}",
+        head + R"(,"metadata":{"pad":")" + std::string(17 << 20, 'x') + "\"}}",
+        R"({"agentId":"a","provider":"p","operation":"compute","costUsd":"1","metadata":{"p":")" +
+            std::string(70000, 'x') + "\"}}",
+        std::string(70000, '[')}) {
+    CAPTURE(json.substr(0, 120));
+    err = refusal(json);
+    CHECK(err.field == "");
+    CHECK(err.message == size(json));
   }
 }

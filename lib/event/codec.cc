@@ -203,6 +203,22 @@ void append_opt_count(const char* name, const std::optional<std::int64_t>& v, st
   out->append(buf, r.ptr);
 }
 
+// The texts over the event's size limit that are read anyway, to name a field that is over
+// its own limit or wrong: a big metadata, more often than not.
+constexpr std::size_t kMaxTextToExplain = 16u << 20;
+
+// Whether an event over the size limit has a field-level error, the first one validation
+// finds, into `err`. Read by the fast path alone, with no DOM: the memory it takes is in
+// proportion to the text, whatever its shape. What the fast path declines (an unusual form,
+// a wrong type, anything not JSON) has no field named.
+bool field_over_limit(std::string_view text, FieldError* err) {
+  if (text.size() > kMaxTextToExplain) return false;
+  Event e;
+  if (!read_event_fast(text, &e)) return false;
+  Normalized norm;
+  return !validate_event(e, false, true, &norm, err) && !err->field.empty();
+}
+
 }  // namespace
 
 void append_opt_string(const char* name, const std::optional<std::string>& v, std::string* out) {
@@ -222,8 +238,15 @@ bool parse_event_value(const void* value, Event* out, FieldError* err) {
 
 bool parse_event_json_checked(std::string_view text, Event* out, FieldError* err) {
   if (text.size() > kMaxEventBytes) {
-    return fail(err, "", "the event is " + std::to_string(text.size()) +
-                             " bytes; the limit is " + std::to_string(kMaxEventBytes));
+    std::string size = "the event is " + std::to_string(text.size()) + " bytes; the limit is " +
+                       std::to_string(kMaxEventBytes);
+    FieldError first;
+    if (field_over_limit(text, &first)) {  // "metadata: is ... bytes encoded; ... (the event...)"
+      err->field = std::move(first.field);
+      err->message = first.message + " (" + size + ")";
+      return false;
+    }
+    return fail(err, "", size);
   }
   json doc;
   if (!parse_checked(text, &doc, err)) return false;

@@ -39,6 +39,10 @@ inline constexpr std::array<std::string_view, 4> kAgentFields = {"name", "descri
 // (no key twice in one object, no nesting past kMaxJsonDepth, no NUL after the value).
 bool parse_checked(std::string_view text, json* out, FieldError* err);
 
+// fast_path.cc: the fast path's reader with no limit on the text's size; false when it
+// declines (`out` may then hold part of the input).
+bool read_event_fast(std::string_view text, Event* out);
+
 // names.cc: "unknown field "x"", with a did-you-mean among `known` when one is close, else
 // the list of the known fields.
 std::string unknown_field_message(std::string_view name, const std::string_view* known,

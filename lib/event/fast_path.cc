@@ -318,8 +318,12 @@ class FastEventReader : private JsonCursor {
 
 }  // namespace
 
+bool read_event_fast(std::string_view text, Event* out) {
+  return FastEventReader(text, out).read();
+}
+
 bool parse_event_json_fast(std::string_view text, Event* out) {
-  return text.size() <= kMaxEventBytes && FastEventReader(text, out).read();
+  return text.size() <= kMaxEventBytes && read_event_fast(text, out);
 }
 
 }  // namespace agentburn::detail
