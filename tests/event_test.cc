@@ -35,6 +35,14 @@ std::string check(const std::string& json, std::string* encoded = nullptr,
   return "";
 }
 
+// The refusal of an event in JSON by parse_event_json.
+FieldError refusal(const std::string& json) {
+  Event e;
+  FieldError err;
+  CHECK_FALSE(parse_event_json(json, &e, &err));
+  return err;
+}
+
 std::string with(const std::string& key, const std::string& value_json) {
   auto j = nlohmann::json::parse(kValid);
   if (value_json.empty()) {
@@ -186,7 +194,7 @@ TEST_CASE("each validation rule rejects an input that breaks it, naming the fiel
       {R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1,"metadata":{"x":1,"x":2}})",
        "metadata", "duplicate key \"x\""},
       {"{\"agentId\":\"\xff\xfe\"}", "agentId", "not valid JSON"},
-      {R"({"agentId":"a","costUsd":NaN})", "costUsd", "NaN and Infinity are not JSON numbers"},
+      {R"({"agentId":"a","costUsd":NaN})", "costUsd", "must be a finite number, got NaN"},
       {std::string(70000, ' ') + "{}", "agentId", "limit is 65536"},
       {std::string(70000, '{'), "", "limit is 65536"},
       {std::string(kValid) + std::string(1, '\0') + "garbage", "", "a NUL byte at offset"},
@@ -548,12 +556,6 @@ TEST_CASE("refusals keep their exact messages") {
 
 TEST_CASE("an event over the size limit names the field that makes it so, when it can") {
   const std::string head = R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1)";
-  auto refusal = [](const std::string& json) {
-    Event e;
-    FieldError err;
-    CHECK_FALSE(parse_event_json(json, &e, &err));
-    return err;
-  };
   auto size = [](const std::string& json) {
     return "the event is " + std::to_string(json.size()) + " bytes; the limit is 65536";
   };
@@ -591,4 +593,52 @@ TEST_CASE("an event over the size limit names the field that makes it so, when i
     CHECK(err.field == "");
     CHECK(err.message == size(json));
   }
+}
+
+TEST_CASE("NaN and Infinity in place of a number name the field that holds them") {
+  const std::string head = R"({"agentId":"a","provider":"p","operation":"compute")";
+  struct Case {
+    std::string json;
+    std::string field;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {head + R"(,"costUsd":NaN})", "costUsd", "costUsd: must be a finite number, got NaN"},
+      {head + R"(,"costUsd": Infinity})", "costUsd",
+       "costUsd: must be a finite number, got Infinity"},
+      {head + R"(,"costUsd":-Infinity,"model":"m"})", "costUsd",
+       "costUsd: must be a finite number, got -Infinity"},
+      {head + ",\"costUsd\":1,\"inputTokens\":\n  NaN\n}", "inputTokens",
+       "inputTokens: must be a finite number, got NaN"},
+      {head + R"(,"costUsd":1,"metadata":{"a":{"v":Infinity}}})", "metadata",
+       "metadata: \"v\" must be a finite number, got Infinity"},
+      {head + R"(,"costUsd":1,"metadata":{"v":[1, -Infinity]}})", "metadata",
+       "metadata: an array element must be a finite number, got -Infinity"},
+      {"NaN", "", "not valid JSON: NaN and Infinity are not JSON numbers, got NaN"},
+      {"[Infinity]", "", "not valid JSON: NaN and Infinity are not JSON numbers, got Infinity"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.json);
+    FieldError err = refusal(c.json);
+    CHECK(err.field == c.field);
+    CHECK(err.message == c.message);
+  }
+  // Not NaN where a value goes, or another spelling: the parser's own message.
+  for (const std::string& json :
+       {head + R"(,"costUsd":NaNa})", head + R"(,"costUsd":nan})", head + R"(,"costUsd" NaN})",
+        std::string(R"({"agentId":"a",NaN:1})")}) {
+    CAPTURE(json);
+    CHECK(refusal(json).message.find("not valid JSON: parse error") != std::string::npos);
+  }
+  // Metadata given as text to track(Event): the same words, under metadata.
+  Event e;
+  e.agent_id = "a";
+  e.provider = "p";
+  e.operation = "compute";
+  e.cost_usd = 1;
+  e.metadata_json = R"({"v":NaN})";
+  Normalized norm;
+  FieldError err;
+  CHECK_FALSE(validate_event(e, true, false, &norm, &err));
+  CHECK(err.message == "metadata: v: must be a finite number, got NaN");
 }

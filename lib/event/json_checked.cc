@@ -28,6 +28,7 @@ class CheckedDomParser {
   bool binary(json::binary_t& v) { return dom_.binary(v); }
   bool start_object(std::size_t n) {
     if (!enter()) return false;
+    open_.push_back('{');
     object_starts_.push_back(keys_.size());
     return dom_.start_object(n);
   }
@@ -49,15 +50,23 @@ class CheckedDomParser {
     }
     keys_.resize(object_starts_.back());
     object_starts_.pop_back();
+    open_.pop_back();
     --depth_;
     return dom_.end_object();
   }
-  bool start_array(std::size_t n) { return enter() && dom_.start_array(n); }
+  bool start_array(std::size_t n) {
+    if (!enter()) return false;
+    open_.push_back('[');
+    return dom_.start_array(n);
+  }
   bool end_array() {
+    open_.pop_back();
     --depth_;
     return dom_.end_array();
   }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) {
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception& ex) {
+    error_at = position > 0 ? position - 1 : 0;
     std::string what = ex.what();
     auto close = what.find("] ");
     error = close == std::string::npos ? what : what.substr(close + 2);
@@ -66,7 +75,40 @@ class CheckedDomParser {
   }
   int depth() const { return depth_; }
 
+  // When the error is a NaN, Infinity or -Infinity where a value goes (as Python's json.dumps
+  // writes them), what to say, naming the field that holds it; else "".
+  std::string non_finite(std::string_view text) const {
+    std::size_t at = error_at;  // the byte the parser stopped at: the token's first letter
+    if (at >= text.size()) return "";
+    if (text[at] == 'I' && at > 0 && text[at - 1] == '-') --at;
+    std::string_view token;
+    for (std::string_view t : {"NaN", "Infinity", "-Infinity"}) {
+      if (text.compare(at, t.size(), t) == 0) token = t;
+    }
+    std::size_t end = at + token.size();
+    if (token.empty() || (end < text.size() && !is_one_of(text[end], " \t\r\n,]}"))) return "";
+    // A value: after ':' in an object, after '[' or ',' in an array, or the whole text.
+    std::size_t before = at;
+    while (before > 0 && is_one_of(text[before - 1], " \t\r\n")) --before;
+    char prev = before > 0 ? text[before - 1] : '\0';
+    bool in_array = !open_.empty() && open_.back() == '[';
+    if (prev != ':' && !(in_array && is_one_of(prev, "[,")) && !(open_.empty() && before == 0)) {
+      return "";
+    }
+    std::string got = "must be a finite number, got " + std::string(token);
+    if (last_key.empty()) {  // no field holds it: the whole text, or an array that is the text
+      return "not valid JSON: NaN and Infinity are not JSON numbers, got " + std::string(token);
+    }
+    if (depth_ == 1) return got;  // the field's own value
+    if (prev == ':') return "\"" + keys_.back().substr(0, 64) + "\" " + got;
+    return "an array element " + got;
+  }
+  std::size_t error_at = 0;  // where the parse error struck, in bytes from the start
+
  private:
+  static bool is_one_of(char c, std::string_view set) {
+    return c != '\0' && set.find(c) != std::string_view::npos;
+  }
   bool enter() {
     // The event's own object is one level; its metadata may nest kMaxJsonDepth more, the
     // same rule track(Event) applies to metadata alone.
@@ -79,6 +121,7 @@ class CheckedDomParser {
   nlohmann::detail::json_sax_dom_parser<json> dom_;
   std::vector<std::string> keys_;
   std::vector<std::size_t> object_starts_;
+  std::string open_;  // '{' or '[' for each array and object open, innermost last
   int depth_ = 0;
 };
 
@@ -89,6 +132,7 @@ bool parse_checked(std::string_view text, json* out, FieldError* err) {
   bool ok = json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, true,
                             false);
   if (!ok) {
+    if (std::string nf = sax.non_finite(text); !nf.empty()) return fail(err, sax.last_key, nf);
     std::string why = sax.error.empty() ? "parse error" : sax.error;
     if (why.find("invalid literal") != std::string::npos && sax.depth() > 0) {
       why += " (a value is a JSON string, number, object, array, true, false or null; "

@@ -64,6 +64,17 @@ std::vector<MessageRow> message_rows() {
       hostile::event_with("model", "\"" + std::string(100000, 'm') + "\"");
   rows.push_back({"model of 100 KB", big_model,
                   "model: is 100000 bytes; the limit is 256 (" + size(big_model) + ")"});
+  // NaN and the infinities, as Python's json.dumps writes them: the field that holds one.
+  rows.push_back({"costUsd NaN", hostile::event_with("costUsd", "NaN"),
+                  "costUsd: must be a finite number, got NaN"});
+  rows.push_back({"costUsd Infinity", hostile::event_with("costUsd", " Infinity "),
+                  "costUsd: must be a finite number, got Infinity"});
+  rows.push_back({"outputTokens -Infinity", hostile::event_with("outputTokens", "-Infinity"),
+                  "outputTokens: must be a finite number, got -Infinity"});
+  rows.push_back({"metadata value NaN", hostile::event_with("metadata", "{\"v\":NaN}"),
+                  "metadata: \"v\" must be a finite number, got NaN"});
+  rows.push_back({"the text NaN", "NaN",
+                  "not valid JSON: NaN and Infinity are not JSON numbers, got NaN"});
   std::string spaces = std::string(70000, ' ') + hostile::kValidEvent;
   rows.push_back({"a valid event after 70,000 spaces", spaces, size(spaces)});
   return rows;
