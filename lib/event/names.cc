@@ -74,11 +74,17 @@ std::string unknown_field_message(std::string_view name, const std::string_view*
   std::string shown = std::string(name.substr(0, 64));
   std::string msg = "unknown field \"" + shown + "\"";
   if (name.size() <= 64) {
+    // Close as written, or once case, '_' and '-' are set aside: input_token is inputTokens
+    // less one letter.
+    const std::string folded = fold_name(name);
     std::string_view best;
     std::size_t best_distance = 3;
     for (std::size_t i = 0; i < count; ++i) {
       std::string_view k = known[i];
-      std::size_t d = fold_name(name) == fold_name(k) ? 0 : edit_distance(name, k);
+      const std::string k_folded = fold_name(k);
+      std::size_t d = folded == k_folded
+                          ? 0
+                          : std::min(edit_distance(name, k), edit_distance(folded, k_folded));
       if (d < best_distance) {
         best_distance = d;
         best = k;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agentburn/agentburn.h"
@@ -75,6 +76,13 @@ std::vector<MessageRow> message_rows() {
                   "metadata: \"v\" must be a finite number, got NaN"});
   rows.push_back({"the text NaN", "NaN",
                   "not valid JSON: NaN and Infinity are not JSON numbers, got NaN"});
+  // A field name in snake_case: the camelCase one is suggested.
+  for (const auto& [given, known] :
+       {std::pair<std::string, std::string>{"input_tokens", "inputTokens"},
+        {"input_token", "inputTokens"}, {"cost_usd", "costUsd"}, {"task_id", "taskId"}}) {
+    rows.push_back({"unknown field " + given, hostile::event_with(given, "1"),
+                    given + ": unknown field \"" + given + "\"; did you mean \"" + known + "\"?"});
+  }
   std::string spaces = std::string(70000, ' ') + hostile::kValidEvent;
   rows.push_back({"a valid event after 70,000 spaces", spaces, size(spaces)});
   return rows;
