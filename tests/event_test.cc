@@ -35,6 +35,14 @@ std::string check(const std::string& json, std::string* encoded = nullptr,
   return "";
 }
 
+// The refusal of an event in JSON by parse_event_json.
+FieldError refusal(const std::string& json) {
+  Event e;
+  FieldError err;
+  CHECK_FALSE(parse_event_json(json, &e, &err));
+  return err;
+}
+
 std::string with(const std::string& key, const std::string& value_json) {
   auto j = nlohmann::json::parse(kValid);
   if (value_json.empty()) {
@@ -178,6 +186,12 @@ TEST_CASE("each validation rule rejects an input that breaks it, naming the fiel
       {with("inputToken", "5"), "inputToken", "did you mean \"inputTokens\""},
       {with("input_tokens", "5"), "input_tokens", "did you mean \"inputTokens\""},
       {with("cost_usd", "5"), "cost_usd", "did you mean \"costUsd\""},
+      {with("task_id", "\"t\""), "task_id", "did you mean \"taskId\""},
+      {with("input_token", "5"), "input_token", "did you mean \"inputTokens\""},
+      {with("output_token", "5"), "output_token", "did you mean \"outputTokens\""},
+      {with("cached_input_token", "5"), "cached_input_token",
+       "did you mean \"cachedInputTokens\""},
+      {with("Cost-USD", "5"), "Cost-USD", "did you mean \"costUsd\""},
       {with("zzzzzzzz", "5"), "zzzzzzzz", "known fields are"},
       {"[1,2]", "", "must be a JSON object"},
       {"not json", "", "not valid JSON"},
@@ -186,8 +200,9 @@ TEST_CASE("each validation rule rejects an input that breaks it, naming the fiel
       {R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1,"metadata":{"x":1,"x":2}})",
        "metadata", "duplicate key \"x\""},
       {"{\"agentId\":\"\xff\xfe\"}", "agentId", "not valid JSON"},
-      {R"({"agentId":"a","costUsd":NaN})", "costUsd", "NaN and Infinity are not JSON numbers"},
-      {std::string(70000, ' ') + "{}", "", "limit is 65536"},
+      {R"({"agentId":"a","costUsd":NaN})", "costUsd", "must be a finite number, got NaN"},
+      {std::string(70000, ' ') + "{}", "agentId", "limit is 65536"},
+      {std::string(70000, '{'), "", "limit is 65536"},
       {std::string(kValid) + std::string(1, '\0') + "garbage", "", "a NUL byte at offset"},
       {R"({"agentId":"a","agentId":"b","provider":"p","operation":"compute","costUsd":1})",
        "agentId", "duplicate key"},
@@ -543,4 +558,93 @@ TEST_CASE("refusals keep their exact messages") {
     CHECK_FALSE(parse_event_json(c.json, &e, &err));
     CHECK(err.message == c.message);
   }
+}
+
+TEST_CASE("an event over the size limit names the field that makes it so, when it can") {
+  const std::string head = R"({"agentId":"a","provider":"p","operation":"compute","costUsd":1)";
+  auto size = [](const std::string& json) {
+    return "the event is " + std::to_string(json.size()) + " bytes; the limit is 65536";
+  };
+
+  // A big metadata: its own limit is what the caller must hear of.
+  std::string big_metadata = head + R"(,"metadata":{"pad":")" + std::string(1000000, 'x') + "\"}}";
+  FieldError err = refusal(big_metadata);
+  CHECK(err.field == "metadata");
+  CHECK(err.message == "metadata: is 1000010 bytes encoded; the limit is 16384 (" +
+                           size(big_metadata) + ")");
+
+  std::string big_agent = R"({"agentId":")" + std::string(1 << 20, 'a') +
+                          R"(","provider":"p","operation":"compute","costUsd":1})";
+  err = refusal(big_agent);
+  CHECK(err.field == "agentId");
+  CHECK(err.message ==
+        "agentId: is 1048576 bytes; the limit is 256 (" + size(big_agent) + ")");
+
+  // The first field validation refuses, as for an event under the limit.
+  std::string two = R"({"agentId":"a","provider":"p","operation":"nope","costUsd":1,"model":")" +
+                     std::string(70000, 'm') + "\"}";
+  err = refusal(two);
+  CHECK(err.field == "operation");
+
+  // No field to name: every field is valid (the text is big with spaces), the text is past
+  // 16 MiB, or the event's form is one the fast path leaves to the checked parse.
+  for (const std::string& json :
+       {std::string(70000, ' ') + head + "}",
+        head + R"(,"metadata":{"pad":")" + std::string(17 << 20, 'x') + "\"}}",
+        R"({"agentId":"a","provider":"p","operation":"compute","costUsd":"1","metadata":{"p":")" +
+            std::string(70000, 'x') + "\"}}",
+        std::string(70000, '[')}) {
+    CAPTURE(json.substr(0, 120));
+    err = refusal(json);
+    CHECK(err.field == "");
+    CHECK(err.message == size(json));
+  }
+}
+
+TEST_CASE("NaN and Infinity in place of a number name the field that holds them") {
+  const std::string head = R"({"agentId":"a","provider":"p","operation":"compute")";
+  struct Case {
+    std::string json;
+    std::string field;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {head + R"(,"costUsd":NaN})", "costUsd", "costUsd: must be a finite number, got NaN"},
+      {head + R"(,"costUsd": Infinity})", "costUsd",
+       "costUsd: must be a finite number, got Infinity"},
+      {head + R"(,"costUsd":-Infinity,"model":"m"})", "costUsd",
+       "costUsd: must be a finite number, got -Infinity"},
+      {head + ",\"costUsd\":1,\"inputTokens\":\n  NaN\n}", "inputTokens",
+       "inputTokens: must be a finite number, got NaN"},
+      {head + R"(,"costUsd":1,"metadata":{"a":{"v":Infinity}}})", "metadata",
+       "metadata: \"v\" must be a finite number, got Infinity"},
+      {head + R"(,"costUsd":1,"metadata":{"v":[1, -Infinity]}})", "metadata",
+       "metadata: an array element must be a finite number, got -Infinity"},
+      {"NaN", "", "not valid JSON: NaN and Infinity are not JSON numbers, got NaN"},
+      {"[Infinity]", "", "not valid JSON: NaN and Infinity are not JSON numbers, got Infinity"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.json);
+    FieldError err = refusal(c.json);
+    CHECK(err.field == c.field);
+    CHECK(err.message == c.message);
+  }
+  // Not NaN where a value goes, or another spelling: the parser's own message.
+  for (const std::string& json :
+       {head + R"(,"costUsd":NaNa})", head + R"(,"costUsd":nan})", head + R"(,"costUsd" NaN})",
+        std::string(R"({"agentId":"a",NaN:1})")}) {
+    CAPTURE(json);
+    CHECK(refusal(json).message.find("not valid JSON: parse error") != std::string::npos);
+  }
+  // Metadata given as text to track(Event): the same words, under metadata.
+  Event e;
+  e.agent_id = "a";
+  e.provider = "p";
+  e.operation = "compute";
+  e.cost_usd = 1;
+  e.metadata_json = R"({"v":NaN})";
+  Normalized norm;
+  FieldError err;
+  CHECK_FALSE(validate_event(e, true, false, &norm, &err));
+  CHECK(err.message == "metadata: v: must be a finite number, got NaN");
 }

@@ -124,10 +124,13 @@ inline std::vector<JsonRow> event_rows() {
   add("the text 100,000 arrays deep", nest_arrays(100000), "");
   add("the text 100,000 unclosed objects", std::string(100000, '{'), "");
   add("metadata 100,000 objects deep", event_with("metadata", nest_objects(100000)), "");
-  // Huge strings: the text is over 64 KiB.
-  add("agentId of 1 MB", event_with("agentId", "\"" + std::string(1 << 20, 'a') + "\""), "");
+  // Huge strings: the text is over 64 KiB, and the field over its own limit is named.
+  add("agentId of 1 MB", event_with("agentId", "\"" + std::string(1 << 20, 'a') + "\""),
+      "agentId");
   add("metadata string of 10 MB",
-      event_with("metadata", "{\"pad\":\"" + std::string(10 << 20, 'x') + "\"}"), "");
+      event_with("metadata", "{\"pad\":\"" + std::string(10 << 20, 'x') + "\"}"), "metadata");
+  add("metadata string of 20 MB (past 16 MiB: not read)",
+      event_with("metadata", "{\"pad\":\"" + std::string(20 << 20, 'x') + "\"}"), "");
   add("10 MB of spaces around a valid event", std::string(10 << 20, ' ') + kValidEvent, "");
   add("10 MB of garbage", std::string(10 << 20, '\x9c'), "");
   add("model of 257 bytes", event_with("model", "\"" + std::string(257, 'm') + "\""), "model");

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "agentburn/agentburn.h"
 #include "agentburn/agentburn.hpp"
@@ -38,6 +40,52 @@ void check_message(const std::string& message, const std::string& field) {
   } else {
     CHECK(hostile::names_field(message, field));
   }
+}
+
+// Refusals whose whole message is pinned: each says what was wrong and names the field that
+// holds it, through the C++ API and the C ABI alike.
+struct MessageRow {
+  std::string name;
+  std::string text;
+  std::string message;
+};
+
+std::vector<MessageRow> message_rows() {
+  std::vector<MessageRow> rows;
+  auto size = [](const std::string& text) {
+    return "the event is " + std::to_string(text.size()) + " bytes; the limit is 65536";
+  };
+  // Over the event's size limit because of one field: that field's own limit is named.
+  std::string big_metadata =
+      hostile::event_with("metadata", "{\"pad\":\"" + std::string(1000000, 'x') + "\"}");
+  rows.push_back({"metadata of 1 MB", big_metadata,
+                  "metadata: is 1000010 bytes encoded; the limit is 16384 (" + size(big_metadata) +
+                      ")"});
+  std::string big_model =
+      hostile::event_with("model", "\"" + std::string(100000, 'm') + "\"");
+  rows.push_back({"model of 100 KB", big_model,
+                  "model: is 100000 bytes; the limit is 256 (" + size(big_model) + ")"});
+  // NaN and the infinities, as Python's json.dumps writes them: the field that holds one.
+  rows.push_back({"costUsd NaN", hostile::event_with("costUsd", "NaN"),
+                  "costUsd: must be a finite number, got NaN"});
+  rows.push_back({"costUsd Infinity", hostile::event_with("costUsd", " Infinity "),
+                  "costUsd: must be a finite number, got Infinity"});
+  rows.push_back({"outputTokens -Infinity", hostile::event_with("outputTokens", "-Infinity"),
+                  "outputTokens: must be a finite number, got -Infinity"});
+  rows.push_back({"metadata value NaN", hostile::event_with("metadata", "{\"v\":NaN}"),
+                  "metadata: \"v\" must be a finite number, got NaN"});
+  rows.push_back({"the text NaN", "NaN",
+                  "not valid JSON: NaN and Infinity are not JSON numbers, got NaN"});
+  // A field name in snake_case: the camelCase one is suggested.
+  for (const auto& [given, known] :
+       {std::pair<std::string, std::string>{"input_tokens", "inputTokens"},
+        {"input_token", "inputTokens"}, {"cost_usd", "costUsd"}, {"task_id", "taskId"}}) {
+    rows.push_back({"unknown field " + given, hostile::event_with(given, "1"),
+                    given + ": unknown field \"" + given + "\"; did you mean \"" + known + "\"?"});
+  }
+  std::string spaces = std::string(70000, ' ') + hostile::kValidEvent;
+  rows.push_back({"a valid event after 70,000 spaces", spaces, size(spaces)});
+  return rows;
 }
 
 // --- The C++ API ---------------------------------------------------------------------------
@@ -89,6 +137,18 @@ TEST_CASE("track_json refuses every hostile event, naming the field; the client 
   c.still_usable();
   for (const auto& row : hostile::event_rows()) c.refused_json(row);
   CHECK(c.client->close(std::chrono::milliseconds(0)).code() == Status::Code::kTimeout);
+}
+
+TEST_CASE("track_json's refusals say what was wrong, naming the field") {
+  CppClient c;
+  for (const auto& row : message_rows()) {
+    INFO("row: ", row.name);
+    Status s = c.client->track_json(row.text);
+    CHECK(s.code() == Status::Code::kInvalid);
+    CHECK(s.message() == row.message);
+    ++c.refused;
+    c.still_usable();
+  }
 }
 
 TEST_CASE("track_json accepts the valid inputs that look hostile") {
@@ -218,6 +278,17 @@ TEST_CASE("ab_client_track_json and _key refuse every hostile event, the bytes g
                       row.field);
       CHECK(key[0] == 'u');
     }
+    ++c.refused;
+    c.still_usable();
+  }
+}
+
+TEST_CASE("ab_client_track_json's refusals say what was wrong, naming the field") {
+  CClient c;
+  for (const auto& row : message_rows()) {
+    INFO("row: ", row.name);
+    CHECK(ab_client_track_json(c.client, row.text.data(), row.text.size()) == AB_EINVALID);
+    CHECK(std::string(ab_last_error()) == row.message);
     ++c.refused;
     c.still_usable();
   }
