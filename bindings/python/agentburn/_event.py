@@ -381,7 +381,9 @@ def explain(message: str, event_fields: Dict[str, Any]) -> str:
                 unknown.group(1), unknown.group(2), field,
                 ' (or "%s")' % also if also else "")
         return message
-    if "not valid JSON" in message:  # NaN or an infinity in the text (allow_nan, on purpose)
+    if "not valid JSON" in message or "must be a finite number" in message:
+        # NaN or an infinity in the text (allow_nan, on purpose): the library names the field,
+        # Python knows the whole key path inside it.
         for keyword, value in event_fields.items():
             found = _non_finite(value, _ALIASES.get(keyword, keyword))
             if found:
