@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <rocksdb/db.h>
 #include <rocksdb/version.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -72,14 +73,32 @@ void find_rocksdb_mutex_once() {
   (void)found;
 }
 
+// Whether this thread holds `mutex` (a rocksdb::port::Mutex, a pthread_mutex_t first)
+// already: another copy of this library in the process (the static C++ library beside
+// libagentburn.so) runs its own fork handlers and may have locked it first; locking it again
+// would wait forever. glibc keeps the owner's thread id 8 bytes in (x86-64).
+bool held_by_this_thread(void* mutex) {
+#if defined(__x86_64__) && defined(__GLIBC__)
+  int owner = 0;
+  std::memcpy(&owner, static_cast<char*>(mutex) + 8, sizeof owner);
+  return owner == static_cast<int>(gettid());
+#else
+  (void)mutex;
+  return false;
+#endif
+}
+
 void lock_rocksdb_mutex() {
-  if (g_timer_mutex) {
+  if (g_timer_mutex && !held_by_this_thread(g_timer_mutex)) {
     g_lock(g_timer_mutex);
     g_timer_held = true;
   }
   if (g_meta_mutex) {
-    g_held = g_meta_mutex();
-    g_lock(g_held);
+    void* meta = g_meta_mutex();
+    if (!held_by_this_thread(meta)) {
+      g_held = meta;
+      g_lock(g_held);
+    }
   }
 }
 

@@ -8,6 +8,8 @@
 // valid event tracked after each refusal is accepted, and the pending count shows that
 // nothing accepted before was lost.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -428,6 +430,23 @@ TEST_CASE("fixed issue: a NUL byte ends the input, and what follows it is ignore
   char* id = nullptr;
   CHECK(ab_client_register_agent_json(&id, cc.client, agent.data(), agent.size()) == AB_EINVALID);
   ab_free(id);
+}
+
+// This program holds two copies of the library: the static C++ one and libagentburn.so. Each
+// runs its own fork handlers, and both locked the same RocksDB mutexes: the second waited
+// forever on the lock the first had taken (seen as a hang of hostile_tests run whole).
+TEST_CASE("fixed issue: fork() with two copies of the library in the process does not hang") {
+  CppClient c;
+  CClient cc;
+  REQUIRE(c.client->track(hostile::valid_typed()).ok());
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) _exit(0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(c.client->track(hostile::valid_typed()).ok());
+  CHECK(ab_client_flush(cc.client, 0) != AB_EINVALID);
 }
 
 TEST_CASE("fixed issue: error texts quote the caller's input in full, up to 64 KiB") {
