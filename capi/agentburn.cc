@@ -193,6 +193,9 @@ AB_BOOL_SETTER(set_aside_corrupt, set_aside_corrupt_buffer)
 AB_BOOL_SETTER(gzip, gzip)
 AB_BOOL_SETTER(allow_insecure_http, allow_insecure_http)
 AB_BOOL_SETTER(seed_fields_only, seed_fields_only)
+AB_STRING_SETTER(price_catalog_path, price_catalog_path)
+AB_STRING_SETTER(price_overrides_json, price_overrides_json)
+AB_BOOL_SETTER(require_price, require_price)
 
 int ab_options_set_durability(ab_options* o, int durability) {
   return guarded([&] {
@@ -328,6 +331,15 @@ AB_EVENT_STRING(idempotency_key, idempotency_key)
 AB_EVENT_COUNT(input_tokens, input_tokens)
 AB_EVENT_COUNT(output_tokens, output_tokens)
 AB_EVENT_COUNT(cached_input_tokens, cached_input_tokens)
+AB_EVENT_COUNT(cache_write_input_tokens, cache_write_input_tokens)
+
+int ab_event_clear_cost_usd(ab_event* e) {
+  return guarded([&] {
+    if (!e) return null_arg("ab_event_clear_cost_usd", "e");
+    e->event.cost_usd.reset();
+    return AB_OK;
+  });
+}
 AB_EVENT_COUNT(reasoning_tokens, reasoning_tokens)
 
 int ab_event_set_metadata_json(ab_event* e, const char* json, size_t len) {
@@ -348,6 +360,94 @@ int ab_client_track(char out_key[AB_KEY_SIZE], ab_client* c, const ab_event* e) 
     Status s = c->client.track(e->event, out_key ? &key : nullptr);
     if (!s.ok()) return from_status(s);
     return write_key(out_key, key);
+  });
+}
+
+int ab_client_track_response(char out_key[AB_KEY_SIZE], ab_client* c, const char* provider,
+                              const char* body, size_t len, const char* fields_json,
+                              size_t fields_len) {
+  const char* fn = "ab_client_track_response";
+  return guarded([&] {
+    if (!c) return null_arg(fn, "client");
+    if (is_shut_down(c, fn)) return AB_ECLOSED;
+    if (!body && len) return null_arg(fn, "body");
+    if (!fields_json && fields_len) return null_arg(fn, "fields_json");
+    Event fields;
+    if (fields_len) {
+      // The caller's fields: any event field, with costUsd left out (the response prices it).
+      auto doc = nlohmann::json::parse(std::string_view(fields_json, fields_len), nullptr, false);
+      if (!doc.is_object()) {
+        return fail(AB_EINVALID, std::string(fn) + ": fields_json must be a JSON object");
+      }
+      agentburn::detail::FieldError err;
+      if (!agentburn::detail::parse_event_value(&doc, &fields, &err)) {
+        return from_status(agentburn::detail::to_status(err));
+      }
+    }
+    std::string key;
+    Status s = c->client.track_response(fields, provider ? provider : "",
+                                        std::string_view(body ? body : "", len),
+                                        out_key ? &key : nullptr);
+    if (!s.ok()) return from_status(s);
+    return write_key(out_key, key);
+  });
+}
+
+int ab_price_event_json(char** out, ab_client* c, const char* json, size_t len) {
+  const char* fn = "ab_price_event_json";
+  return guarded([&] {
+    if (!out) return null_arg(fn, "out");
+    *out = nullptr;
+    if (!c) return null_arg(fn, "client");
+    if (is_shut_down(c, fn)) return AB_ECLOSED;
+    if (!json && len) return null_arg(fn, "json");
+    Event e;
+    agentburn::detail::FieldError err;
+    if (!agentburn::detail::parse_event_json(std::string_view(json ? json : "", len), &e, &err)) {
+      return from_status(agentburn::detail::to_status(err));
+    }
+    auto p = c->client.price_event(e);
+    if (!p.ok()) return from_status(p.status());
+    nlohmann::json j = {{"costUsd", p->cost_usd},
+                        {"costSource", p->cost_source},
+                        {"pricesVersion", p->prices_version}};
+    if (p->cost_source == "computed") {
+      j["priceKey"] = p->price_key;
+      j["match"] = p->match;
+      j["breakdown"] = {{"input", p->input_usd},
+                        {"cached", p->cached_usd},
+                        {"cacheWrite", p->cache_write_usd},
+                        {"output", p->output_usd},
+                        {"reasoning", p->reasoning_usd}};
+    }
+    if (!p->nearest.empty()) j["nearest"] = p->nearest;
+    *out = dup_string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return AB_OK;
+  });
+}
+
+int ab_price_lookup_json(char** out, ab_client* c, const char* provider, const char* model) {
+  const char* fn = "ab_price_lookup_json";
+  return guarded([&] {
+    if (!out) return null_arg(fn, "out");
+    *out = nullptr;
+    if (!c) return null_arg(fn, "client");
+    if (is_shut_down(c, fn)) return AB_ECLOSED;
+    if (!model) return null_arg(fn, "model");
+    auto q = c->client.lookup_price(provider ? provider : "", model);
+    if (!q.ok()) return from_status(q.status());
+    nlohmann::json j = {{"priceKey", q->key},
+                        {"provider", q->provider},
+                        {"match", q->match},
+                        {"pricesVersion", q->prices_version},
+                        {"usdPerMillion",
+                         {{"input", q->input},
+                          {"output", q->output},
+                          {"cacheRead", q->cache_read},
+                          {"cacheWrite", q->cache_write},
+                          {"reasoning", q->reasoning}}}};
+    *out = dup_string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return AB_OK;
   });
 }
 
@@ -390,6 +490,7 @@ int ab_client_stats_json(char** out, ab_client* c) {
                         {"dropped", s.dropped},
                         {"rejected", s.rejected},
                         {"adopted", s.adopted},
+                        {"unpriced", s.unpriced},
                         {"last_error", s.last_error}};
     j["last_delivery_at"] = s.last_delivery_at_ms
                                 ? nlohmann::json(agentburn::detail::format_timestamp_ms(s.last_delivery_at_ms))

@@ -3,11 +3,18 @@
 
 #include <pthread.h>
 
+#include <fstream>
+#include <iterator>
+#include <mutex>
+
 #include <set>
 #include <shared_mutex>
 
 #include "event/codec.hpp"
 #include "options_check.hpp"
+#include "pricing/catalog.hpp"
+#include "pricing/cost.hpp"
+#include "pricing/usage.hpp"
 #include "sender/sender.hpp"
 #include "store/agents.hpp"
 #include "store/buffer.hpp"
@@ -32,6 +39,12 @@ class Client::Impl {
   std::atomic<bool> closing{false};
   std::atomic<bool> forked{false};  // set in a child after fork()
   std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> unpriced{0};
+  // The price catalog: the compiled-in one, or a copy with the options' file and overrides.
+  std::unique_ptr<pricing::Catalog> own_catalog;
+  const pricing::Catalog* catalog = nullptr;
+  std::mutex unknown_mu;
+  std::set<std::string> unknown_logged;  // models warned about once
   // Shared by calls that use the buffer, exclusive for close(): no call sees a closed buffer.
   mutable std::shared_mutex life;
   bool closed = false;
@@ -42,6 +55,14 @@ class Client::Impl {
   Status enter(std::shared_lock<std::shared_mutex>* lock);
   void restart_after_fork();
   Status store(const Event& e, const detail::Normalized& norm, std::string* key_out);
+  Status load_catalog();
+  // Fills `price` for `e` (whose tokens are validated): the caller's cost, the catalog's, or
+  // none found.
+  void price(const Event& e, EventPrice* price) const;
+  // The pricing step of track(): sets norm's cost and how it was found. kInvalid only for
+  // an unpriceable event with require_price.
+  Status apply_price(const Event& e, detail::Normalized* norm);
+  Status track_event(const Event& e, std::string* key_out);
   Status reject(const detail::FieldError& err) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return detail::to_status(err);
@@ -164,6 +185,131 @@ Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::
   return s;
 }
 
+Status Client::Impl::load_catalog() {
+  catalog = &pricing::Catalog::builtin();
+  if (options.price_catalog_path.empty() && options.price_overrides_json.empty()) return Status();
+  auto own = std::make_unique<pricing::Catalog>();
+  if (!options.price_catalog_path.empty()) {
+    std::ifstream in(options.price_catalog_path, std::ios::binary);
+    if (!in) {
+      return Status::invalid("price_catalog_path: cannot read " + options.price_catalog_path);
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Status s = pricing::Catalog::parse(text, own.get());
+    if (!s.ok()) {
+      return Status::invalid("price_catalog_path " + options.price_catalog_path + ": " +
+                             s.message());
+    }
+  } else {
+    *own = pricing::Catalog::builtin();
+  }
+  if (!options.price_overrides_json.empty()) {
+    Status s = own->apply_overrides(options.price_overrides_json);
+    if (!s.ok()) return s;
+  }
+  own_catalog = std::move(own);
+  catalog = own_catalog.get();
+  return Status();
+}
+
+void Client::Impl::price(const Event& e, EventPrice* out) const {
+  out->prices_version = catalog->version();
+  if (e.cost_usd) {
+    out->cost_usd = *e.cost_usd;
+    out->cost_source = "reported";
+    return;
+  }
+  out->cost_source = "unpriced";
+  bool tokens = e.input_tokens || e.output_tokens;
+  if (!e.model || !tokens) return;
+  pricing::Match m = catalog->lookup(e.provider, *e.model);
+  if (!m) {
+    out->nearest = catalog->nearest(*e.model, 3);
+    return;
+  }
+  pricing::Tokens t;
+  t.input = static_cast<std::uint64_t>(e.input_tokens.value_or(0));
+  t.cached = static_cast<std::uint64_t>(e.cached_input_tokens.value_or(0));
+  t.cache_write = static_cast<std::uint64_t>(e.cache_write_input_tokens.value_or(0));
+  t.output = static_cast<std::uint64_t>(e.output_tokens.value_or(0));
+  t.reasoning = static_cast<std::uint64_t>(e.reasoning_tokens.value_or(0));
+  auto cost = pricing::price(*m.entry, t);
+  if (!cost.ok()) return;
+  out->cost_usd = cost->total_usd;
+  out->cost_source = "computed";
+  out->price_key = m.entry->key;
+  out->match = pricing::match_kind_name(m.kind);
+  out->input_usd = cost->usd.input;
+  out->cached_usd = cost->usd.cached;
+  out->cache_write_usd = cost->usd.cache_write;
+  out->output_usd = cost->usd.output;
+  out->reasoning_usd = cost->usd.reasoning;
+}
+
+namespace {
+
+std::string unpriced_reason(const Event& e, const EventPrice& p) {
+  if (!e.model) return "no model given (costUsd, or model and tokens, are needed)";
+  if (!e.input_tokens && !e.output_tokens) {
+    return "no token counts given for model \"" + *e.model + "\"";
+  }
+  std::string why = "no price known for model \"" + *e.model + "\" (provider \"" + e.provider + "\")";
+  if (!p.nearest.empty()) {
+    why += "; nearest catalog names:";
+    for (std::size_t i = 0; i < p.nearest.size(); ++i) why += (i ? ", " : " ") + p.nearest[i];
+  }
+  return why;
+}
+
+}  // namespace
+
+Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
+  if (e.cost_usd) {
+    norm->cost_source = "reported";
+    return Status();
+  }
+  EventPrice p;
+  price(e, &p);
+  if (p.cost_source == "computed") {
+    norm->cost_usd = p.cost_usd;
+    norm->cost_source = "computed";
+    norm->price_key = std::move(p.price_key);
+    norm->prices_version = std::move(p.prices_version);
+    return Status();
+  }
+  std::string why = unpriced_reason(e, p);
+  if (options.require_price) return Status::invalid("costUsd: is absent, and " + why);
+  unpriced.fetch_add(1, std::memory_order_relaxed);
+  norm->cost_usd = 0.0;
+  norm->cost_source = "unpriced";
+  norm->prices_version = std::move(p.prices_version);
+  if (options.log) {
+    std::string model = e.provider + "/" + e.model.value_or("");
+    bool first;
+    {
+      std::lock_guard<std::mutex> g(unknown_mu);
+      first = unknown_logged.size() < 1000 && unknown_logged.insert(model).second;
+    }
+    if (first) {
+      options.log(LogLevel::kWarning, "an event without costUsd is stored with costUsd 0 "
+                                      "(costSource \"unpriced\"): " + why);
+    }
+  }
+  return Status();
+}
+
+Status Client::Impl::track_event(const Event& e, std::string* key_out) {
+  detail::Normalized norm;
+  detail::FieldError err;
+  if (!detail::validate_event(e, true, false, &norm, &err, true)) return reject(err);
+  Status s = apply_price(e, &norm);
+  if (!s.ok()) {
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  return store(e, norm, key_out);
+}
+
 Result<Client> Client::open(const Options& options) {
   Status s = detail::check_options(options);
   if (!s.ok()) return s;
@@ -199,6 +345,8 @@ Result<Client> Client::open(const Options& options) {
     t.gzip = options.gzip;
     t.slots = options.max_batches_in_flight;
   }
+  s = impl->load_catalog();
+  if (!s.ok()) return s;
   s = impl->open_parts();
   if (!s.ok() && s.code() == Status::Code::kStorage && options.buffer_root.empty()) {
     // The user never chose this folder: say where it came from and how to choose another.
@@ -226,20 +374,79 @@ Client::~Client() {
 
 Status Client::track(const Event& event, std::string* key_out) {
   if (!impl_) return Status::closed("the client was moved from");
+  return impl_->track_event(event, key_out);
+}
+
+Status Client::track_response(const Event& fields, std::string_view provider,
+                              std::string_view body, std::string* key_out) {
+  if (!impl_) return Status::closed("the client was moved from");
+  auto usage = pricing::usage_from_response(provider, body);
+  if (!usage.ok()) {
+    impl_->rejected.fetch_add(1, std::memory_order_relaxed);
+    return usage.status();
+  }
+  Event e = fields;
+  if (e.provider.empty()) e.provider = usage->provider;
+  if (!usage->model.empty()) e.model = usage->model;
+  const pricing::Tokens& t = usage->tokens;
+  e.input_tokens = static_cast<std::int64_t>(t.input);
+  e.output_tokens = static_cast<std::int64_t>(t.output);
+  e.cached_input_tokens = static_cast<std::int64_t>(t.cached);
+  e.cache_write_input_tokens = static_cast<std::int64_t>(t.cache_write);
+  e.reasoning_tokens = static_cast<std::int64_t>(t.reasoning);
+  if (e.operation.empty()) e.operation = "llm_call";
+  return impl_->track_event(e, key_out);
+}
+
+Result<EventPrice> Client::price_event(const Event& event) const {
+  if (!impl_) return Status::closed("the client was moved from");
   detail::Normalized norm;
   detail::FieldError err;
-  if (!detail::validate_event(event, true, false, &norm, &err)) return impl_->reject(err);
-  return impl_->store(event, norm, key_out);
+  if (!detail::validate_event(event, false, false, &norm, &err, true)) {
+    return detail::to_status(err);
+  }
+  EventPrice p;
+  impl_->price(event, &p);
+  return p;
+}
+
+Result<PriceQuote> Client::lookup_price(std::string_view provider, std::string_view model) const {
+  if (!impl_) return Status::closed("the client was moved from");
+  pricing::Match m = impl_->catalog->lookup(provider, model);
+  if (!m) {
+    std::string why = "model: no price known for \"" + std::string(model) + "\"";
+    auto near = impl_->catalog->nearest(model, 3);
+    if (!near.empty()) {
+      why += "; nearest catalog names:";
+      for (std::size_t i = 0; i < near.size(); ++i) why += (i ? ", " : " ") + near[i];
+    }
+    return Status::invalid(why);
+  }
+  pricing::Rates r = pricing::effective_rates(*m.entry, 0, pricing::ServiceTier::kStandard);
+  PriceQuote q;
+  q.key = m.entry->key;
+  q.provider = m.entry->provider;
+  q.match = pricing::match_kind_name(m.kind);
+  q.prices_version = impl_->catalog->version();
+  q.input = r.get(pricing::RateKind::kInput);
+  q.output = r.get(pricing::RateKind::kOutput);
+  q.cache_read = r.get(pricing::RateKind::kCacheRead);
+  q.cache_write = r.get(pricing::RateKind::kCacheWrite);
+  q.reasoning = r.get(pricing::RateKind::kReasoning);
+  return q;
 }
 
 Status Client::track_json(std::string_view json, std::string* key_out) {
   if (!impl_) return Status::closed("the client was moved from");
   Event e;
-  detail::Normalized norm;
   detail::FieldError err;
-  if (!detail::parse_event_json(json, &e, &err) ||
-      !detail::validate_event(e, true, true, &norm, &err)) {
-    return impl_->reject(err);
+  if (!detail::parse_event_json(json, &e, &err)) return impl_->reject(err);
+  detail::Normalized norm;
+  if (!detail::validate_event(e, true, true, &norm, &err, true)) return impl_->reject(err);
+  Status s = impl_->apply_price(e, &norm);
+  if (!s.ok()) {
+    impl_->rejected.fetch_add(1, std::memory_order_relaxed);
+    return s;
   }
   return impl_->store(e, norm, key_out);
 }
@@ -343,6 +550,7 @@ Stats Client::stats() const {
   st.dead_letters = b.dead_count();
   st.dropped = b.dropped();
   st.adopted = b.adopted();
+  st.unpriced = impl_->unpriced.load();
   if (impl_->sender) {
     detail::SenderStats ss = impl_->sender->stats();
     st.delivered = ss.delivered;

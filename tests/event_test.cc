@@ -82,10 +82,14 @@ TEST_CASE("encode then parse gives back every field") {
   e.operation = "tool_call";
   e.cost_usd = 1e-9;
   e.model = "gpt-4o";
-  e.input_tokens = 0;
+  e.input_tokens = 10;
   e.output_tokens = (std::int64_t{1} << 53);
   e.cached_input_tokens = 7;
+  e.cache_write_input_tokens = 3;
   e.reasoning_tokens = 9;
+  e.cost_source = "computed";
+  e.price_key = "gpt-4o";
+  e.prices_version = "2026-08-01";
   e.task_id = "t\xc3\xa9";  // UTF-8
   e.workflow_id = "w";
   e.metadata_json = R"({"b": [1, 2, {"c": null}], "a": "x"})";
@@ -106,10 +110,14 @@ TEST_CASE("encode then parse gives back every field") {
   CHECK(back.operation == e.operation);
   CHECK(*back.cost_usd == *e.cost_usd);
   CHECK(*back.model == *e.model);
-  CHECK(*back.input_tokens == 0);
+  CHECK(*back.input_tokens == 10);
   CHECK(*back.output_tokens == *e.output_tokens);
   CHECK(*back.cached_input_tokens == 7);
   CHECK(*back.reasoning_tokens == 9);
+  CHECK(*back.cache_write_input_tokens == 3);
+  CHECK(*back.cost_source == "computed");
+  CHECK(*back.price_key == "gpt-4o");
+  CHECK(*back.prices_version == "2026-08-01");
   CHECK(*back.task_id == *e.task_id);
   CHECK(*back.workflow_id == "w");
   CHECK(nlohmann::json::parse(*back.metadata_json) == nlohmann::json::parse(*e.metadata_json));
@@ -374,7 +382,10 @@ bool same_event(const Event& a, const Event& b) {
          a.output_tokens == b.output_tokens && a.cached_input_tokens == b.cached_input_tokens &&
          a.reasoning_tokens == b.reasoning_tokens && a.task_id == b.task_id &&
          a.workflow_id == b.workflow_id && a.metadata_json == b.metadata_json &&
-         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key;
+         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key &&
+         a.cache_write_input_tokens == b.cache_write_input_tokens &&
+         a.cost_source == b.cost_source && a.price_key == b.price_key &&
+         a.prices_version == b.prices_version;
 }
 
 // Whether the fast path took `json`; wherever it did, the checked parse gives the same event.

@@ -182,6 +182,15 @@ AB_API int ab_options_set_ca_bundle(ab_options *opts, const char *path);
 AB_API int ab_options_set_gzip(ab_options *opts, int on);
 /* 1: allow plain http:// to non-loopback hosts (the key travels in clear); default 0. */
 AB_API int ab_options_set_allow_insecure_http(ab_options *opts, int on);
+/* A price catalog file (data/prices.json's format) to use instead of the compiled-in one;
+ * read by ab_client_open. */
+AB_API int ab_options_set_price_catalog_path(ab_options *opts, const char *path);
+/* Catalog entries to add or replace, as a JSON object: {"my-ft": {"input": 3, "output": 12}}
+ * (USD per million tokens); checked by ab_client_open (AB_EINVALID naming the entry). */
+AB_API int ab_options_set_price_overrides_json(ab_options *opts, const char *json);
+/* Refuse an event without a cost that cannot be priced (AB_EINVALID) instead of storing it
+ * with costUsd 0 and costSource "unpriced". Default off. */
+AB_API int ab_options_set_require_price(ab_options *opts, int on);
 /* 1: send only the seed schema's fields (no idempotency_key, cachedInputTokens,
  * reasoningTokens), for servers that refuse unknown fields; default 0. */
 AB_API int ab_options_set_seed_fields_only(ab_options *opts, int on);
@@ -250,6 +259,11 @@ AB_API int ab_event_set_input_tokens(ab_event *e, int64_t tokens);
 AB_API int ab_event_set_output_tokens(ab_event *e, int64_t tokens);
 AB_API int ab_event_set_cached_input_tokens(ab_event *e, int64_t tokens);
 AB_API int ab_event_set_reasoning_tokens(ab_event *e, int64_t tokens);
+/* Input written to the prompt cache (Anthropic's cache creation): part of input_tokens. */
+AB_API int ab_event_set_cache_write_input_tokens(ab_event *e, int64_t tokens);
+/* Leaves the cost out: ab_client_track prices the event from its model and tokens with the
+ * price catalog (README.md, "Pricing"). */
+AB_API int ab_event_clear_cost_usd(ab_event *e);
 
 /* Tracks a typed event, as ab_client_track_json. `out_key` may be NULL; otherwise it
  * receives the idempotency_key (AB_KEY_SIZE bytes). */
@@ -268,6 +282,30 @@ AB_API int ab_client_track(char out_key[AB_KEY_SIZE], ab_client *c, const ab_eve
  * 2xx with no id), AB_ESTORAGE, AB_ECLOSED, AB_ENOMEM. */
 AB_API int ab_client_register_agent_json(char **out_id, ab_client *c, const char *json,
                                          size_t len);
+
+/* ---- Pricing ------------------------------------------------------------------------ */
+
+/* Reads the model and token counts from a provider's raw response `body` (`len` bytes: an
+ * OpenAI Chat Completions or Responses, Anthropic Messages or Gemini answer, or the whole SSE
+ * transcript of a streamed one), prices them and tracks the event. `provider` NULL or "":
+ * inferred from the body's shape. `fields_json` (`fields_len` bytes, may be NULL with 0) is
+ * a JSON object of the other event fields: {"agentId": "...", "taskId": "..."}. `out_key`
+ * may be NULL. AB_EINVALID when the body is none of those (a stream cut before its usage
+ * included), naming what was expected. */
+AB_API int ab_client_track_response(char out_key[AB_KEY_SIZE], ab_client *c,
+                                    const char *provider, const char *body, size_t len,
+                                    const char *fields_json, size_t fields_len);
+/* What tracking the event `json` would record as its cost, as a JSON object (free with
+ * ab_free): {"costUsd", "costSource": "reported"|"computed"|"unpriced", "pricesVersion",
+ * and when computed "priceKey", "match", "breakdown": {"input", "cached", "cacheWrite",
+ * "output", "reasoning"}; "nearest": [...] for an unknown model}. Nothing is stored. */
+AB_API int ab_price_event_json(char **out, ab_client *c, const char *json, size_t len);
+/* The catalog entry (provider, model) matches, as a JSON object (free with ab_free):
+ * {"priceKey", "provider", "match", "pricesVersion", "usdPerMillion": {"input", "output",
+ * "cacheRead", "cacheWrite", "reasoning"}}. AB_EINVALID naming the nearest catalog names when
+ * none matches. `provider` may be NULL. */
+AB_API int ab_price_lookup_json(char **out, ab_client *c, const char *provider,
+                                const char *model);
 
 /* ---- Delivery ----------------------------------------------------------------------- */
 

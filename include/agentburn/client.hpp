@@ -25,8 +25,28 @@ struct Stats {
   std::uint64_t dropped = 0;        // events deleted by FullPolicy::kDropOldest
   std::uint64_t rejected = 0;       // track() calls refused (invalid event, buffer full)
   std::uint64_t adopted = 0;        // events taken over from folders of dead processes
+  std::uint64_t unpriced = 0;       // events tracked without costUsd that no price matched
   std::string last_error;           // the sender's last error, empty if none
   std::int64_t last_delivery_at_ms = 0;  // Unix time of the last ack, 0 if none
+};
+
+// What an event costs by the price catalog (Client::price_event).
+struct EventPrice {
+  double cost_usd = 0;
+  std::string cost_source;     // "reported", "computed" or "unpriced"
+  std::string price_key;       // the catalog entry used ("" unless computed)
+  std::string match;           // "exact", "provider_prefix" or "dated_fallback"
+  std::string prices_version;  // the catalog's date
+  // The cost by token kind (computed only): input not cached, cache reads, cache writes,
+  // output not reasoning, reasoning.
+  double input_usd = 0, cached_usd = 0, cache_write_usd = 0, output_usd = 0, reasoning_usd = 0;
+  std::vector<std::string> nearest;  // unpriced with a model: the nearest catalog names
+};
+
+// A catalog entry's rates in USD per million tokens (Client::lookup_price).
+struct PriceQuote {
+  std::string key, provider, match, prices_version;
+  double input = 0, output = 0, cache_read = 0, cache_write = 0, reasoning = 0;
 };
 
 // An event the server refused, kept on disk until requeued or purged.
@@ -55,6 +75,18 @@ class Client {
   Status track(const Event& event, std::string* key_out = nullptr);
   // The same for one event in the AgentBurn JSON form (camelCase names).
   Status track_json(std::string_view json, std::string* key_out = nullptr);
+  // Reads the model and the token counts from a provider's raw response `body` (OpenAI Chat
+  // Completions or Responses, Anthropic Messages, Gemini; a whole SSE transcript of a
+  // streamed answer too), sets them on a copy of `fields` (which gives agentId and the rest),
+  // prices and tracks it. `provider` empty: inferred from the body's shape. kInvalid when the
+  // body is none of those (or a stream cut before its usage).
+  Status track_response(const Event& fields, std::string_view provider, std::string_view body,
+                        std::string* key_out = nullptr);
+
+  // The cost track() would record for `event`, and how it was found; nothing is stored.
+  Result<EventPrice> price_event(const Event& event) const;
+  // The catalog entry (provider, model) matches; kInvalid naming the nearest names if none.
+  Result<PriceQuote> lookup_price(std::string_view provider, std::string_view model) const;
 
   // Returns the id to use as agentId. Online, the server's id (POST /api/agents, bounded by
   // the connect and request timeouts); offline or when the server fails, a provisional local

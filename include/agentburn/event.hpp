@@ -16,20 +16,27 @@ namespace agentburn {
 //   1..256 bytes (kMaxIdBytes);
 // - idempotency_key: 1..128 printable ASCII bytes (kMaxKeyBytes);
 // - token counts: integers in [0, 2^53];
-// - costUsd: a finite number in [0, 1e9];
+// - costUsd: a finite number in [0, 1e9]; absent, track() prices the event from its model
+//   and tokens with the price catalog (see README.md, "Pricing");
+// - cachedInputTokens + cacheWriteInputTokens <= inputTokens, reasoningTokens <= outputTokens
+//   (when both sides are given): they are parts of it, as OpenTelemetry counts them;
 // - metadata: a JSON object, at most 16 KiB encoded (kMaxMetadataBytes), nesting depth 32;
 // - the whole encoded event: at most 64 KiB (kMaxEventBytes).
 struct Event {
   std::string agent_id;   // "agentId", required: the id register_agent returned
   std::string provider;   // "provider", required: openai, anthropic, e2b, ...
   std::string operation;  // "operation", required: llm_call | tool_call | compute | api_call
-  std::optional<double> cost_usd;  // "costUsd", required: cost in USD
+  // "costUsd": cost in USD. Absent: computed from model and tokens by track().
+  std::optional<double> cost_usd;
 
   std::optional<std::string> model;                // "model"
   std::optional<std::int64_t> input_tokens;        // "inputTokens"
   std::optional<std::int64_t> output_tokens;       // "outputTokens"
-  std::optional<std::int64_t> cached_input_tokens; // "cachedInputTokens"
-  std::optional<std::int64_t> reasoning_tokens;    // "reasoningTokens"
+  std::optional<std::int64_t> cached_input_tokens; // "cachedInputTokens": cache reads, part of input
+  // "cacheWriteInputTokens": input written to the prompt cache (Anthropic's cache creation),
+  // part of inputTokens.
+  std::optional<std::int64_t> cache_write_input_tokens;
+  std::optional<std::int64_t> reasoning_tokens;    // "reasoningTokens": part of outputTokens
   std::optional<std::string> task_id;              // "taskId"
   std::optional<std::string> workflow_id;          // "workflowId"
   // "metadata": the text of a JSON object, e.g. R"({"ticket": 42})".
@@ -41,6 +48,13 @@ struct Event {
   // "idempotency_key": the event's identity on every delivery attempt, so that a server
   // that deduplicates counts it once. Empty: track() assigns a UUIDv7.
   std::optional<std::string> idempotency_key;
+
+  // How costUsd was found, set by track() (a value given is replaced): "costSource" is
+  // "reported" (given by the caller), "computed" (from the catalog entry "priceKey" of the
+  // catalog dated "pricesVersion") or "unpriced" (no price known: costUsd 0).
+  std::optional<std::string> cost_source;
+  std::optional<std::string> price_key;
+  std::optional<std::string> prices_version;
 };
 
 // An entity that groups cost events. POST /api/agents takes these fields.

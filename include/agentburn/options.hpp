@@ -95,6 +95,19 @@ struct Options {
   // Send only the seed schema's fields (no idempotency_key, cachedInputTokens,
   // reasoningTokens), for servers that refuse unknown fields. Default off.
   bool seed_fields_only = false;
+
+  // --- Pricing (README.md, "Pricing") ----------------------------------------------------
+  // An event tracked without costUsd is priced from its model and tokens with the price
+  // catalog compiled into the library. A file of the same format (data/prices.json) to use
+  // instead, read at open; empty: the compiled-in one.
+  std::string price_catalog_path;
+  // Entries added to the catalog or replacing its own, as a JSON object in the catalog's
+  // model format: {"my-ft": {"provider": "openai", "input": 3, "output": 12}} (USD per
+  // million tokens). A malformed catalog or override is kInvalid at open, naming the entry.
+  std::string price_overrides_json;
+  // Refuse (kInvalid) an event without costUsd that cannot be priced, instead of storing it
+  // with costUsd 0 and costSource "unpriced".
+  bool require_price = false;
   // How long the Client's destructor waits for delivery before leaving the rest on disk.
   int close_timeout_ms = 2000;
 

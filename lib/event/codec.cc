@@ -83,6 +83,12 @@ bool set_event_field(const std::string& name, const json& v, Event* e, FieldErro
     return v.is_null() || get_count(v, f, &e->cached_input_tokens, err);
   }
   if (name == "reasoningTokens") return v.is_null() || get_count(v, f, &e->reasoning_tokens, err);
+  if (name == "cacheWriteInputTokens") {
+    return v.is_null() || get_count(v, f, &e->cache_write_input_tokens, err);
+  }
+  if (name == "costSource") return opt_string(&e->cost_source);
+  if (name == "priceKey") return opt_string(&e->price_key);
+  if (name == "pricesVersion") return opt_string(&e->prices_version);
   if (name == "metadata") {
     if (v.is_null()) return true;
     if (!v.is_object()) return fail(err, f, "must be a JSON object, got " + describe(v));
@@ -126,7 +132,7 @@ bool check_metadata(const std::string& given, bool trusted, std::optional<std::s
 }
 
 bool validate_event_impl(const Event* e, bool fill_defaults, bool metadata_trusted, Normalized* norm,
-                         FieldError* err) {
+                         FieldError* err, bool cost_optional) {
   if (e->agent_id.empty()) return fail(err, "agentId", "is required (the id of a registered agent)");
   if (!check_text(e->agent_id, "agentId", kMaxIdBytes, err)) return false;
   if (e->provider.empty()) return fail(err, "provider", "is required (openai, anthropic, e2b, ...)");
@@ -140,8 +146,10 @@ bool validate_event_impl(const Event* e, bool fill_defaults, bool metadata_trust
     return fail(err, "operation",
                 "must be llm_call, tool_call, compute or api_call, got \"" + shown + "\"");
   }
-  if (!e->cost_usd) return fail(err, "costUsd", "is required (the cost in USD, a number)");
-  double cost = *e->cost_usd;
+  if (!e->cost_usd && !cost_optional) {
+    return fail(err, "costUsd", "is required (the cost in USD, a number)");
+  }
+  double cost = e->cost_usd.value_or(0.0);
   if (!std::isfinite(cost) || cost < 0 || cost > kMaxCostUsd) {
     char buf[64];
     auto r = std::to_chars(buf, buf + sizeof buf, cost);
@@ -153,8 +161,31 @@ bool validate_event_impl(const Event* e, bool fill_defaults, bool metadata_trust
       !check_count(e->input_tokens, "inputTokens", err) ||
       !check_count(e->output_tokens, "outputTokens", err) ||
       !check_count(e->cached_input_tokens, "cachedInputTokens", err) ||
-      !check_count(e->reasoning_tokens, "reasoningTokens", err)) {
+      !check_count(e->cache_write_input_tokens, "cacheWriteInputTokens", err) ||
+      !check_count(e->reasoning_tokens, "reasoningTokens", err) ||
+      !check_opt_text(e->price_key, "priceKey", err) ||
+      !check_opt_text(e->prices_version, "pricesVersion", err)) {
     return false;
+  }
+  // Parts of a whole, as OpenTelemetry's GenAI convention counts them.
+  if (e->input_tokens) {
+    std::int64_t parts = e->cached_input_tokens.value_or(0) + e->cache_write_input_tokens.value_or(0);
+    if (parts > *e->input_tokens) {
+      return fail(err, "cachedInputTokens",
+                  "cachedInputTokens + cacheWriteInputTokens (" + std::to_string(parts) +
+                      ") is more than inputTokens (" + std::to_string(*e->input_tokens) +
+                      "): inputTokens counts all input, cache reads and writes included");
+    }
+  }
+  if (e->output_tokens && e->reasoning_tokens && *e->reasoning_tokens > *e->output_tokens) {
+    return fail(err, "reasoningTokens",
+                "reasoningTokens (" + std::to_string(*e->reasoning_tokens) +
+                    ") is more than outputTokens (" + std::to_string(*e->output_tokens) +
+                    "): outputTokens counts all output, reasoning included");
+  }
+  if (e->cost_source && *e->cost_source != "reported" && *e->cost_source != "computed" &&
+      *e->cost_source != "unpriced") {
+    return fail(err, "costSource", "must be reported, computed or unpriced");
   }
   if (e->metadata_json &&
       !check_metadata(*e->metadata_json, metadata_trusted, &norm->metadata_json, err)) {
@@ -258,13 +289,26 @@ bool parse_event_json(std::string_view text, Event* out, FieldError* err) {
 }
 
 bool validate_event(const Event& event, bool fill_defaults, bool metadata_trusted,
-                    Normalized* norm, FieldError* err) {
+                    Normalized* norm, FieldError* err, bool cost_optional) {
   *norm = Normalized();
-  return validate_event_impl(&event, fill_defaults, metadata_trusted, norm, err);
+  return validate_event_impl(&event, fill_defaults, metadata_trusted, norm, err, cost_optional);
 }
 
 void encode_event(const Event& e, const Normalized& norm, bool seed_fields_only,
                   std::string* out) {
+  // How the cost was found: the client's pricing step (norm) replaces what the event says.
+  const std::optional<std::string>* cost_source = &e.cost_source;
+  const std::optional<std::string>* price_key = &e.price_key;
+  const std::optional<std::string>* prices_version = &e.prices_version;
+  std::optional<std::string> source_n, key_n, version_n;
+  if (norm.cost_source) {
+    source_n = norm.cost_source;
+    if (!norm.price_key.empty()) key_n = norm.price_key;
+    if (!norm.prices_version.empty()) version_n = norm.prices_version;
+    cost_source = &source_n;
+    price_key = &key_n;
+    prices_version = &version_n;
+  }
   out->append("{\"agentId\":");
   append_json_string(e.agent_id, out);
   append_key("provider", out);
@@ -273,7 +317,7 @@ void encode_event(const Event& e, const Normalized& norm, bool seed_fields_only,
   append_json_string(e.operation, out);
   append_key("costUsd", out);
   char buf[32];
-  double cost = e.cost_usd.value_or(0.0);
+  double cost = norm.cost_usd ? *norm.cost_usd : e.cost_usd.value_or(0.0);
   if (cost == 0) cost = 0;  // -0 would read back as 0 and encode differently
   auto r = std::to_chars(buf, buf + sizeof buf, cost);
   out->append(buf, r.ptr);
@@ -282,13 +326,40 @@ void encode_event(const Event& e, const Normalized& norm, bool seed_fields_only,
   append_opt_count("outputTokens", e.output_tokens, out);
   if (!seed_fields_only) {
     append_opt_count("cachedInputTokens", e.cached_input_tokens, out);
+    append_opt_count("cacheWriteInputTokens", e.cache_write_input_tokens, out);
     append_opt_count("reasoningTokens", e.reasoning_tokens, out);
+    append_opt_string("costSource", *cost_source, out);
+    append_opt_string("priceKey", *price_key, out);
+    append_opt_string("pricesVersion", *prices_version, out);
   }
   append_opt_string("taskId", e.task_id, out);
   append_opt_string("workflowId", e.workflow_id, out);
-  if (e.metadata_json) {
+  const std::string* metadata =
+      norm.metadata_json ? &*norm.metadata_json : e.metadata_json ? &*e.metadata_json : nullptr;
+  if (seed_fields_only && *cost_source) {
+    // A server that takes the seed's fields only gets how the cost was found in metadata,
+    // beside the caller's own keys (which win).
     append_key("metadata", out);
-    out->append(norm.metadata_json ? *norm.metadata_json : *e.metadata_json);
+    std::string pricing;
+    append_json_string("costSource", &pricing);
+    pricing += ':';
+    append_json_string(**cost_source, &pricing);
+    for (auto [name, value] : {std::pair{"priceKey", price_key},
+                               std::pair{"pricesVersion", prices_version}}) {
+      if (!*value) continue;
+      pricing += ',';
+      append_json_string(name, &pricing);
+      pricing += ':';
+      append_json_string(**value, &pricing);
+    }
+    json own = metadata ? json::parse(*metadata, nullptr, false) : json::object();
+    if (!own.is_object()) own = json::object();
+    json merged = json::parse("{" + pricing + "}");
+    for (auto it = own.begin(); it != own.end(); ++it) merged[it.key()] = it.value();
+    out->append(merged.dump());
+  } else if (metadata) {
+    append_key("metadata", out);
+    out->append(*metadata);
   }
   if (!norm.timestamp.empty()) {
     append_key("timestamp", out);

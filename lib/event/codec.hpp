@@ -43,14 +43,21 @@ struct Normalized {
   std::string idempotency_key;
   std::string timestamp;
   std::optional<std::string> metadata_json;
+  // Set by the client's pricing step: the cost and how it was found replace the event's own
+  // costUsd, costSource, priceKey and pricesVersion (empty strings: left out).
+  std::optional<double> cost_usd;
+  const char* cost_source = nullptr;
+  std::string price_key;
+  std::string prices_version;
 };
 
 // Checks every value rule (required fields, ranges, UTF-8, lengths, timestamp syntax).
 // With `fill_defaults`, assigns a UUIDv7 key and the current time when they are absent.
 // `metadata_trusted`: the event came from parse_event_* and its metadata is already the
 // canonical encoding of a checked JSON object, so it is not parsed again.
+// `cost_optional`: a missing costUsd is no error (the client prices the event afterwards).
 bool validate_event(const Event& event, bool fill_defaults, bool metadata_trusted,
-                    Normalized* norm, FieldError* err);
+                    Normalized* norm, FieldError* err, bool cost_optional = false);
 
 // Appends the wire form of a validated event to `out`: the seed's camelCase names in a fixed
 // order (agentId first), absent optionals omitted, `norm`'s values in place of the event's.

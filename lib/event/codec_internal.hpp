@@ -15,18 +15,21 @@ namespace agentburn::detail {
 
 using json = nlohmann::json;
 
-inline constexpr std::array<std::string_view, 14> kEventFields = {
+inline constexpr std::array<std::string_view, 18> kEventFields = {
     "agentId",      "provider", "operation",         "costUsd",         "model",
     "inputTokens",  "outputTokens", "cachedInputTokens", "reasoningTokens", "taskId",
-    "workflowId",   "metadata", "timestamp",         "idempotency_key"};
+    "workflowId",   "metadata", "timestamp",         "idempotency_key", "cacheWriteInputTokens",
+    "costSource",   "priceKey", "pricesVersion"};
 
 // kEventFields' indices, for the fast path's bitmask of the fields seen.
 enum EventField {
   kAgentId, kProvider, kOperation, kCostUsd, kModel, kInputTokens, kOutputTokens,
   kCachedInputTokens, kReasoningTokens, kTaskId, kWorkflowId, kMetadata, kTimestamp,
-  kIdempotencyKey
+  kIdempotencyKey, kCacheWriteInputTokens, kCostSource, kPriceKey, kPricesVersion
 };
-static_assert(kEventFields.size() == kIdempotencyKey + 1 && kEventFields.size() <= 32 &&
+static_assert(kEventFields.size() == kPricesVersion + 1 && kEventFields.size() <= 32 &&
+              kEventFields[kCacheWriteInputTokens] == "cacheWriteInputTokens" &&
+              kEventFields[kPricesVersion] == "pricesVersion" &&
               kEventFields[kAgentId] == "agentId" && kEventFields[kCostUsd] == "costUsd" &&
               kEventFields[kModel] == "model" && kEventFields[kTaskId] == "taskId" &&
               kEventFields[kMetadata] == "metadata" &&

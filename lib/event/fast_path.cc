@@ -91,6 +91,10 @@ class FastEventReader : private JsonCursor {
       case kMetadata: return read_metadata();
       case kTimestamp: return read_opt_string(&out_->timestamp);
       case kIdempotencyKey: return read_opt_string(&out_->idempotency_key);
+      case kCacheWriteInputTokens: return read_count(&out_->cache_write_input_tokens);
+      case kCostSource: return read_opt_string(&out_->cost_source);
+      case kPriceKey: return read_opt_string(&out_->price_key);
+      case kPricesVersion: return read_opt_string(&out_->prices_version);
     }
     return false;
   }

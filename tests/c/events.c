@@ -46,7 +46,8 @@ static const struct bad_event kBadEvents[] = {
     {"{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"llm\",\"costUsd\":1}", "operation"},
     {"{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"LLM_CALL\",\"costUsd\":1}",
      "operation"},
-    {"{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"llm_call\"}", "costUsd"},
+    {"{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"llm_call\",\"costUsd\":1,"
+     "\"inputTokens\":1,\"cachedInputTokens\":2}", "cachedInputTokens"},
     {"{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"llm_call\",\"costUsd\":-1}", "costUsd"},
     {"{\"agentId\":\"a\",\"provider\":\"p\",\"operation\":\"llm_call\",\"costUsd\":1e10}",
      "costUsd"},

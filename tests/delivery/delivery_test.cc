@@ -351,6 +351,51 @@ TEST_CASE("flush first takes in the folders of processes that have ended: their 
   for (const auto& k : worker_keys) CHECK(stored.count(k) == 1);
 }
 
+TEST_CASE("priced events reach the server with how they were priced; unpriced ones are counted") {
+  testing::TestServer s;
+  testing::TempDir root;
+  for (bool seed_only : {false, true}) {
+    CAPTURE(seed_only);
+    Options o = online(root.path(), s.process.url());
+    o.seed_fields_only = seed_only;
+    Client c = open_client(o);
+    std::string agent = register_agent(c, seed_only ? "priced-seed" : "priced");
+    Event e = event(agent, 1);
+    e.cost_usd.reset();
+    e.model = "gpt-4o";
+    e.input_tokens = 1000;
+    e.output_tokens = 100;
+    e.cached_input_tokens.reset();
+    e.reasoning_tokens.reset();
+    e.metadata_json = R"({"mine": 1})";
+    REQUIRE(c.track(e).ok());
+    Event unknown = e;
+    unknown.model = "no-such-model";
+    REQUIRE(c.track(unknown).ok());
+    require_flushed(c);
+    auto res = s.get("/api/events?agentId=" + agent);
+    REQUIRE(res.status == 200);
+    json events = res.json();
+    REQUIRE(events.size() == 2);
+    for (const auto& ev : events) {
+      const json& where = seed_only ? ev["metadata"] : ev;
+      INFO(ev.dump());
+      if (ev["model"] == "gpt-4o") {
+        // 1000 x $2.50/M + 100 x $10/M
+        CHECK(ev["costUsd"].get<double>() == doctest::Approx(0.0035));
+        CHECK(where["costSource"] == "computed");
+        CHECK(where["priceKey"] == "gpt-4o");
+      } else {
+        CHECK(ev["costUsd"].get<double>() == 0);
+        CHECK(where["costSource"] == "unpriced");
+      }
+      CHECK(ev["metadata"]["mine"] == 1);
+    }
+  }
+  auto costs = s.get("/api/costs").json();
+  CHECK(costs["unpricedCount"] == 2);
+}
+
 TEST_CASE("the API key appears in no error, log line, stats or file of the buffer") {
   const std::string secret = "sk-secret-key-do-not-leak-98765";
   testing::TestServer s({}, "the-right-key");

@@ -89,7 +89,8 @@ inline std::vector<JsonRow> event_rows() {
       add(f + " as " + what, event_with(f, raw), f);
     }
   }
-  for (const char* f : {"agentId", "provider", "operation", "costUsd"}) {
+  // costUsd may be absent: track prices the event (and stores it unpriced when it cannot).
+  for (const char* f : {"agentId", "provider", "operation"}) {
     add(std::string(f) + " null (absent, required)", event_with(f, "null"), f);
   }
   // NaN and infinities as JSON literals.
@@ -321,7 +322,12 @@ inline std::vector<TypedRow> typed_rows() {
   add(
       "costUsd 1e9 + 1", [](auto& e) { e.cost_usd = 1e9 + 1; }, "costUsd");
   add(
-      "costUsd absent", [](auto& e) { e.cost_usd.reset(); }, "costUsd", false);
+      "reasoningTokens above outputTokens",
+      [](auto& e) {
+        e.output_tokens = 1;
+        e.reasoning_tokens = 2;
+      },
+      "reasoningTokens", false);
   add(
       "inputTokens -1", [](auto& e) { e.input_tokens = -1; }, "inputTokens", false);
   add(

@@ -18,7 +18,8 @@ import pytest
 from agentburn import InvalidEventError, _event
 
 ALIASES = {
-    "agent_id": "agentId", "cost_usd": "costUsd", "input_tokens": "inputTokens",
+    "agent_id": "agentId", "cost_usd": "costUsd", "cache_write_input_tokens": "cacheWriteInputTokens",
+    "input_tokens": "inputTokens",
     "output_tokens": "outputTokens", "cached_input_tokens": "cachedInputTokens",
     "reasoning_tokens": "reasoningTokens", "task_id": "taskId", "workflow_id": "workflowId",
     "idempotencyKey": "idempotency_key",
@@ -28,12 +29,14 @@ ALIASES = {
 def reference(agent_id, provider, cost_usd, fields):
     """The event's text as the package made it before the fast path: bytes, or the message
     of the InvalidEventError (the same rules as _event's general path, written out here)."""
-    given = {"costUsd": "cost_usd"}
+    given = {}
     event = {}
     if agent_id is not None:
         event["agentId"] = agent_id
     event["provider"] = provider
-    event["costUsd"] = cost_usd
+    if cost_usd is not None:  # no cost: the library prices the event
+        event["costUsd"] = cost_usd
+        given["costUsd"] = "cost_usd"
     for keyword, value in fields.items():
         field = ALIASES.get(keyword, keyword)
         if field in given:

@@ -112,3 +112,27 @@ def test_a_fork_pool_tracks_through_the_inherited_client_and_the_parent_delivers
     events = server.wait_events(200, agentId=agent_id)
     assert len(events) == 200
     assert sorted(e["idempotency_key"] for e in events) == sorted(keys)
+
+
+# --- pricing -------------------------------------------------------------------------------
+
+def test_track_without_a_cost_is_priced_and_a_raw_response_is_read(buffer_dir):
+    from agentburn import AgentBurn
+    with AgentBurn(agent_id="a", buffer_dir=buffer_dir) as c:
+        # gpt-4o: 800 x $2.50/M + 200 x $1.25/M + 100 x $10/M = $0.00325
+        p = c.price("gpt-4o", provider="openai", input_tokens=1000, cached_input_tokens=200,
+                    output_tokens=100)
+        assert p["costSource"] == "computed" and p["priceKey"] == "gpt-4o"
+        assert abs(p["costUsd"] - 0.00325) < 1e-12
+        c.track("openai", model="gpt-4o", operation="llm_call", input_tokens=10, output_tokens=1)
+        c.track("openai", model="no-such-model", operation="llm_call", input_tokens=10)
+        response = {"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-2024-08-06",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1117, "completion_tokens": 46,
+                              "total_tokens": 1163,
+                              "prompt_tokens_details": {"cached_tokens": 1024}}}
+        key = c.track_response(response, task_id="t-1")
+        assert key
+        stats = c.stats()
+        assert stats["pending"] == 3 and stats["unpriced"] == 1

@@ -88,7 +88,6 @@ WRONG_TYPES = [
     ("provider", dict(provider=None)),
     ("provider", dict(provider=["anthropic"])),
     ("costUsd", dict(cost_usd="0.5")),
-    ("costUsd", dict(cost_usd=None)),
     ("costUsd", dict(cost_usd=True)),
     ("costUsd", dict(cost_usd=[1])),
     ("costUsd", dict(cost_usd={"usd": 1})),

@@ -29,7 +29,7 @@ from agentburn import (
 )
 
 STATS_KEYS = {"pending", "pending_bytes", "delivered", "resent", "retries", "dead_letters",
-              "dropped", "rejected", "adopted", "last_error", "last_delivery_at"}
+              "dropped", "rejected", "adopted", "unpriced", "last_error", "last_delivery_at"}
 
 
 @pytest.fixture
@@ -182,7 +182,7 @@ def test_the_same_field_in_both_spellings_is_invalid(client):
 
 
 def test_snake_case_keywords_are_accepted(client):
-    track_one(client, input_tokens=1, output_tokens=2, cached_input_tokens=3,
+    track_one(client, input_tokens=10, output_tokens=5, cached_input_tokens=3,
               reasoning_tokens=4, task_id="t", workflow_id="w", agent_id="other")
     assert client.stats()["pending"] == 1
 

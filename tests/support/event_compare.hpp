@@ -24,7 +24,10 @@ inline bool same_event(const agentburn::Event& a, const agentburn::Event& b) {
          a.cached_input_tokens == b.cached_input_tokens &&
          a.reasoning_tokens == b.reasoning_tokens && a.task_id == b.task_id &&
          a.workflow_id == b.workflow_id && a.metadata_json == b.metadata_json &&
-         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key;
+         a.timestamp == b.timestamp && a.idempotency_key == b.idempotency_key &&
+         a.cache_write_input_tokens == b.cache_write_input_tokens &&
+         a.cost_source == b.cost_source && a.price_key == b.price_key &&
+         a.prices_version == b.prices_version;
 }
 
 }  // namespace testing

@@ -68,7 +68,7 @@ Status list_events(Store& store, const EventQuery& query, std::string* out_json)
 
 Status compute_costs(Store& store, const CostQuery& query, std::string* out_json) {
   double total = 0;
-  std::int64_t events = 0, input_tokens = 0, output_tokens = 0;
+  std::int64_t events = 0, input_tokens = 0, output_tokens = 0, unpriced = 0;
   std::map<std::string, double> by_provider, by_model, by_operation, by_agent, by_task, by_day;
   Status s = store.scan_newest_first([&](std::string_view text) {
     json r = json::parse(text, nullptr, false);
@@ -81,6 +81,13 @@ Status compute_costs(Store& store, const CostQuery& query, std::string* out_json
     double cost = cost_field(r);
     total += cost;
     ++events;
+    // Recorded by a client that found no price for it (costSource "unpriced", also when a
+    // seed-fields-only client put it in metadata).
+    auto md = r.find("metadata");
+    if (text_field(r, "costSource") == "unpriced" ||
+        (md != r.end() && md->is_object() && text_field(*md, "costSource") == "unpriced")) {
+      ++unpriced;
+    }
     input_tokens += count_field(r, "inputTokens");
     output_tokens += count_field(r, "outputTokens");
     by_provider[text_field(r, "provider")] += cost;
@@ -94,6 +101,7 @@ Status compute_costs(Store& store, const CostQuery& query, std::string* out_json
   if (!s.ok()) return s;
   *out_json = dump(json{{"totalCost", total},
                         {"eventCount", events},
+                        {"unpricedCount", unpriced},
                         {"totalInputTokens", input_tokens},
                         {"totalOutputTokens", output_tokens},
                         {"byProvider", to_object(by_provider)},

@@ -27,6 +27,7 @@ from .errors import InvalidEventError
 _ALIASES: Dict[str, str] = {
     "agent_id": "agentId",
     "cost_usd": "costUsd",
+    "cache_write_input_tokens": "cacheWriteInputTokens",
     "input_tokens": "inputTokens",
     "output_tokens": "outputTokens",
     "cached_input_tokens": "cachedInputTokens",
@@ -210,12 +211,14 @@ def _dumps(obj: Any, what: str) -> bytes:
 
 def _general_event_json(agent_id: Optional[str], provider: Any, cost_usd: Any,
                         fields: Dict[str, Any]) -> bytes:
-    given: Dict[str, str] = {"costUsd": "cost_usd"}  # JSON field -> keyword that set it
+    given: Dict[str, str] = {}  # JSON field -> keyword that set it
     event: Dict[str, Any] = {}
     if agent_id is not None:
         event["agentId"] = agent_id
     event["provider"] = provider
-    event["costUsd"] = cost_usd
+    if cost_usd is not None:  # None: the library prices the event from its model and tokens
+        event["costUsd"] = cost_usd
+        given["costUsd"] = "cost_usd"
     for keyword, value in fields.items():
         field = _ALIASES.get(keyword, keyword)
         if field in given:

@@ -91,6 +91,17 @@ def _path(option: str, value: Any) -> bytes:
     return _text(option, value)
 
 
+def _json_text(option: str, value: Any) -> bytes:
+    """A dict (or the JSON text of one) for the C ABI's JSON options."""
+    if isinstance(value, dict):
+        import json
+        try:
+            value = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise _invalid(option, "must be JSON-encodable (%s)" % e, "...") from None
+    return _text(option, value)
+
+
 def _integer(option: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _option_error(option, "must be an int", value)
@@ -163,6 +174,9 @@ _SETTERS: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
     "allow_insecure_http": ("allow_insecure_http", _flag),
     "seed_fields_only": ("seed_fields_only", _flag),
     "close_timeout": ("close_timeout_ms", _seconds),
+    "price_catalog": ("price_catalog_path", _path),
+    "price_overrides": ("price_overrides_json", _json_text),
+    "require_price": ("require_price", _flag),
 }
 
 OPTION_NAMES: Tuple[str, ...] = tuple(sorted(_SETTERS))

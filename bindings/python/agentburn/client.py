@@ -105,6 +105,25 @@ def _open_c_client(normalized: _options.Normalized, root_from: str) -> int:
     return client.value
 
 
+def _response_body(response: Any) -> bytes:
+    """The JSON (or SSE) text of a provider's response, from whatever form it came in."""
+    if isinstance(response, (bytes, bytearray)):
+        return bytes(response)
+    if isinstance(response, str):
+        return response.encode("utf-8")
+    if isinstance(response, (dict, list)):
+        return json.dumps(response).encode("utf-8")
+    for method in ("model_dump_json", "model_dump", "to_dict"):
+        fn = getattr(response, method, None)
+        if callable(fn):
+            value = fn()
+            return value.encode("utf-8") if isinstance(value, str) else json.dumps(value).encode("utf-8")
+    raise InvalidEventError(_native.AB_EINVALID,
+                            "response: expected a dict, JSON text or bytes, or a provider SDK "
+                            "response object (with model_dump() or to_dict()), got %s"
+                            % type(response).__name__)
+
+
 class AgentBurn:
     """A client that buffers cost events on local disk and ships them in batches.
 
@@ -178,8 +197,12 @@ class AgentBurn:
         """True once close() has begun."""
         return self._handle.closed
 
-    def track(self, provider: str, cost_usd: float, **fields: Any) -> str:
+    def track(self, provider: str, cost_usd: Optional[float] = None, **fields: Any) -> str:
         """Records one cost event and returns its ``idempotency_key`` once it is durable.
+
+        Without ``cost_usd``, the library prices the event from ``model`` and its token
+        counts with its price catalog (``costSource`` "computed"), or stores it at $0 with
+        ``costSource`` "unpriced" when no price is known (``stats()["unpriced"]`` counts them).
 
         ``fields`` take the seed's camelCase names or their snake_case spelling: ``model``,
         ``operation`` (required: ``llm_call``, ``tool_call``, ``compute`` or ``api_call``),
@@ -205,6 +228,37 @@ class AgentBurn:
                 message = _event.explain(message, fields)
             raise error_for(rc, message)
         return key.value.decode("ascii")
+
+    def track_response(self, response: Any, provider: Optional[str] = None,
+                       **fields: Any) -> str:
+        """Reads the model and token counts from a provider's response, prices and tracks it.
+
+        ``response``: a dict, JSON text or bytes, the whole SSE transcript of a streamed
+        answer, or a provider SDK's response object (anything with ``model_dump()``,
+        ``to_dict()`` or ``model_dump_json()``). OpenAI Chat Completions and Responses,
+        Anthropic Messages and Gemini are read; ``provider`` is inferred from the shape when
+        not given. ``fields`` are the other event fields, as for ``track``.
+        """
+        body = _response_body(response)
+        data = _event_json(self.agent_id, provider or "", None, fields)
+        key = _KeyBuffer()
+        rc = _lib.ab_client_track_response(key, self._handle.enter(),
+                                           (provider or "").encode("utf-8"), body, len(body),
+                                           data, len(data))
+        if rc:
+            raise error_for(rc, _last_error())
+        return key.value.decode("ascii")
+
+    def price(self, model: str, provider: Optional[str] = None, **usage: Any) -> Dict[str, Any]:
+        """What an event of ``model`` with these token counts (``inputTokens``,
+        ``outputTokens``, ``cachedInputTokens``, ``cacheWriteInputTokens``,
+        ``reasoningTokens``, or their snake_case names) costs by the catalog: a dict with
+        ``costUsd``, ``costSource``, ``priceKey``, ``match``, ``pricesVersion`` and a
+        ``breakdown`` by token kind. Nothing is stored."""
+        usage = dict(usage)
+        usage.setdefault("operation", "llm_call")
+        data = _event_json("price-check", provider or "", None, dict(usage, model=model))
+        return json.loads(self._call_json(_lib.ab_price_event_json, data, len(data)))
 
     def register_agent(self, name: str, description: Optional[str] = None,
                        project_id: Optional[str] = None,
