@@ -13,6 +13,8 @@
 #include "agentburn/agentburn.hpp"
 #include "common.hpp"
 #include "event/codec.hpp"
+#include "pricing/catalog.hpp"
+#include "pricing/usage.hpp"
 #include "store/buffer.hpp"
 
 namespace {
@@ -195,6 +197,53 @@ void BM_TrackProcess(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_TrackProcess);
+
+// The same event with its costUsd left out: priced from its model and tokens by the catalog.
+// Against BM_TrackProcess: the cost of pricing in track().
+void BM_TrackProcessComputedCost(benchmark::State& state) {
+  auto& c = client(agentburn::Durability::kProcess);
+  agentburn::Event e = event();
+  e.cost_usd.reset();
+  e.model = "claude-sonnet-4-5";  // a catalog name (the sample's model is written otherwise)
+  for (auto _ : state) {
+    agentburn::Status s = c.track(e);
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_TrackProcessComputedCost);
+
+// One catalog lookup, cycling through an exact name, a provider-prefixed one, a dated
+// snapshot's fallback and a miss.
+void BM_PriceLookup(benchmark::State& state) {
+  const auto& catalog = agentburn::pricing::Catalog::builtin();
+  const char* models[] = {"gpt-4o", "claude-sonnet-4-5", "gpt-4o-2099-01-01", "no-such-model"};
+  std::size_t i = 0, hits = 0;
+  for (auto _ : state) {
+    hits += static_cast<bool>(catalog.lookup("openai", models[i++ & 3]));
+  }
+  benchmark::DoNotOptimize(hits);
+}
+BENCHMARK(BM_PriceLookup);
+
+// usage_from_response on a 2 KB OpenAI Chat Completions body.
+void BM_UsageFromResponse2KB(benchmark::State& state) {
+  std::string body =
+      R"({"id":"chatcmpl-1","object":"chat.completion","created":1767225600,"model":"gpt-4o-2024-08-06",)"
+      R"("choices":[{"index":0,"message":{"role":"assistant","content":")" +
+      std::string(1700, 'x') +
+      R"(","refusal":null},"logprobs":null,"finish_reason":"stop"}],)"
+      R"("usage":{"prompt_tokens":1117,"completion_tokens":46,"total_tokens":1163,)"
+      R"("prompt_tokens_details":{"cached_tokens":1024,"audio_tokens":0},)"
+      R"("completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0}},)"
+      R"("system_fingerprint":"fp_1"})";
+  for (auto _ : state) {
+    auto u = agentburn::pricing::usage_from_response("openai", body);
+    if (!u.ok()) die(u.status().to_string());
+    benchmark::DoNotOptimize(u->tokens.input);
+  }
+  state.counters["bytes"] = static_cast<double>(body.size());
+}
+BENCHMARK(BM_UsageFromResponse2KB);
 
 void BM_TrackBuffered(benchmark::State& state) {
   auto& c = client(agentburn::Durability::kBuffered);

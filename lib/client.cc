@@ -223,10 +223,7 @@ void Client::Impl::price(const Event& e, EventPrice* out) const {
   bool tokens = e.input_tokens || e.output_tokens;
   if (!e.model || !tokens) return;
   pricing::Match m = catalog->lookup(e.provider, *e.model);
-  if (!m) {
-    out->nearest = catalog->nearest(*e.model, 3);
-    return;
-  }
+  if (!m) return;  // the nearest names are looked for only when they are shown
   pricing::Tokens t;
   t.input = static_cast<std::uint64_t>(e.input_tokens.value_or(0));
   t.cached = static_cast<std::uint64_t>(e.cached_input_tokens.value_or(0));
@@ -248,15 +245,18 @@ void Client::Impl::price(const Event& e, EventPrice* out) const {
 
 namespace {
 
-std::string unpriced_reason(const Event& e, const EventPrice& p) {
+// Why an event could not be priced; names the nearest catalog names (an edit-distance scan
+// of the catalog: only for a message that is shown).
+std::string unpriced_reason(const Event& e, const pricing::Catalog& catalog) {
   if (!e.model) return "no model given (costUsd, or model and tokens, are needed)";
   if (!e.input_tokens && !e.output_tokens) {
     return "no token counts given for model \"" + *e.model + "\"";
   }
   std::string why = "no price known for model \"" + *e.model + "\" (provider \"" + e.provider + "\")";
-  if (!p.nearest.empty()) {
+  auto nearest = catalog.nearest(*e.model, 3);
+  if (!nearest.empty()) {
     why += "; nearest catalog names:";
-    for (std::size_t i = 0; i < p.nearest.size(); ++i) why += (i ? ", " : " ") + p.nearest[i];
+    for (std::size_t i = 0; i < nearest.size(); ++i) why += (i ? ", " : " ") + nearest[i];
   }
   return why;
 }
@@ -277,8 +277,9 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
     norm->prices_version = std::move(p.prices_version);
     return Status();
   }
-  std::string why = unpriced_reason(e, p);
-  if (options.require_price) return Status::invalid("costUsd: is absent, and " + why);
+  if (options.require_price) {
+    return Status::invalid("costUsd: is absent, and " + unpriced_reason(e, *catalog));
+  }
   unpriced.fetch_add(1, std::memory_order_relaxed);
   norm->cost_usd = 0.0;
   norm->cost_source = "unpriced";
@@ -292,7 +293,7 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
     }
     if (first) {
       options.log(LogLevel::kWarning, "an event without costUsd is stored with costUsd 0 "
-                                      "(costSource \"unpriced\"): " + why);
+                                      "(costSource \"unpriced\"): " + unpriced_reason(e, *catalog));
     }
   }
   return Status();
@@ -407,6 +408,7 @@ Result<EventPrice> Client::price_event(const Event& event) const {
   }
   EventPrice p;
   impl_->price(event, &p);
+  if (p.cost_source == "unpriced" && event.model) p.nearest = impl_->catalog->nearest(*event.model, 3);
   return p;
 }
 
