@@ -256,7 +256,9 @@ int run(int argc, char** argv) {
                  "agentburn-server: cannot listen on %s:%d: the address is in use or not "
                  "available\n",
                  flags.host.c_str(), flags.port);
-    return 1;
+    // The connection gate's threads are running already: leave without destroying what
+    // they use, as the normal exit does.
+    quit(1);
   }
   listener.widen_backlog();
 
