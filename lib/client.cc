@@ -62,7 +62,8 @@ class Client::Impl {
   // The pricing step of track(): sets norm's cost and how it was found. kInvalid only for
   // an unpriceable event with require_price.
   Status apply_price(const Event& e, detail::Normalized* norm);
-  Status track_event(const Event& e, std::string* key_out);
+  // validate, price, store: what every track call does. `metadata_trusted` as validate_event.
+  Status track_event(const Event& e, std::string* key_out, bool metadata_trusted = false);
   Status reject(const detail::FieldError& err) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return detail::to_status(err);
@@ -245,20 +246,24 @@ void Client::Impl::price(const Event& e, EventPrice* out) const {
 
 namespace {
 
-// Why an event could not be priced; names the nearest catalog names (an edit-distance scan
-// of the catalog: only for a message that is shown).
+// "; nearest catalog names: a, b, c" for a model the catalog does not price (an edit-distance
+// scan of the catalog: only for a message that is shown), or "".
+std::string nearest_names(const pricing::Catalog& catalog, std::string_view model) {
+  auto nearest = catalog.nearest(model, 3);
+  if (nearest.empty()) return "";
+  std::string text = "; nearest catalog names:";
+  for (std::size_t i = 0; i < nearest.size(); ++i) text += (i ? ", " : " ") + nearest[i];
+  return text;
+}
+
+// Why an event could not be priced, naming the nearest catalog names.
 std::string unpriced_reason(const Event& e, const pricing::Catalog& catalog) {
   if (!e.model) return "no model given (costUsd, or model and tokens, are needed)";
   if (!e.input_tokens && !e.output_tokens) {
     return "no token counts given for model \"" + *e.model + "\"";
   }
-  std::string why = "no price known for model \"" + *e.model + "\" (provider \"" + e.provider + "\")";
-  auto nearest = catalog.nearest(*e.model, 3);
-  if (!nearest.empty()) {
-    why += "; nearest catalog names:";
-    for (std::size_t i = 0; i < nearest.size(); ++i) why += (i ? ", " : " ") + nearest[i];
-  }
-  return why;
+  return "no price known for model \"" + *e.model + "\" (provider \"" + e.provider + "\")" +
+         nearest_names(catalog, *e.model);
 }
 
 }  // namespace
@@ -299,10 +304,10 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
   return Status();
 }
 
-Status Client::Impl::track_event(const Event& e, std::string* key_out) {
+Status Client::Impl::track_event(const Event& e, std::string* key_out, bool metadata_trusted) {
   detail::Normalized norm;
   detail::FieldError err;
-  if (!detail::validate_event(e, true, false, &norm, &err, true)) return reject(err);
+  if (!detail::validate_event(e, true, metadata_trusted, &norm, &err, true)) return reject(err);
   Status s = apply_price(e, &norm);
   if (!s.ok()) {
     rejected.fetch_add(1, std::memory_order_relaxed);
@@ -416,13 +421,8 @@ Result<PriceQuote> Client::lookup_price(std::string_view provider, std::string_v
   if (!impl_) return Status::closed("the client was moved from");
   pricing::Match m = impl_->catalog->lookup(provider, model);
   if (!m) {
-    std::string why = "model: no price known for \"" + std::string(model) + "\"";
-    auto near = impl_->catalog->nearest(model, 3);
-    if (!near.empty()) {
-      why += "; nearest catalog names:";
-      for (std::size_t i = 0; i < near.size(); ++i) why += (i ? ", " : " ") + near[i];
-    }
-    return Status::invalid(why);
+    return Status::invalid("model: no price known for \"" + std::string(model) + "\"" +
+                           nearest_names(*impl_->catalog, model));
   }
   pricing::Rates r = pricing::effective_rates(*m.entry, 0, pricing::ServiceTier::kStandard);
   PriceQuote q;
@@ -443,14 +443,7 @@ Status Client::track_json(std::string_view json, std::string* key_out) {
   Event e;
   detail::FieldError err;
   if (!detail::parse_event_json(json, &e, &err)) return impl_->reject(err);
-  detail::Normalized norm;
-  if (!detail::validate_event(e, true, true, &norm, &err, true)) return impl_->reject(err);
-  Status s = impl_->apply_price(e, &norm);
-  if (!s.ok()) {
-    impl_->rejected.fetch_add(1, std::memory_order_relaxed);
-    return s;
-  }
-  return impl_->store(e, norm, key_out);
+  return impl_->track_event(e, key_out, true);
 }
 
 Status Client::flush(std::chrono::milliseconds timeout) {
