@@ -12,9 +12,13 @@ const errors = require('./errors.cjs');
 const options = require('./options.cjs');
 const event = require('./event.cjs');
 const lifecycle = require('./lifecycle.cjs');
+const instrumentation = require('./instrument.cjs');
 
 const { codes, fn, callAsync, lastError, takeString, KEY_SIZE } = native;
 const { invalid, closed, errorFor } = errors;
+
+// Node 18 has no Symbol.asyncDispose; `await using` needs it, and Node's own polyfill is this.
+const ASYNC_DISPOSE = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose');
 
 // One key buffer for every synchronous call: they run on the main thread, one at a time.
 const keyBuffer = Buffer.alloc(KEY_SIZE);
@@ -111,6 +115,7 @@ class AgentBurn {
       throw e;
     }
     this._loggerId = log ? log.id : null;
+    this._logger = logger;
     this._closing = null; // close()'s promise once it began
     this._shutDown = false; // ab_client_shutdown was called
     this._inflight = 0; // asynchronous calls running on other threads
@@ -256,7 +261,29 @@ class AgentBurn {
     return this._closing;
   }
 
-  [Symbol.asyncDispose]() {
+  // A view of an openai or @anthropic-ai/sdk client whose calls are tracked by this client
+  // (see instrument.cjs). options: {agentId, taskId, workflowId, includeUsage}.
+  instrument(client, instrumentOptions) {
+    return instrumentation.instrument(this, client, instrumentOptions);
+  }
+
+  // Tracking on behalf of an instrumented call: a refusal must not become the caller's
+  // error (the call itself succeeded), so it goes to the logger.
+  _trackQuietly(trackIt) {
+    try {
+      trackIt();
+    } catch (e) {
+      if (this._logger) {
+        try {
+          this._logger('warning', `an instrumented call was not tracked: ${e.message}`);
+        } catch {
+          // The logger's own failure has nowhere to go.
+        }
+      }
+    }
+  }
+
+  [ASYNC_DISPOSE]() {
     return this.close().then(() => undefined);
   }
 

@@ -6,6 +6,7 @@ const errors = require('./errors.cjs');
 const { AgentBurn } = require('./client.cjs');
 const { instrument, withAgentBurn, currentContext } = require('./instrument.cjs');
 
+
 module.exports = {
   AgentBurn,
   instrument,
