@@ -167,6 +167,7 @@ class AgentBurn {
   // What an event of `model` with these token counts costs by the catalog: {costUsd,
   // costSource, priceKey, match, pricesVersion, breakdown}. Nothing is stored.
   price(model, usage = {}) {
+    if (typeof model !== 'string') throw invalid(`model: must be a string, got ${options.describe(model)}`);
     if (usage === null || typeof usage !== 'object' || Array.isArray(usage)) {
       throw invalid(`price: the second argument must be an object of token counts, got ${options.describe(usage)}`);
     }

@@ -69,6 +69,7 @@ function eventObject(agentId, provider, costUsd, fields) {
     if (typeof costUsd !== 'number' && typeof costUsd !== 'bigint') {
       throw invalid(`costUsd: must be a number, got ${describe(costUsd)}`);
     }
+    checkJsonValue(costUsd, 'costUsd');
     event.costUsd = costUsd;
   }
   if (fields == null) return event;

@@ -24,6 +24,7 @@ function optionError(option, why) {
 
 function describe(value) {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   return `a value of type ${Array.isArray(value) ? 'array' : typeof value}`;
