@@ -138,8 +138,9 @@ class AgentBurn {
       fields = costUsd;
       costUsd = undefined;
     }
-    const data = event.eventJson(this.agentId, provider, costUsd, fields);
-    const rc = fn.ab_client_track_json_key(keyBuffer, this._enter(), data, data.length);
+    const text = event.eventJson(this.agentId, provider, costUsd, fields);
+    // koffi writes the string's UTF-8 for the call; its length in bytes goes with it.
+    const rc = fn.ab_client_track_json_key(keyBuffer, this._enter(), text, Buffer.byteLength(text));
     if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
     return readKey();
   }
@@ -155,7 +156,7 @@ class AgentBurn {
       throw invalid(`provider: must be a string, got ${options.describe(provider)}`);
     }
     const body = responseBody(response);
-    const other = event.eventObject(this.agentId, undefined, undefined, rest);
+    const { event: other } = event.eventObject(this.agentId, undefined, undefined, rest);
     delete other.provider;
     const data = Buffer.from(event.stringify(other, 'fields'));
     const rc = fn.ab_client_track_response(keyBuffer, this._enter(), provider || '', body,
@@ -173,7 +174,7 @@ class AgentBurn {
     }
     const { provider, ...counts } = usage;
     const fields = { operation: 'llm_call', ...counts, model };
-    const data = event.eventJson('price-check', provider == null ? '' : provider, undefined, fields);
+    const data = Buffer.from(event.eventJson('price-check', provider == null ? '' : provider, undefined, fields));
     return JSON.parse(this._callJson(fn.ab_price_event_json, data, data.length));
   }
 

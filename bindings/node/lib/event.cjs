@@ -60,43 +60,63 @@ function stringify(value, what) {
 }
 
 // The event of one track() call as an object: the client's agent id, the provider, the cost
-// when given, then the fields (which may override the agent id).
+// when given, then the fields (which may override the agent id). `hasBigInt` says whether
+// stringify needs to convert BigInts (a replacer slows every call, so only then).
 function eventObject(agentId, provider, costUsd, fields) {
   const event = {};
+  let hasBigInt = false;
   if (agentId != null) event.agentId = agentId;
   event.provider = provider;
   if (costUsd != null) {
-    if (typeof costUsd !== 'number' && typeof costUsd !== 'bigint') {
+    if (typeof costUsd === 'number') {
+      if (!Number.isFinite(costUsd)) checkJsonValue(costUsd, 'costUsd');
+    } else if (typeof costUsd === 'bigint') {
+      hasBigInt = true;
+    } else {
       throw invalid(`costUsd: must be a number, got ${describe(costUsd)}`);
     }
-    checkJsonValue(costUsd, 'costUsd');
     event.costUsd = costUsd;
   }
-  if (fields == null) return event;
+  if (fields == null) return { event, hasBigInt };
   if (typeof fields !== 'object' || Array.isArray(fields)) {
     throw invalid(`fields: must be an object of event fields, got ${describe(fields)}`);
   }
-  const given = new Set();
   for (const key of Object.keys(fields)) {
     const value = fields[key];
     if (value === undefined) continue;
-    const field = ALIASES[key] || key;
-    if (given.has(field)) throw invalid(`${field}: given twice; pass one of ${key} and ${field}`);
-    if (field === 'costUsd' && costUsd != null) throw invalid('costUsd: given twice, as the argument and as a field; pass one');
-    given.add(field);
-    if (field === 'timestamp' && value instanceof Date) {
-      if (Number.isNaN(value.getTime())) throw invalid('timestamp: is an invalid Date');
-      event.timestamp = value.toISOString();
-      continue;
+    let field = key;
+    if (Object.hasOwn(ALIASES, key)) {
+      field = ALIASES[key];
+      if (fields[field] !== undefined) throw invalid(`${field}: given twice; pass one of ${key} and ${field}`);
     }
-    if (typeof value !== 'string') checkJsonValue(value, field);
+    if (field === 'costUsd' && costUsd != null) throw invalid('costUsd: given twice, as the argument and as a field; pass one');
+    switch (typeof value) {
+      case 'string': break;
+      case 'number':
+        if (!Number.isFinite(value)) checkJsonValue(value, field);
+        break;
+      case 'bigint':
+        checkJsonValue(value, field);
+        hasBigInt = true;
+        break;
+      default:
+        if (field === 'timestamp' && value instanceof Date) {
+          if (Number.isNaN(value.getTime())) throw invalid('timestamp: is an invalid Date');
+          event.timestamp = value.toISOString();
+          continue;
+        }
+        checkJsonValue(value, field);
+        hasBigInt = true; // somewhere below, perhaps: the replacer is cheap next to the walk
+    }
     event[field] = value;
   }
-  return event;
+  return { event, hasBigInt };
 }
 
+// The event's JSON text.
 function eventJson(agentId, provider, costUsd, fields) {
-  return Buffer.from(stringify(eventObject(agentId, provider, costUsd, fields), 'event'));
+  const { event, hasBigInt } = eventObject(agentId, provider, costUsd, fields);
+  return hasBigInt ? stringify(event, 'event') : JSON.stringify(event);
 }
 
 // The library's rules for an agent (agentburn/event.hpp), checked here so that a refusal

@@ -143,7 +143,7 @@ const PROTOTYPES = [
   'int ab_client_open(_Out_ ab_client **out, const ab_options *opts)',
   'int ab_client_close(ab_client *c, int timeout_ms)',
   'int ab_client_shutdown(ab_client *c, int timeout_ms)',
-  'int ab_client_track_json_key(_Out_ uint8_t *out_key, ab_client *c, const uint8_t *json, size_t len)',
+  'int ab_client_track_json_key(_Out_ uint8_t *out_key, ab_client *c, const char *json, size_t len)',
   'int ab_client_register_agent_json(_Out_ void **out_id, ab_client *c, const uint8_t *json, size_t len)',
   'int ab_client_track_response(_Out_ uint8_t *out_key, ab_client *c, const char *provider, const uint8_t *body, size_t len, const uint8_t *fields_json, size_t fields_len)',
   'int ab_price_event_json(_Out_ void **out, ab_client *c, const uint8_t *json, size_t len)',
