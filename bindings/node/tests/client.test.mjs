@@ -1,5 +1,6 @@
 // The whole API against the real library and the real agentburn-server.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import * as agentburn from '../index.mjs';
@@ -166,6 +167,14 @@ test('errors are AgentBurnError subclasses with the code and the library message
   assert.equal(err.name, 'InvalidEventError');
   assert.equal(err.code, -1);
   assert.match(err.message, /inputToken: unknown field "inputToken"; did you mean "inputTokens"\?/);
+});
+
+test('index.d.ts declares every export', () => {
+  const declarations = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8');
+  const declared = new Set([...declarations.matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((m) => m[1]));
+  const exported = Object.keys(agentburn).filter((name) => name !== 'default');
+  assert.deepEqual([...declared].sort(), exported.sort());
+  assert.match(declarations, /^export default agentburn;$/m);
 });
 
 test('the CommonJS entry gives the same objects as the ES module', () => {

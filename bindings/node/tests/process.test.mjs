@@ -79,6 +79,15 @@ test('a process that ends without closing delivers at exit: at the end of its ev
   assert.deepEqual(await serverKeys(server, 'exit-call', 10), new Set(exited.keys));
 });
 
+test('process.exit() with a logger leaves the client as it is: the process ends, and its events wait on disk', async (t) => {
+  const bufferDir = tempDir(t);
+  const exited = await runChild({ options: { agentId: 'a', bufferDir }, count: 10, taskId: 'exit-logger', end: 'exit' });
+  assert.equal(exited.keys.length, 10);
+  const next = new AgentBurn({ bufferDir, logger: null });
+  assert.equal(next.stats().pending, 10, 'the next client takes the events over');
+  await next.close(0);
+});
+
 function loadIn(dir, env) {
   return spawnSync(process.execPath, ['--input-type=module', '-e',
     `import('${path.join(dir, 'index.mjs')}').then((m) => console.log('loaded', m.libraryPath, m.libraryVersion()))`], {
