@@ -1,6 +1,7 @@
 // The whole API against the real library and the real agentburn-server.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import * as agentburn from '../index.mjs';
@@ -105,6 +106,28 @@ test('flush answers false offline and at its timeout; close answers whether all 
   await assert.rejects(ab.registerAgent('x'), ClosedError);
   await assert.rejects(ab.deadLetters(), ClosedError);
 
+});
+
+test('flush and registerAgent wait on a pool thread: the event loop runs meanwhile', async (t) => {
+  // A server that accepts connections and never answers.
+  const sockets = new Set();
+  const silent = net.createServer((socket) => sockets.add(socket));
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise((resolve) => silent.close(resolve));
+  });
+  const ab = new AgentBurn({ baseUrl: `http://127.0.0.1:${silent.address().port}`, agentId: 'a', bufferDir: tempDir(t), logger: null, registerTimeoutMs: 30000 });
+  t.after(() => ab.close(0));
+  ab.track('openai', 0.01, { operation: 'llm_call' });
+  const turn = () => new Promise((resolve) => setImmediate(() => resolve('event loop')));
+  const flushing = ab.flush(30000);
+  assert.equal(await Promise.race([flushing.then(() => 'flush'), turn()]), 'event loop');
+  const registering = ab.registerAgent('Waiting Bot');
+  assert.equal(await Promise.race([registering.then(() => 'registerAgent'), turn()]), 'event loop');
+  assert.equal(await ab.close(0), false, 'closing ends the waits');
+  await assert.rejects(flushing, ClosedError);
+  await registering.then(() => {}, () => {});
 });
 
 test('Symbol.asyncDispose closes the client', async (t) => {
