@@ -247,7 +247,7 @@ void flush_and_compact_buffer_folder(const std::string& folder) {
   rocksdb::Options o = buffer_like_options();
   o.create_if_missing = false;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, o}, {"dead", o}, {"meta", o}};
+      {rocksdb::kDefaultColumnFamilyName, o}, {"dead", o}, {"meta", o}, {"ledger", o}};
   std::vector<rocksdb::ColumnFamilyHandle*> h;
   rocksdb::DB* db = nullptr;
   auto st = rocksdb::DB::Open(o, folder, cfs, &h, &db);

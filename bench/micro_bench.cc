@@ -212,6 +212,73 @@ void BM_TrackProcessComputedCost(benchmark::State& state) {
 }
 BENCHMARK(BM_TrackProcessComputedCost);
 
+// A client with 10 budgets defined: five that match the sample event (its agent, its
+// provider, every event, each task, each workflow) and five that do not, with periods of
+// every kind; so each track writes its ledger row and counts its cost in five windows.
+agentburn::Client& budget_client() {
+  static std::unique_ptr<agentburn::Client> c;
+  if (!c) {
+    agentburn::Options o;
+    o.buffer_root = make_temp_dir(tmp_base(), "budgets-");
+    o.close_timeout_ms = 0;
+    const agentburn::BudgetPeriod periods[] = {
+        agentburn::BudgetPeriod::kDaily, agentburn::BudgetPeriod::kWeekly,
+        agentburn::BudgetPeriod::kMonthly, agentburn::BudgetPeriod::kTotal};
+    agentburn::Event e = event();
+    for (int i = 0; i < 10; ++i) {
+      agentburn::Budget b;
+      b.name = "budget-" + std::to_string(i);
+      b.limit_usd = 1e9;
+      b.period = periods[i % 4];
+      bool match = i < 5;
+      switch (i % 5) {
+        case 0: b.agent_id = match ? e.agent_id : "someone-else"; break;
+        case 1: b.provider = match ? e.provider : "nobody"; break;
+        case 2: if (!match) b.model = "no-such-model"; break;
+        case 3: b.task_id = match ? "*" : "no-task"; break;
+        case 4: b.workflow_id = match ? "*" : "no-workflow"; break;
+      }
+      o.budgets.push_back(b);
+    }
+    auto r = agentburn::Client::open(o);
+    if (!r.ok()) die(r.status().to_string());
+    c = std::make_unique<agentburn::Client>(std::move(r.value()));
+  }
+  return *c;
+}
+
+// track() with 10 budgets defined. Against BM_TrackProcess: the ledger row written in the
+// event's batch and the windows counted.
+void BM_TrackProcessBudgets10(benchmark::State& state) {
+  auto& c = budget_client();
+  for (auto _ : state) {
+    agentburn::Status s = c.track(event());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_TrackProcessBudgets10);
+
+// reserve() then track(event, reservation) with the same 10 budgets. Against
+// BM_TrackProcessBudgets10: what the reservation adds to the track it settles.
+void BM_ReserveSettleBudgets10(benchmark::State& state) {
+  auto& c = budget_client();
+  agentburn::ReserveRequest req;
+  agentburn::Event e = event();
+  req.agent_id = e.agent_id;
+  req.provider = e.provider;
+  req.task_id = e.task_id;
+  req.workflow_id = e.workflow_id;
+  req.model = e.model;
+  req.estimate_usd = 0.01;
+  for (auto _ : state) {
+    auto r = c.reserve(req);
+    if (!r.ok()) die(r.status().to_string());
+    agentburn::Status s = c.track(e, r.value());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_ReserveSettleBudgets10);
+
 // One catalog lookup, cycling through an exact name, a provider-prefixed one, a dated
 // snapshot's fallback and a miss.
 void BM_PriceLookup(benchmark::State& state) {

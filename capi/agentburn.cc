@@ -11,6 +11,7 @@
 #include <string>
 
 #include "agentburn/client.hpp"
+#include "budget/json.hpp"
 #include "event/codec.hpp"
 #include "options_check.hpp"
 
@@ -140,6 +141,7 @@ const char* ab_strerror(int code) {
     case AB_ETIMEOUT: return "timed out";
     case AB_ECLOSED: return "client closed";
     case AB_EINTERNAL: return "internal error";
+    case AB_EBUDGET: return "budget exceeded";
     default: return "unknown result code";
   }
 }
@@ -196,6 +198,34 @@ AB_BOOL_SETTER(seed_fields_only, seed_fields_only)
 AB_STRING_SETTER(price_catalog_path, price_catalog_path)
 AB_STRING_SETTER(price_overrides_json, price_overrides_json)
 AB_BOOL_SETTER(require_price, require_price)
+AB_INT_SETTER(reservation_ttl_ms, reservation_ttl_ms, int)
+AB_BOOL_SETTER(ledger, ledger)
+
+int ab_options_set_budgets_json(ab_options* o, const char* json) {
+  return guarded([&] {
+    std::vector<agentburn::Budget> budgets;
+    if (json && *json) {
+      Status s = agentburn::budget::parse_budgets_json(json, &budgets);
+      if (!s.ok()) return from_status(s);
+    }
+    return set_option(o, "ab_options_set_budgets_json",
+                      [&](Options& c) { c.budgets = std::move(budgets); });
+  });
+}
+
+int ab_options_set_budget_alert(ab_options* o, ab_budget_alert_fn fn, void* user_data) {
+  return guarded([&] {
+    return set_option(o, "ab_options_set_budget_alert", [&](Options& c) {
+      if (!fn) {
+        c.on_budget_alert = nullptr;
+        return;
+      }
+      c.on_budget_alert = [fn, user_data](const agentburn::BudgetAlert& a) {
+        fn(agentburn::budget::alert_json(a).c_str(), user_data);
+      };
+    });
+  });
+}
 
 int ab_options_set_durability(ab_options* o, int durability) {
   return guarded([&] {
@@ -363,10 +393,49 @@ int ab_client_track(char out_key[AB_KEY_SIZE], ab_client* c, const ab_event* e) 
   });
 }
 
+namespace {
+
+int track_response(const char* fn, char* out_key, ab_client* c, const char* reservation_id,
+                   const char* provider, const char* body, size_t len, const char* fields_json,
+                   size_t fields_len);
+
+}  // namespace
+
 int ab_client_track_response(char out_key[AB_KEY_SIZE], ab_client* c, const char* provider,
                               const char* body, size_t len, const char* fields_json,
                               size_t fields_len) {
-  const char* fn = "ab_client_track_response";
+  return track_response("ab_client_track_response", out_key, c, nullptr, provider, body, len,
+                        fields_json, fields_len);
+}
+
+int ab_client_track_response_reserved(char out_key[AB_KEY_SIZE], ab_client* c,
+                                      const char* reservation_id, const char* provider,
+                                      const char* body, size_t len, const char* fields_json,
+                                      size_t fields_len) {
+  return track_response("ab_client_track_response_reserved", out_key, c, reservation_id,
+                        provider, body, len, fields_json, fields_len);
+}
+
+namespace {
+
+// The window of the last AB_EBUDGET on this thread, as JSON (a plain array, as t_last_error).
+constexpr std::size_t kRefusalSize = 2048;
+thread_local char t_last_refusal[kRefusalSize];
+
+int reserved_id(const char* fn, const char* id, agentburn::Reservation* r) {
+  if (!id) return null_arg(fn, "reservation_id");
+  std::size_t n = strnlen(id, AB_RESERVATION_SIZE);
+  if (n == 0 || n >= AB_RESERVATION_SIZE) {
+    return fail(AB_EINVALID, std::string(fn) + ": reservation_id must be 1 to " +
+                                 std::to_string(AB_RESERVATION_SIZE - 1) + " characters");
+  }
+  r->id.assign(id, n);
+  return AB_OK;
+}
+
+int track_response(const char* fn, char* out_key, ab_client* c, const char* reservation_id,
+                   const char* provider, const char* body, size_t len, const char* fields_json,
+                   size_t fields_len) {
   return guarded([&] {
     if (!c) return null_arg(fn, "client");
     if (is_shut_down(c, fn)) return AB_ECLOSED;
@@ -385,21 +454,134 @@ int ab_client_track_response(char out_key[AB_KEY_SIZE], ab_client* c, const char
       }
     }
     std::string key;
-    Status s = c->client.track_response(fields, provider ? provider : "",
-                                        std::string_view(body ? body : "", len),
-                                        out_key ? &key : nullptr);
+    std::string_view text(body ? body : "", len);
+    Status s;
+    if (reservation_id) {
+      agentburn::Reservation r;
+      int rc = reserved_id(fn, reservation_id, &r);
+      if (rc != AB_OK) return rc;
+      s = c->client.track_response(fields, r, provider ? provider : "", text,
+                                   out_key ? &key : nullptr);
+    } else {
+      s = c->client.track_response(fields, provider ? provider : "", text,
+                                   out_key ? &key : nullptr);
+    }
     if (!s.ok()) return from_status(s);
     return write_key(out_key, key);
   });
 }
 
-int ab_price_event_json(char** out, ab_client* c, const char* json, size_t len) {
-  const char* fn = "ab_price_event_json";
+}  // namespace
+
+const char* ab_last_refusal(void) { return t_last_refusal; }
+
+extern "C++" {
+namespace {
+
+// A call that answers JSON through `out`: the checks every such call starts with, then
+// `f(&text)`, whose text becomes `*out` when it returns AB_OK.
+template <typename F>
+int answer_json(const char* fn, char** out, ab_client* c, F&& f) {
   return guarded([&] {
     if (!out) return null_arg(fn, "out");
     *out = nullptr;
     if (!c) return null_arg(fn, "client");
     if (is_shut_down(c, fn)) return AB_ECLOSED;
+    std::string text;
+    int rc = f(&text);
+    if (rc != AB_OK) return rc;
+    *out = dup_string(text);
+    return AB_OK;
+  });
+}
+
+}  // namespace
+}  // extern "C++"
+
+int ab_client_reserve_json(char out_id[AB_RESERVATION_SIZE], ab_client* c, const char* json,
+                           size_t len) {
+  const char* fn = "ab_client_reserve_json";
+  return guarded([&] {
+    if (!out_id) return null_arg(fn, "out_id");
+    out_id[0] = '\0';
+    t_last_refusal[0] = '\0';
+    if (!c) return null_arg(fn, "client");
+    if (is_shut_down(c, fn)) return AB_ECLOSED;
+    if (!json && len) return null_arg(fn, "json");
+    agentburn::ReserveRequest req;
+    Status s = agentburn::budget::parse_reserve_json(std::string_view(json ? json : "", len), &req);
+    if (!s.ok()) return from_status(s);
+    agentburn::BudgetState refused;
+    auto r = c->client.reserve(req, &refused);
+    if (!r.ok()) {
+      if (r.status().code() == Status::Code::kBudgetExceeded) {
+        auto doc = nlohmann::json::parse(agentburn::budget::state_json(refused));
+        if (req.estimate_usd) doc["estimateUsd"] = *req.estimate_usd;
+        std::string text = doc.dump();
+        std::size_t n = std::min(text.size(), kRefusalSize - 1);
+        std::memcpy(t_last_refusal, text.data(), n);
+        t_last_refusal[n] = '\0';
+      }
+      return from_status(r.status());
+    }
+    std::size_t n = std::min<std::size_t>(r->id.size(), AB_RESERVATION_SIZE - 1);
+    std::memcpy(out_id, r->id.data(), n);
+    out_id[n] = '\0';
+    return AB_OK;
+  });
+}
+
+int ab_client_track_json_reserved(char out_key[AB_KEY_SIZE], ab_client* c,
+                                  const char* reservation_id, const char* json, size_t len) {
+  const char* fn = "ab_client_track_json_reserved";
+  return guarded([&] {
+    if (!c) return null_arg(fn, "client");
+    if (is_shut_down(c, fn)) return AB_ECLOSED;
+    if (!json && len) return null_arg(fn, "json");
+    agentburn::Reservation r;
+    int rc = reserved_id(fn, reservation_id, &r);
+    if (rc != AB_OK) return rc;
+    std::string key;
+    Status s = c->client.track_json(std::string_view(json ? json : "", len), r,
+                                    out_key ? &key : nullptr);
+    if (!s.ok()) return from_status(s);
+    return write_key(out_key, key);
+  });
+}
+
+int ab_client_release(ab_client* c, const char* reservation_id) {
+  const char* fn = "ab_client_release";
+  return guarded([&] {
+    if (!c) return null_arg(fn, "client");
+    if (is_shut_down(c, fn)) return AB_ECLOSED;
+    agentburn::Reservation r;
+    int rc = reserved_id(fn, reservation_id, &r);
+    if (rc != AB_OK) return rc;
+    return from_status(c->client.release(r));
+  });
+}
+
+int ab_client_check_json(char** out, ab_client* c, const char* json, size_t len) {
+  return answer_json("ab_client_check_json", out, c, [&](std::string* text) {
+    if (!json && len) return null_arg("ab_client_check_json", "json");
+    agentburn::ReserveRequest req;
+    Status s = agentburn::budget::parse_reserve_json(std::string_view(json ? json : "", len), &req);
+    if (!s.ok()) return from_status(s);
+    *text = agentburn::budget::states_json(c->client.check(req));
+    return AB_OK;
+  });
+}
+
+int ab_client_budgets_json(char** out, ab_client* c) {
+  return answer_json("ab_client_budgets_json", out, c, [&](std::string* text) {
+    *text = agentburn::budget::states_json(c->client.budgets());
+    return AB_OK;
+  });
+}
+
+int ab_price_event_json(char** out, ab_client* c, const char* json, size_t len) {
+  const char* fn = "ab_price_event_json";
+  return answer_json(fn, out, c, [&](std::string* text) {
     if (!json && len) return null_arg(fn, "json");
     Event e;
     agentburn::detail::FieldError err;
@@ -421,7 +603,7 @@ int ab_price_event_json(char** out, ab_client* c, const char* json, size_t len) 
                         {"reasoning", p->reasoning_usd}};
     }
     if (!p->nearest.empty()) j["nearest"] = p->nearest;
-    *out = dup_string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    *text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return AB_OK;
   });
 }

@@ -10,7 +10,9 @@
 #include <set>
 #include <shared_mutex>
 
+#include "budget/engine.hpp"
 #include "event/codec.hpp"
+#include "ledger/rows.hpp"
 #include "options_check.hpp"
 #include "pricing/catalog.hpp"
 #include "pricing/cost.hpp"
@@ -45,6 +47,10 @@ class Client::Impl {
   const pricing::Catalog* catalog = nullptr;
   std::mutex unknown_mu;
   std::set<std::string> unknown_logged;  // models warned about once
+  // Budgets, and whether each event also writes its ledger row (budgets count from it).
+  std::unique_ptr<budget::Engine> budgets;
+  bool ledger = false;
+  std::atomic<bool> ledger_loaded{false};
   // Shared by calls that use the buffer, exclusive for close(): no call sees a closed buffer.
   mutable std::shared_mutex life;
   bool closed = false;
@@ -54,7 +60,8 @@ class Client::Impl {
   // the child a buffer folder and a sender of its own.
   Status enter(std::shared_lock<std::shared_mutex>* lock);
   void restart_after_fork();
-  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out);
+  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out,
+               const detail::LedgerDelta* ledger_row);
   Status load_catalog();
   // Fills `price` for `e` (whose tokens are validated): the caller's cost, the catalog's, or
   // none found.
@@ -63,7 +70,20 @@ class Client::Impl {
   // an unpriceable event with require_price.
   Status apply_price(const Event& e, detail::Normalized* norm);
   // validate, price, store: what every track call does. `metadata_trusted` as validate_event.
-  Status track_event(const Event& e, std::string* key_out, bool metadata_trusted = false);
+  // With `reservation`, settles it.
+  Status track_event(const Event& e, std::string* key_out, bool metadata_trusted = false,
+                     const std::string* reservation = nullptr);
+  // The event track_response() tracks: `fields` with the model and tokens of `body`.
+  Status event_from_response(const Event& fields, std::string_view provider,
+                             std::string_view body, Event* e);
+  // Counts the spend of the ledger rows this buffer folder holds (at open).
+  Status load_ledger();
+  // Counts a ledger row copied in from an adopted folder (the buffer calls it).
+  void ledger_adopted(std::string_view key, std::string_view value);
+  // The log warning and the callback of each alert, outside every lock.
+  void fire(const std::vector<BudgetAlert>& alerts);
+  // The estimate of a reservation: given, or priced from the catalog.
+  Status estimate(const ReserveRequest& r, std::int64_t* nanos) const;
   Status reject(const detail::FieldError& err) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return detail::to_status(err);
@@ -166,7 +186,8 @@ Status Client::Impl::open_parts() {
   return Status();
 }
 
-Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::string* key_out) {
+Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::string* key_out,
+                           const detail::LedgerDelta* ledger_row) {
   std::string encoded;
   encoded.reserve(256);
   detail::encode_event(e, norm, false, &encoded);
@@ -177,7 +198,7 @@ Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::
   }
   std::shared_lock<std::shared_mutex> g;
   Status s = enter(&g);
-  if (s.ok()) s = buffer->append(encoded);
+  if (s.ok()) s = buffer->append(encoded, ledger_row);
   if (!s.ok()) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return s;
@@ -213,6 +234,21 @@ Status Client::Impl::load_catalog() {
   return Status();
 }
 
+namespace {
+
+// The token counts of an event whose counts are validated.
+pricing::Tokens tokens_of(const Event& e) {
+  pricing::Tokens t;
+  t.input = static_cast<std::uint64_t>(e.input_tokens.value_or(0));
+  t.cached = static_cast<std::uint64_t>(e.cached_input_tokens.value_or(0));
+  t.cache_write = static_cast<std::uint64_t>(e.cache_write_input_tokens.value_or(0));
+  t.output = static_cast<std::uint64_t>(e.output_tokens.value_or(0));
+  t.reasoning = static_cast<std::uint64_t>(e.reasoning_tokens.value_or(0));
+  return t;
+}
+
+}  // namespace
+
 void Client::Impl::price(const Event& e, EventPrice* out) const {
   out->prices_version = catalog->version();
   if (e.cost_usd) {
@@ -225,13 +261,7 @@ void Client::Impl::price(const Event& e, EventPrice* out) const {
   if (!e.model || !tokens) return;
   pricing::Match m = catalog->lookup(e.provider, *e.model);
   if (!m) return;  // the nearest names are looked for only when they are shown
-  pricing::Tokens t;
-  t.input = static_cast<std::uint64_t>(e.input_tokens.value_or(0));
-  t.cached = static_cast<std::uint64_t>(e.cached_input_tokens.value_or(0));
-  t.cache_write = static_cast<std::uint64_t>(e.cache_write_input_tokens.value_or(0));
-  t.output = static_cast<std::uint64_t>(e.output_tokens.value_or(0));
-  t.reasoning = static_cast<std::uint64_t>(e.reasoning_tokens.value_or(0));
-  auto cost = pricing::price(*m.entry, t);
+  auto cost = pricing::price(*m.entry, tokens_of(e));
   if (!cost.ok()) return;
   out->cost_usd = cost->total_usd;
   out->cost_source = "computed";
@@ -273,14 +303,20 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
     norm->cost_source = "reported";
     return Status();
   }
-  EventPrice p;
-  price(e, &p);
-  if (p.cost_source == "computed") {
-    norm->cost_usd = p.cost_usd;
-    norm->cost_source = "computed";
-    norm->price_key = std::move(p.price_key);
-    norm->prices_version = std::move(p.prices_version);
-    return Status();
+  norm->prices_version = catalog->version();
+  // The hot path of a priced track: one lookup and the arithmetic, nothing copied (the
+  // views point into the catalog).
+  if (e.model && (e.input_tokens || e.output_tokens)) {
+    pricing::Match m = catalog->lookup(e.provider, *e.model);
+    if (m) {
+      auto cost = pricing::price(*m.entry, tokens_of(e));
+      if (cost.ok()) {
+        norm->cost_usd = cost->total_usd;
+        norm->cost_source = "computed";
+        norm->price_key = m.entry->key;
+        return Status();
+      }
+    }
   }
   if (options.require_price) {
     return Status::invalid("costUsd: is absent, and " + unpriced_reason(e, *catalog));
@@ -288,7 +324,6 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
   unpriced.fetch_add(1, std::memory_order_relaxed);
   norm->cost_usd = 0.0;
   norm->cost_source = "unpriced";
-  norm->prices_version = std::move(p.prices_version);
   if (options.log) {
     std::string model = e.provider + "/" + e.model.value_or("");
     bool first;
@@ -304,7 +339,72 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
   return Status();
 }
 
-Status Client::Impl::track_event(const Event& e, std::string* key_out, bool metadata_trusted) {
+namespace {
+
+budget::Scope scope_of(const Event& e) {
+  budget::Scope s;
+  s.agent_id = e.agent_id;
+  s.has_agent = true;
+  s.provider = e.provider;
+  s.has_provider = true;
+  if (e.task_id) s.task_id = *e.task_id, s.has_task = true;
+  if (e.workflow_id) s.workflow_id = *e.workflow_id, s.has_workflow = true;
+  if (e.model) s.model = *e.model, s.has_model = true;
+  return s;
+}
+
+budget::Scope scope_of(const ReserveRequest& r) {
+  budget::Scope s;
+  if (r.agent_id) s.agent_id = *r.agent_id, s.has_agent = true;
+  if (r.provider) s.provider = *r.provider, s.has_provider = true;
+  if (r.task_id) s.task_id = *r.task_id, s.has_task = true;
+  if (r.workflow_id) s.workflow_id = *r.workflow_id, s.has_workflow = true;
+  if (r.model) s.model = *r.model, s.has_model = true;
+  return s;
+}
+
+// A ledger row's scope (its empty fields were absent from its events).
+budget::Scope scope_of(const ledger::Row& row) {
+  budget::Scope s;
+  s.agent_id = row.agent_id, s.has_agent = true;
+  s.provider = row.provider, s.has_provider = true;
+  if (!row.task_id.empty()) s.task_id = row.task_id, s.has_task = true;
+  if (!row.workflow_id.empty()) s.workflow_id = row.workflow_id, s.has_workflow = true;
+  if (!row.model.empty()) s.model = row.model, s.has_model = true;
+  return s;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t hour_of(std::int64_t unix_ms) {
+  return unix_ms >= 0 ? unix_ms / 3600000 : (unix_ms - 3599999) / 3600000;
+}
+
+std::string usd_text(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, v >= 0.01 || v == 0 ? "$%.2f" : "$%.6f", v);
+  return buf;
+}
+
+std::string window_text(const BudgetState& s) {
+  std::string text = "budget \"" + s.name + "\"";
+  if (!s.scope.empty()) text += " [" + s.scope + "]";
+  return text;
+}
+
+std::string resets_text(const BudgetState& s) {
+  if (s.resets_at_ms == 0) return s.period == "total" ? "a total budget never resets" : "";
+  return "resets at " + detail::format_timestamp_ms(s.resets_at_ms);
+}
+
+}  // namespace
+
+Status Client::Impl::track_event(const Event& e, std::string* key_out, bool metadata_trusted,
+                                 const std::string* reservation) {
   detail::Normalized norm;
   detail::FieldError err;
   if (!detail::validate_event(e, true, metadata_trusted, &norm, &err, true)) return reject(err);
@@ -313,7 +413,104 @@ Status Client::Impl::track_event(const Event& e, std::string* key_out, bool meta
     rejected.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
-  return store(e, norm, key_out);
+  if (!ledger) return store(e, norm, key_out, nullptr);
+  // The event's ledger row, written in its own write batch.
+  const double cost = norm.cost_usd ? *norm.cost_usd : e.cost_usd.value_or(0.0);
+  const std::int64_t nanos = ledger::to_nanos(cost);
+  const std::int64_t hour = hour_of(norm.timestamp_ms);
+  ledger::Totals t{};
+  t[ledger::kEvents] = 1;
+  t[ledger::kCostNanos] = nanos;
+  t[ledger::kInputTokens] = e.input_tokens.value_or(0);
+  t[ledger::kOutputTokens] = e.output_tokens.value_or(0);
+  t[ledger::kCachedInputTokens] = e.cached_input_tokens.value_or(0);
+  t[ledger::kCacheWriteInputTokens] = e.cache_write_input_tokens.value_or(0);
+  t[ledger::kReasoningTokens] = e.reasoning_tokens.value_or(0);
+  t[ledger::kUnpriced] = norm.cost_source && std::string_view(norm.cost_source) == "unpriced";
+  detail::LedgerDelta delta;
+  delta.key = ledger::encode_key(
+      hour, "",
+      {e.agent_id, e.provider, e.model.value_or(""), e.operation, e.task_id.value_or(""),
+       e.workflow_id.value_or("")});
+  delta.value = ledger::encode_value(t);
+  s = store(e, norm, key_out, &delta);
+  if (!s.ok() || !budgets) return s;
+  std::vector<BudgetAlert> alerts;
+  if (reservation) {
+    budgets->settle(*reservation, scope_of(e), hour, nanos, now_ms(), &alerts);
+  } else {
+    budgets->add(scope_of(e), hour, nanos, now_ms(), &alerts);
+  }
+  if (!alerts.empty()) fire(alerts);
+  return s;
+}
+
+void Client::Impl::fire(const std::vector<BudgetAlert>& alerts) {
+  for (const BudgetAlert& a : alerts) {
+    if (options.log) {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, "%g%%", a.threshold * 100);
+      std::string r = resets_text(a.state);
+      options.log(LogLevel::kWarning,
+                  window_text(a.state) + " reached " + pct + " of its limit: " +
+                      usd_text(a.state.spent_usd) + " spent of " + usd_text(a.state.limit_usd) +
+                      " (" + a.state.period + (r.empty() ? "" : "; " + r) + ")");
+    }
+    if (options.on_budget_alert) options.on_budget_alert(a);
+  }
+}
+
+Status Client::Impl::load_ledger() {
+  Status s = buffer->read_ledger(
+      [&](std::string_view key, std::string_view value) {
+        if (!budgets) return;
+        ledger::Row row;
+        ledger::Totals t{};
+        if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
+        budgets->add(scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), nullptr);
+      },
+      [&] { ledger_loaded.store(true); });
+  return s;
+}
+
+void Client::Impl::ledger_adopted(std::string_view key, std::string_view value) {
+  if (!budgets || !ledger_loaded.load()) return;  // load_ledger() reads it
+  ledger::Row row;
+  ledger::Totals t{};
+  if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
+  std::vector<BudgetAlert> alerts;
+  budgets->add(scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), &alerts);
+  if (!alerts.empty()) fire(alerts);
+}
+
+Status Client::Impl::estimate(const ReserveRequest& r, std::int64_t* nanos) const {
+  if (r.estimate_usd) {
+    if (!std::isfinite(*r.estimate_usd) || *r.estimate_usd < 0) {
+      return Status::invalid("estimateUsd: must be a finite number >= 0");
+    }
+    *nanos = ledger::to_nanos(*r.estimate_usd);
+    return Status();
+  }
+  if (!r.model || !r.input_tokens || !r.max_output_tokens) {
+    return Status::invalid("reserve: give estimateUsd, or model with inputTokens and "
+                           "maxOutputTokens to price the call's largest cost");
+  }
+  if (*r.input_tokens < 0 || *r.max_output_tokens < 0) {
+    return Status::invalid("reserve: inputTokens and maxOutputTokens must be >= 0");
+  }
+  pricing::Match m = catalog->lookup(r.provider.value_or(""), *r.model);
+  if (!m) {
+    return Status::invalid("reserve: no price known for model \"" + *r.model +
+                           "\", so the estimate cannot be computed (give estimateUsd)" +
+                           nearest_names(*catalog, *r.model));
+  }
+  pricing::Tokens t;
+  t.input = static_cast<std::uint64_t>(*r.input_tokens);
+  t.output = static_cast<std::uint64_t>(*r.max_output_tokens);
+  auto cost = pricing::price(*m.entry, t);
+  if (!cost.ok()) return cost.status();
+  *nanos = ledger::to_nanos(cost->total_usd);
+  return Status();
 }
 
 Result<Client> Client::open(const Options& options) {
@@ -330,6 +527,13 @@ Result<Client> Client::open(const Options& options) {
   bo.set_aside_corrupt = options.set_aside_corrupt_buffer;
   bo.log = options.log;
   impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
+  impl->ledger = options.ledger || !options.budgets.empty();
+  if (!options.budgets.empty()) {
+    impl->budgets = std::make_unique<budget::Engine>(options.budgets);
+    bo.ledger_adopted = [raw = impl.get()](std::string_view key, std::string_view value) {
+      raw->ledger_adopted(key, value);
+    };
+  }
   if (!options.endpoint.empty()) {
     detail::TransportConfig& t = impl->transport;
     bool stripped = false;
@@ -361,6 +565,10 @@ Result<Client> Client::open(const Options& options) {
                            "buffer_root to a folder this process may write)");
   }
   if (!s.ok()) return s;
+  if (impl->budgets) {
+    s = impl->load_ledger();
+    if (!s.ok()) return s;
+  }
   return Client(std::move(impl));
 }
 
@@ -383,25 +591,104 @@ Status Client::track(const Event& event, std::string* key_out) {
   return impl_->track_event(event, key_out);
 }
 
+Status Client::Impl::event_from_response(const Event& fields, std::string_view provider,
+                                         std::string_view body, Event* e) {
+  auto usage = pricing::usage_from_response(provider, body);
+  if (!usage.ok()) {
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    return usage.status();
+  }
+  *e = fields;
+  if (e->provider.empty()) e->provider = usage->provider;
+  if (!usage->model.empty()) e->model = usage->model;
+  const pricing::Tokens& t = usage->tokens;
+  e->input_tokens = static_cast<std::int64_t>(t.input);
+  e->output_tokens = static_cast<std::int64_t>(t.output);
+  e->cached_input_tokens = static_cast<std::int64_t>(t.cached);
+  e->cache_write_input_tokens = static_cast<std::int64_t>(t.cache_write);
+  e->reasoning_tokens = static_cast<std::int64_t>(t.reasoning);
+  if (e->operation.empty()) e->operation = "llm_call";
+  return Status();
+}
+
 Status Client::track_response(const Event& fields, std::string_view provider,
                               std::string_view body, std::string* key_out) {
   if (!impl_) return Status::closed("the client was moved from");
-  auto usage = pricing::usage_from_response(provider, body);
-  if (!usage.ok()) {
-    impl_->rejected.fetch_add(1, std::memory_order_relaxed);
-    return usage.status();
-  }
-  Event e = fields;
-  if (e.provider.empty()) e.provider = usage->provider;
-  if (!usage->model.empty()) e.model = usage->model;
-  const pricing::Tokens& t = usage->tokens;
-  e.input_tokens = static_cast<std::int64_t>(t.input);
-  e.output_tokens = static_cast<std::int64_t>(t.output);
-  e.cached_input_tokens = static_cast<std::int64_t>(t.cached);
-  e.cache_write_input_tokens = static_cast<std::int64_t>(t.cache_write);
-  e.reasoning_tokens = static_cast<std::int64_t>(t.reasoning);
-  if (e.operation.empty()) e.operation = "llm_call";
+  Event e;
+  Status s = impl_->event_from_response(fields, provider, body, &e);
+  if (!s.ok()) return s;
   return impl_->track_event(e, key_out);
+}
+
+Status Client::track_response(const Event& fields, const Reservation& reservation,
+                              std::string_view provider, std::string_view body,
+                              std::string* key_out) {
+  if (!impl_) return Status::closed("the client was moved from");
+  Event e;
+  Status s = impl_->event_from_response(fields, provider, body, &e);
+  if (!s.ok()) return s;
+  return impl_->track_event(e, key_out, false, &reservation.id);
+}
+
+Status Client::track(const Event& event, const Reservation& reservation, std::string* key_out) {
+  if (!impl_) return Status::closed("the client was moved from");
+  return impl_->track_event(event, key_out, false, &reservation.id);
+}
+
+Status Client::track_json(std::string_view json, const Reservation& reservation,
+                          std::string* key_out) {
+  if (!impl_) return Status::closed("the client was moved from");
+  Event e;
+  detail::FieldError err;
+  if (!detail::parse_event_json(json, &e, &err)) return impl_->reject(err);
+  return impl_->track_event(e, key_out, true, &reservation.id);
+}
+
+Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* refused) {
+  if (!impl_) return Status::closed("the client was moved from");
+  std::int64_t nanos = 0;
+  Status s = impl_->estimate(request, &nanos);
+  if (!s.ok()) return s;
+  Reservation r;
+  if (!impl_->budgets) {
+    // No budget to hold on: the reservation holds nothing and settles like any track.
+    r.id = "abr-none";
+    r.estimate_usd = ledger::to_usd(nanos);
+    return r;
+  }
+  budget::Refusal no;
+  if (impl_->budgets->reserve(scope_of(request), nanos, now_ms(),
+                              impl_->options.reservation_ttl_ms, &r, &no)) {
+    return r;
+  }
+  if (refused) *refused = no.state;
+  const BudgetState& b = no.state;
+  std::string r_text = resets_text(b);
+  return Status::budget_exceeded(
+      window_text(b) + " would be exceeded: " + usd_text(b.spent_usd) + " spent + " +
+      usd_text(b.held_usd) + " held + this estimate " + usd_text(ledger::to_usd(no.estimate_nanos)) +
+      " > limit " + usd_text(b.limit_usd) + " (" + b.period + (r_text.empty() ? "" : "; " + r_text) +
+      ")");
+}
+
+Status Client::release(const Reservation& reservation) {
+  if (!impl_) return Status::closed("the client was moved from");
+  if (reservation.id == "abr-none") return Status();
+  if (!impl_->budgets || !impl_->budgets->release(reservation.id, now_ms())) {
+    return Status::invalid("reservation " + reservation.id +
+                           " is not open: it was settled, released or expired");
+  }
+  return Status();
+}
+
+std::vector<BudgetState> Client::check(const ReserveRequest& scope) const {
+  if (!impl_ || !impl_->budgets) return {};
+  return impl_->budgets->check(scope_of(scope), now_ms());
+}
+
+std::vector<BudgetState> Client::budgets() const {
+  if (!impl_ || !impl_->budgets) return {};
+  return impl_->budgets->list(now_ms());
 }
 
 Result<EventPrice> Client::price_event(const Event& event) const {

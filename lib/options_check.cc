@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "budget/engine.hpp"
 #include "transport/http.hpp"
 
 namespace agentburn::detail {
@@ -30,6 +31,8 @@ Status check_options(const Options& o, bool combined) {
   }
   if (!(s = range("split_after_failures", o.split_after_failures, 1, 1000)).ok()) return s;
   if (!(s = range("close_timeout_ms", o.close_timeout_ms, 0, 3600000)).ok()) return s;
+  if (!(s = range("reservation_ttl_ms", o.reservation_ttl_ms, 1, 7 * 86400000LL)).ok()) return s;
+  if (!(s = budget::check_budgets(o.budgets)).ok()) return s;
   if (!o.buffer_root.empty() && o.buffer_root[0] != '/') {
     return Status::invalid("buffer_root: must be an absolute path, got \"" + o.buffer_root + "\"");
   }

@@ -16,6 +16,7 @@ const char* code_name(Status::Code code) {
     case Status::Code::kTimeout: return "timed out";
     case Status::Code::kClosed: return "client closed";
     case Status::Code::kInternal: return "internal error";
+    case Status::Code::kBudgetExceeded: return "budget exceeded";
   }
   return "unknown";
 }

@@ -238,9 +238,39 @@ def demo(server, buffer_dir, seed):
         print("  backlog synced %.1f s after the server came back: delivered %d, resent %d, "
               "dead letters %d" % (time.monotonic() - back, stats["delivered"],
                                    stats["resent"], stats["dead_letters"]))
+        budget_phase(server, buffer_dir, agents[1])
     finally:
         client.close(timeout=1.0)
     return report(server, agents)
+
+
+def budget_phase(server, buffer_dir, agent):
+    """A runaway loop of one agent, stopped by a per-task budget before the call that would
+    pass it: each call reserves its largest cost first, and its event settles it."""
+    from agentburn import AgentBurn, BudgetExceededError
+
+    limit = 0.50
+    print("\nPhase 4: a budget. %s loops on one task; a budget of %s per task stops it "
+          "before the call that would pass it." % (agent.name, usd(limit)))
+    ab = AgentBurn(server.url, server.key, agent.id, buffer_dir=buffer_dir, flush_interval=0.2,
+                   budgets=[{"name": "per-task", "taskId": "*", "limitUsd": limit}])
+    task, calls = "runaway-task", 0
+    try:
+        while calls < 100:
+            # The estimate: 20k input tokens as given, the output at its 4k cap.
+            with ab.reserve(model="claude-sonnet-4-5", input_tokens=20000,
+                            max_output_tokens=4000, task_id=task) as r:
+                usage = {"inputTokens": 20000, "outputTokens": 2500}
+                cost = ab.price("claude-sonnet-4-5", "anthropic", **usage)["costUsd"]
+                agent.keys.append(ab.track("anthropic", cost, model="claude-sonnet-4-5",
+                                           operation="llm_call", taskId=task, reservation=r,
+                                           **usage))
+                agent.tracked_usd += cost
+                calls += 1
+    except BudgetExceededError as e:
+        print("  stopped before call %d: %s" % (calls + 1, e))
+    ab.flush(timeout=SYNC_DEADLINE)
+    ab.close(timeout=1.0)
 
 
 def main():

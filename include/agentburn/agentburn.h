@@ -63,6 +63,8 @@ extern "C" {
 #define AB_ETIMEOUT (-9)  /* the deadline passed first; not a failure: events stay on disk */
 #define AB_ECLOSED (-10)  /* the client is closed (or, in a forked child, could not reopen) */
 #define AB_EINTERNAL (-11) /* a bug in agentburn; please report it with ab_last_error() */
+#define AB_EBUDGET (-12)   /* a reservation would take a block budget past its limit; see
+                              ab_last_refusal() */
 
 /* Static English text for a code ("invalid argument", ...); never NULL. */
 AB_API const char *ab_strerror(int code);
@@ -306,6 +308,66 @@ AB_API int ab_price_event_json(char **out, ab_client *c, const char *json, size_
  * none matches. `provider` may be NULL. */
 AB_API int ab_price_lookup_json(char **out, ab_client *c, const char *provider,
                                 const char *model);
+
+/* ---- Budgets (README.md, "Budgets") ------------------------------------------------- */
+
+/* Budgets as a JSON array (one object is taken as an array of one):
+ *   [{"name": "per-task", "taskId": "*", "limitUsd": 2, "period": "daily", "action": "block",
+ *     "alertAt": [0.5, 0.8, 1.0]}]
+ * name and limitUsd are required. Scope fields agentId, taskId, workflowId, provider, model:
+ * absent matches every event, a value matches that value, "*" each distinct value
+ * separately. period: "daily" (UTC day, default), "weekly"/"monthly" (last 7/30 days,
+ * rolling), "total". action: "block" (default; reserve refuses past the limit) or "alert".
+ * Checked here: AB_EINVALID names the budget and the field. NULL or "" removes them. */
+AB_API int ab_options_set_budgets_json(ab_options *opts, const char *json);
+/* A reservation neither settled nor released within this is dropped; 1..604800000 ms,
+ * default 600000 (10 minutes). */
+AB_API int ab_options_set_reservation_ttl_ms(ab_options *opts, int ms);
+/* 1: keep the spend ledger with no budget defined, so that budgets defined later count what
+ * was tracked before; default 0 (budgets turn it on). */
+AB_API int ab_options_set_ledger(ab_options *opts, int on);
+/* Called when a budget's spend crosses one of its alertAt thresholds (once per threshold
+ * per window), on the thread that tracked, with the window as JSON (see ab_client_budgets_json)
+ * plus "threshold". It must not call back into the client. fn NULL: none. */
+typedef void (*ab_budget_alert_fn)(const char *alert_json, void *user_data);
+AB_API int ab_options_set_budget_alert(ab_options *opts, ab_budget_alert_fn fn, void *user_data);
+
+/* Size of a reservation id buffer, NUL included. */
+#define AB_RESERVATION_SIZE 40
+/* Holds an estimate on every matching block budget before a call. `json` (`len` bytes):
+ *   {"agentId", "taskId", "workflowId", "provider", "model",  (the scope, all optional)
+ *    "estimateUsd"}  or, instead of estimateUsd, "model" with "inputTokens" and
+ *    "maxOutputTokens" (priced by the catalog: input as given, output at its cap).
+ * AB_OK with the id in `out_id`; AB_EBUDGET when a budget would pass its limit (spent + held
+ * + estimate > limit): ab_last_error() says which and ab_last_refusal() gives it as JSON;
+ * AB_EINVALID for a request that has no estimate. With no budget defined: AB_OK, holding
+ * nothing. */
+AB_API int ab_client_reserve_json(char out_id[AB_RESERVATION_SIZE], ab_client *c,
+                                  const char *json, size_t len);
+/* The budget window the last AB_EBUDGET on this thread ran into, as JSON (see
+ * ab_client_budgets_json), plus "estimateUsd"; "" when none. Valid until the next call on
+ * this thread. */
+AB_API const char *ab_last_refusal(void);
+/* ab_client_track_json_key that also settles reservation `reservation_id`: the hold goes and
+ * the event's cost counts (above the estimate or not). An id no longer open (expired) is no
+ * error: the event is tracked. */
+AB_API int ab_client_track_json_reserved(char out_key[AB_KEY_SIZE], ab_client *c,
+                                         const char *reservation_id, const char *json,
+                                         size_t len);
+/* ab_client_track_response that also settles `reservation_id`. */
+AB_API int ab_client_track_response_reserved(char out_key[AB_KEY_SIZE], ab_client *c,
+                                             const char *reservation_id, const char *provider,
+                                             const char *body, size_t len,
+                                             const char *fields_json, size_t fields_len);
+/* Drops a hold unused. AB_EINVALID when it is not open (settled, released or expired). */
+AB_API int ab_client_release(ab_client *c, const char *reservation_id);
+/* The windows of every budget matching the scope `json` (as for reserve; estimates are not
+ * used), as a JSON array (free with ab_free), holding nothing. */
+AB_API int ab_client_check_json(char **out, ab_client *c, const char *json, size_t len);
+/* Every budget's windows as a JSON array (free with ab_free): [{"name", "scope" (the "*"
+ * fields' values: "taskId=t1", or ""), "period", "action", "limitUsd", "spentUsd",
+ * "heldUsd", "remainingUsd", "resetsAt" (ISO 8601, or null: never)}]. */
+AB_API int ab_client_budgets_json(char **out, ab_client *c);
 
 /* ---- Delivery ----------------------------------------------------------------------- */
 

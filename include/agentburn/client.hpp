@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agentburn/budget.hpp"
 #include "agentburn/event.hpp"
 #include "agentburn/options.hpp"
 #include "agentburn/status.hpp"
@@ -82,6 +83,30 @@ class Client {
   // body is none of those (or a stream cut before its usage).
   Status track_response(const Event& fields, std::string_view provider, std::string_view body,
                         std::string* key_out = nullptr);
+
+  // --- Budgets (README.md, "Budgets") ---
+  // Holds the request's estimate on every matching block budget, or fails with
+  // kBudgetExceeded (and `refused`, when given, set to the window it would pass) if one of
+  // them would go past its limit: spent + held + estimate > limit. kInvalid when there is no
+  // estimate (estimate_usd, or model + input_tokens + max_output_tokens priced by the
+  // catalog). With no budget defined it holds nothing and succeeds.
+  Result<Reservation> reserve(const ReserveRequest& request, BudgetState* refused = nullptr);
+  // track() that also settles `reservation`: its hold goes and the event's actual cost
+  // counts, above the estimate or not. A reservation no longer open (expired) is no error.
+  Status track(const Event& event, const Reservation& reservation, std::string* key_out = nullptr);
+  Status track_json(std::string_view json, const Reservation& reservation,
+                    std::string* key_out = nullptr);
+  Status track_response(const Event& fields, const Reservation& reservation,
+                        std::string_view provider, std::string_view body,
+                        std::string* key_out = nullptr);
+  // Drops a hold unused. kInvalid when it is not open (settled, released or expired).
+  Status release(const Reservation& reservation);
+  // The window of every budget that matches `scope` (its estimate fields are not used), as
+  // it stands: nothing is held.
+  std::vector<BudgetState> check(const ReserveRequest& scope) const;
+  // Every budget's windows: each budget without a "*" field, and each "*" window with spend
+  // or holds.
+  std::vector<BudgetState> budgets() const;
 
   // The cost track() would record for `event`, and how it was found; nothing is stored.
   Result<EventPrice> price_event(const Event& event) const;

@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "agentburn/budget.hpp"
 
 namespace agentburn {
 
@@ -108,6 +111,19 @@ struct Options {
   // Refuse (kInvalid) an event without costUsd that cannot be priced, instead of storing it
   // with costUsd 0 and costSource "unpriced".
   bool require_price = false;
+  // --- Budgets (README.md, "Budgets") ----------------------------------------------------
+  // Checked by Client::reserve before a call, counted by track(). Their spend is kept in the
+  // buffer folder's ledger, written in each event's write batch, and survives restarts.
+  std::vector<Budget> budgets;
+  // A reservation neither settled nor released within this is dropped.
+  int reservation_ttl_ms = 600000;
+  // Called (besides a warning to `log`) when a budget's spend crosses one of its alert_at
+  // thresholds. Runs on the thread that tracked; it must not call back into the Client.
+  BudgetAlertCallback on_budget_alert;
+  // Keep the spend ledger (the per-hour rollups budgets count from) even with no budget
+  // defined, so that a budget defined later counts what was tracked before.
+  bool ledger = false;
+
   // How long the Client's destructor waits for delivery before leaving the rest on disk.
   int close_timeout_ms = 2000;
 

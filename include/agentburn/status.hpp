@@ -25,7 +25,8 @@ class [[nodiscard]] Status {
     kAuth = -8,      // the server refused the API key (401/403)
     kTimeout = -9,   // the deadline passed before the work was done (not a failure)
     kClosed = -10,   // the client is closed
-    kInternal = -11  // a bug in agentburn: please report it
+    kInternal = -11,  // a bug in agentburn: please report it
+    kBudgetExceeded = -12  // a reservation would take a block budget past its limit
   };
 
   Status() = default;
@@ -41,6 +42,9 @@ class [[nodiscard]] Status {
   static Status timeout(std::string m) { return Status(Code::kTimeout, std::move(m)); }
   static Status closed(std::string m) { return Status(Code::kClosed, std::move(m)); }
   static Status internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
+  static Status budget_exceeded(std::string m) {
+    return Status(Code::kBudgetExceeded, std::move(m));
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -213,8 +213,10 @@ bool validate_event_impl(const Event* e, bool fill_defaults, bool metadata_trust
                   "2026-01-02T03:04:05Z or 2026-01-02T05:04:05.250+02:00; got \"" + shown + "\"");
     }
     norm->timestamp = format_timestamp_ms(ms);
+    norm->timestamp_ms = ms;
   } else if (fill_defaults) {
-    norm->timestamp = format_timestamp_ms(now_unix_ms());
+    norm->timestamp_ms = now_unix_ms();
+    norm->timestamp = format_timestamp_ms(norm->timestamp_ms);
   }
   return true;
 }
@@ -297,18 +299,27 @@ bool validate_event(const Event& event, bool fill_defaults, bool metadata_truste
 void encode_event(const Event& e, const Normalized& norm, bool seed_fields_only,
                   std::string* out) {
   // How the cost was found: the client's pricing step (norm) replaces what the event says.
-  const std::optional<std::string>* cost_source = &e.cost_source;
-  const std::optional<std::string>* price_key = &e.price_key;
-  const std::optional<std::string>* prices_version = &e.prices_version;
-  std::optional<std::string> source_n, key_n, version_n;
+  // Null: absent.
+  struct Text {
+    const char* data = nullptr;
+    std::size_t size = 0;
+    Text() = default;
+    Text(std::string_view v) : data(v.empty() ? nullptr : v.data()), size(v.size()) {}
+    Text(const std::optional<std::string>& v) : data(v ? v->data() : nullptr), size(v ? v->size() : 0) {}
+    explicit operator bool() const { return data != nullptr; }
+    std::string_view view() const { return {data, size}; }
+  };
+  Text cost_source = e.cost_source, price_key = e.price_key, prices_version = e.prices_version;
   if (norm.cost_source) {
-    source_n = norm.cost_source;
-    if (!norm.price_key.empty()) key_n = norm.price_key;
-    if (!norm.prices_version.empty()) version_n = norm.prices_version;
-    cost_source = &source_n;
-    price_key = &key_n;
-    prices_version = &version_n;
+    cost_source = std::string_view(norm.cost_source);
+    price_key = norm.price_key;
+    prices_version = norm.prices_version;
   }
+  auto append_text = [out](const char* name, Text v) {
+    if (!v) return;
+    append_key(name, out);
+    append_json_string(v.view(), out);
+  };
   out->append("{\"agentId\":");
   append_json_string(e.agent_id, out);
   append_key("provider", out);
@@ -328,29 +339,29 @@ void encode_event(const Event& e, const Normalized& norm, bool seed_fields_only,
     append_opt_count("cachedInputTokens", e.cached_input_tokens, out);
     append_opt_count("cacheWriteInputTokens", e.cache_write_input_tokens, out);
     append_opt_count("reasoningTokens", e.reasoning_tokens, out);
-    append_opt_string("costSource", *cost_source, out);
-    append_opt_string("priceKey", *price_key, out);
-    append_opt_string("pricesVersion", *prices_version, out);
+    append_text("costSource", cost_source);
+    append_text("priceKey", price_key);
+    append_text("pricesVersion", prices_version);
   }
   append_opt_string("taskId", e.task_id, out);
   append_opt_string("workflowId", e.workflow_id, out);
   const std::string* metadata =
       norm.metadata_json ? &*norm.metadata_json : e.metadata_json ? &*e.metadata_json : nullptr;
-  if (seed_fields_only && *cost_source) {
+  if (seed_fields_only && cost_source) {
     // A server that takes the seed's fields only gets how the cost was found in metadata,
     // beside the caller's own keys (which win).
     append_key("metadata", out);
     std::string pricing;
     append_json_string("costSource", &pricing);
     pricing += ':';
-    append_json_string(**cost_source, &pricing);
+    append_json_string(cost_source.view(), &pricing);
     for (auto [name, value] : {std::pair{"priceKey", price_key},
                                std::pair{"pricesVersion", prices_version}}) {
-      if (!*value) continue;
+      if (!value) continue;
       pricing += ',';
       append_json_string(name, &pricing);
       pricing += ':';
-      append_json_string(**value, &pricing);
+      append_json_string(value.view(), &pricing);
     }
     json own = metadata ? json::parse(*metadata, nullptr, false) : json::object();
     if (!own.is_object()) own = json::object();

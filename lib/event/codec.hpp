@@ -42,13 +42,15 @@ bool parse_event_value(const void* nlohmann_json_value, Event* out, FieldError* 
 struct Normalized {
   std::string idempotency_key;
   std::string timestamp;
+  std::int64_t timestamp_ms = 0;  // the same, as Unix milliseconds
   std::optional<std::string> metadata_json;
   // Set by the client's pricing step: the cost and how it was found replace the event's own
-  // costUsd, costSource, priceKey and pricesVersion (empty strings: left out).
+  // costUsd, costSource, priceKey and pricesVersion (empty: left out). The views point into
+  // the client's price catalog, which outlives every encode.
   std::optional<double> cost_usd;
   const char* cost_source = nullptr;
-  std::string price_key;
-  std::string prices_version;
+  std::string_view price_key;
+  std::string_view prices_version;
 };
 
 // Checks every value rule (required fields, ranges, UTF-8, lengths, timestamp syntax).

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "ledger/rows.hpp"
 #include "store/buffer_internal.hpp"
 #include "store/fork_safety.hpp"
 
@@ -49,6 +50,7 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
     b->queue_cf_ = b->handles_[0];
     b->dead_cf_ = b->handles_[1];
     b->meta_cf_ = b->handles_[2];
+    b->ledger_cf_ = b->handles_[3];
   }
   auto st = b->db_->Put(rocksdb::WriteOptions(), b->meta_cf_, "format_version",
                         std::to_string(kFormatVersion));
@@ -87,8 +89,12 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
   rocksdb::Options o = db_options(create, env_.get(), options_.log);
   rocksdb::ColumnFamilyOptions small = o;
   small.write_buffer_size = 1 << 20;
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, o}, {"dead", small}, {"meta", small}};
+  rocksdb::ColumnFamilyOptions ledger = small;
+  ledger.merge_operator = ledger::merge_operator();
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, o},
+                                                      {"dead", small},
+                                                      {"meta", small},
+                                                      {"ledger", ledger}};
   auto st = rocksdb::DB::Open(o, folder, cfs, handles, db);
   if (st.ok()) note_db_open(folder);
   if (!st.ok()) {
@@ -147,6 +153,7 @@ Status Buffer::close() {
   // which then counts the events instead.
   const bool queued = holds_any(queue_cf_), dead = holds_any(dead_cf_);
   const bool empty = !queued && !dead;
+  const bool spent = holds_any(ledger_cf_);  // the folder stays for its spend
   const bool counters_agree = queued == (pending_.load() > 0) && dead == (dead_count_.load() > 0);
   if (!counters_agree) {
     log(LogLevel::kError, "buffer counters were off at close (pending " +
@@ -175,7 +182,7 @@ Status Buffer::close() {
   note_db_closed(folder_);
   db_ = nullptr;
   env_.reset();
-  if (empty && st.ok() && s.ok()) discard_folder(folder_);
+  if (empty && !spent && st.ok() && s.ok()) discard_folder(folder_);
   lock_.release();
   if (!st.ok() && s.ok()) s = Status::storage("cannot close the buffer: " + st.ToString());
   return s;

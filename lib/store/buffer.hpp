@@ -7,6 +7,9 @@
 //   little-endian length of the event, the event, then the reason text.
 // - column family "meta": "format_version" -> decimal text; "counters" -> the counters a
 //   clean close left (see Buffer::close), so that the next open need not count the events.
+// - column family "ledger": the spend ledger's rollups (ledger/rows.hpp), written in the
+//   same batch as the event they count. A folder that holds ledger rows stays after a clean
+//   close, for the next process to take over with its spend.
 //
 // Acked events leave with one DeleteRange per batch; readers seek with a lower bound past the
 // deleted prefix, so tombstones are never walked; a manual compaction of the deleted prefix
@@ -47,6 +50,12 @@ struct StoredEvent {
   std::string json;
 };
 
+// A ledger row to add to, in the event's own write batch (empty key: none).
+struct LedgerDelta {
+  std::string key;
+  std::string value;
+};
+
 struct BufferOptions {
   std::string root;  // resolved, not empty
   Durability durability = Durability::kProcess;
@@ -58,6 +67,9 @@ struct BufferOptions {
   // Tests only: called at named points ("requeue:chunk_moved", "adopt:dead_chunk",
   // "adopt:chunk_copied") so that a test can force an interleaving or a crash.
   std::function<void(const char* point)> test_point;
+  // Called for each ledger row copied in from an adopted folder, once it is written, with
+  // what it adds (ledger/rows.hpp's value format).
+  std::function<void(std::string_view key, std::string_view value)> ledger_adopted;
 };
 
 class Buffer {
@@ -70,7 +82,14 @@ class Buffer {
 
   // Stores one encoded event as the options' durability says. kFull when the cap is reached
   // under FullPolicy::kReject.
-  Status append(std::string_view event_json);
+  // With `ledger`, its row is merged in the same write batch as the event.
+  Status append(std::string_view event_json, const LedgerDelta* ledger = nullptr);
+
+  // Calls `row` for every ledger row of this folder (its own and those adopted), in key order,
+  // then `then`, with no adoption under way: an adoption's rows go either to `row` or, after
+  // `then`, to BufferOptions::ledger_adopted.
+  Status read_ledger(const std::function<void(std::string_view key, std::string_view value)>& row,
+                     const std::function<void()>& then);
 
   // --- For the sender ---
   // Reads up to `max_events` / `max_bytes` events after the last ones read (in arrival
@@ -138,9 +157,18 @@ class Buffer {
   Status load_counters();
   void claim(std::uint64_t first, std::uint64_t last);
   void unclaim(std::uint64_t first, std::uint64_t last);
-  Status write_events(std::vector<StoredEvent>* batch);
+  struct StagedEvent {
+    std::uint64_t seq = 0;
+    std::string json;
+    LedgerDelta ledger;
+  };
+  Status write_events(std::vector<StagedEvent>* batch);
   // Durability::kSystem: append through the group commit below.
-  Status append_synced(std::string_view event_json, std::uint64_t size);
+  Status append_synced(std::string_view event_json, const LedgerDelta* ledger,
+                       std::uint64_t size);
+  // Copies the ledger rows of an adopted database in, under its folder's name.
+  Status adopt_ledger(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
+                      const std::string& folder);
   // After a failed write: asks RocksDB to leave its error state; true when it did.
   bool recover(const rocksdb::Status& failed);
   Status make_room(std::uint64_t need);
@@ -171,6 +199,7 @@ class Buffer {
   rocksdb::ColumnFamilyHandle* queue_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* dead_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ledger_cf_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
 
   std::atomic<std::uint64_t> next_seq_{1};
@@ -208,7 +237,7 @@ class Buffer {
   std::mutex stage_mu_;
   std::mutex stage_write_mu_;  // held for a whole flush_stage()
   std::condition_variable stage_cv_;
-  std::vector<StoredEvent> stage_;
+  std::vector<StagedEvent> stage_;
   std::uint64_t stage_bytes_ = 0;  // of the stage and of the write under way
   std::size_t stage_writing_ = 0;  // events of the stage write under way
   // The last stage write failed (with stage_error_): append refuses once the stage passes
@@ -223,6 +252,7 @@ class Buffer {
   struct SyncRequest {
     std::uint64_t seq = 0;
     std::string_view json;
+    const LedgerDelta* ledger = nullptr;
     bool done = false;
     bool ok = false;
     std::string error;

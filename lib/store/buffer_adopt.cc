@@ -40,6 +40,7 @@ bool Buffer::take_over(const std::string& folder) {
   queue_cf_ = h[0];
   dead_cf_ = h[1];
   meta_cf_ = h[2];
+  ledger_cf_ = h[3];
   folder_ = folder;
   if (!load_counters().ok()) {
     next_seq_ = 1;
@@ -49,7 +50,7 @@ bool Buffer::take_over(const std::string& folder) {
     claimed_upto_ = 0;
     db_ = nullptr;
     handles_.clear();
-    queue_cf_ = dead_cf_ = meta_cf_ = nullptr;
+    queue_cf_ = dead_cf_ = meta_cf_ = ledger_cf_ = nullptr;
     folder_.clear();
     return give_back();
   }
@@ -169,6 +170,7 @@ Status Buffer::adopt(const std::string& folder) {
       return Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
     }
   }
+  s = adopt_ledger(other, h[3], folder);
   // Move queue then dead letters in chunks. Each chunk is synced here before it is deleted
   // there: a crash in between leaves a copy in both, which the server's dedupe absorbs.
   std::uint64_t moved = 0;

@@ -78,6 +78,7 @@ int main(void) {
   test_log_and_unreachable_server(tmp);
   test_threads(tmp);
   test_shutdown_with_threads(tmp);
+  test_budgets(tmp);
   temp_dir_remove(tmp);
   return check_summary();
 }

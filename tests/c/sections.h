@@ -24,5 +24,7 @@ void test_corrupt_folder(const char* tmp);
 void test_log_and_unreachable_server(const char* tmp);
 void test_threads(const char* tmp);
 void test_shutdown_with_threads(const char* tmp);
+/* budgets.c: budgets, reservations and alerts. */
+void test_budgets(const char* tmp);
 
 #endif

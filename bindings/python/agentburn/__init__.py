@@ -15,10 +15,11 @@ background thread of the library delivers it. See ``AgentBurn`` for the options.
 from ._native import ABI_VERSION
 from ._native import lib as _lib
 from ._native import path as library_path
-from .client import AgentBurn, FlushResult
+from .client import AgentBurn, FlushResult, Reservation
 from .errors import (
     AgentBurnError,
     AuthError,
+    BudgetExceededError,
     BufferFullError,
     BufferLockedError,
     ClosedError,
@@ -45,6 +46,7 @@ __all__ = [
     "AgentBurn",
     "AgentBurnError",
     "AuthError",
+    "BudgetExceededError",
     "BufferFullError",
     "BufferLockedError",
     "ClosedError",
@@ -56,6 +58,7 @@ __all__ = [
     "InvalidOptionError",
     "NetworkError",
     "OutOfMemoryError",
+    "Reservation",
     "StorageError",
     "library_path",
     "library_version",

@@ -47,6 +47,7 @@ AB_EAUTH = -8
 AB_ETIMEOUT = -9
 AB_ECLOSED = -10
 AB_EINTERNAL = -11
+AB_EBUDGET = -12
 
 AB_DURABILITY_BUFFERED = 0
 AB_DURABILITY_PROCESS = 1
@@ -64,6 +65,9 @@ AB_KEY_SIZE = 129
 
 # void (*ab_log_fn)(int level, const char *message, void *user_data)
 LOG_FN = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
+# void (*ab_budget_alert_fn)(const char *alert_json, void *user_data)
+ALERT_FN = CFUNCTYPE(None, c_char_p, c_void_p)
+AB_RESERVATION_SIZE = 40
 
 _options_p = c_void_p
 _client_p = c_void_p
@@ -131,6 +135,21 @@ PROTOTYPES = {
     ),
     "ab_price_event_json": (c_int, [POINTER(c_void_p), _client_p, c_char_p, c_size_t]),
     "ab_price_lookup_json": (c_int, [POINTER(c_void_p), _client_p, c_char_p, c_char_p]),
+    "ab_options_set_budgets_json": (c_int, [_options_p, c_char_p]),
+    "ab_options_set_reservation_ttl_ms": (c_int, [_options_p, c_int]),
+    "ab_options_set_ledger": (c_int, [_options_p, c_int]),
+    "ab_options_set_budget_alert": (c_int, [_options_p, ALERT_FN, c_void_p]),
+    "ab_client_reserve_json": (c_int, [_key_buffer, _client_p, c_char_p, c_size_t]),
+    "ab_last_refusal": (c_char_p, []),
+    "ab_client_track_json_reserved": (c_int, [_key_buffer, _client_p, c_char_p, c_char_p,
+                                              c_size_t]),
+    "ab_client_track_response_reserved": (
+        c_int,
+        [_key_buffer, _client_p, c_char_p, c_char_p, c_char_p, c_size_t, c_char_p, c_size_t],
+    ),
+    "ab_client_release": (c_int, [_client_p, c_char_p]),
+    "ab_client_check_json": (c_int, [POINTER(c_void_p), _client_p, c_char_p, c_size_t]),
+    "ab_client_budgets_json": (c_int, [POINTER(c_void_p), _client_p]),
     "ab_client_track": (c_int, [_key_buffer, _client_p, _event_p]),
     "ab_client_register_agent_json": (
         c_int,
@@ -233,6 +252,21 @@ def last_error() -> str:
     """ab_last_error() of this thread, decoded."""
     raw: Optional[bytes] = lib.ab_last_error()
     return raw.decode("utf-8", "replace") if raw else ""
+
+
+def last_refusal() -> Optional[Dict[str, Any]]:
+    """ab_last_refusal() of this thread, parsed: the budget window the last AB_EBUDGET ran
+    into, or None."""
+    if "ab_last_refusal" in MISSING:
+        return None
+    raw: Optional[bytes] = lib.ab_last_refusal()
+    if not raw:
+        return None
+    import json
+    try:
+        return json.loads(raw.decode("utf-8", "replace"))
+    except ValueError:
+        return None
 
 
 def version() -> str:

@@ -102,6 +102,35 @@ def _json_text(option: str, value: Any) -> bytes:
     return _text(option, value)
 
 
+# Budget fields in snake_case, as Python callers write them, to the library's camelCase.
+_BUDGET_FIELDS = {"limit_usd": "limitUsd", "alert_at": "alertAt", "agent_id": "agentId",
+                  "task_id": "taskId", "workflow_id": "workflowId"}
+
+
+def _budgets(option: str, value: Any) -> bytes:
+    """A list of budget dicts (camelCase or snake_case keys), or the JSON text of one."""
+    if isinstance(value, dict):
+        value = [value]
+    if isinstance(value, (list, tuple)):
+        out = []
+        for i, b in enumerate(value):
+            if not isinstance(b, dict):
+                raise _option_error(option, "must be a list of dicts (item %d is not)" % i, b)
+            out.append({_BUDGET_FIELDS.get(k, k): v for k, v in b.items()})
+        import json
+        try:
+            value = json.dumps(out, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise _invalid(option, "must be JSON-encodable (%s)" % e, "...") from None
+    return _text(option, value)
+
+
+def _callable(option: str, value: Any) -> Any:
+    if not callable(value):
+        raise _option_error(option, "must be callable", value)
+    return value
+
+
 def _integer(option: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _option_error(option, "must be an int", value)
@@ -177,6 +206,10 @@ _SETTERS: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
     "price_catalog": ("price_catalog_path", _path),
     "price_overrides": ("price_overrides_json", _json_text),
     "require_price": ("require_price", _flag),
+    "budgets": ("budgets_json", _budgets),
+    "reservation_ttl": ("reservation_ttl_ms", _seconds),
+    "ledger": ("ledger", _flag),
+    "on_budget_alert": ("budget_alert", _callable),
 }
 
 OPTION_NAMES: Tuple[str, ...] = tuple(sorted(_SETTERS))
@@ -315,9 +348,32 @@ def _set(opts: Any, option: str, value: Any) -> None:
             "%s: this libagentburn (%s, %s) does not have ab_options_set_%s; use a newer "
             "library or leave the option out" % (option, _native.version(), _native.path,
                                                  suffix), option)
-    rc = setter(opts, value)
+    if option == "on_budget_alert":
+        rc = setter(opts, _alert_trampoline(value), None)
+    else:
+        rc = setter(opts, value)
     if rc != _native.AB_OK:
         raise library_option_error(rc, _native.last_error(), option)
+
+
+# The C callbacks made for on_budget_alert: kept for the life of the process, since a
+# shared client may call them until interpreter exit.
+_ALERT_CALLBACKS: List[Any] = []
+
+
+def _alert_trampoline(fn: Callable[[Dict[str, Any]], Any]) -> Any:
+    import json
+    import logging
+
+    def call(text: Optional[bytes], _user_data: Any) -> None:
+        try:
+            fn(json.loads(text.decode("utf-8", "replace")) if text else {})
+        except Exception:  # an exception must not unwind into the library
+            logging.getLogger("agentburn").exception("on_budget_alert raised")
+
+    c_fn = _native.ALERT_FN(call)
+    _ALERT_CALLBACKS.append(c_fn)
+    return c_fn
 
 
 def apply(opts: Any, normalized: Normalized) -> None:

@@ -124,6 +124,59 @@ def _response_body(response: Any) -> bytes:
                             % type(response).__name__)
 
 
+# Reservation scope and estimate fields: snake_case spellings to the library's names.
+_SCOPE_FIELDS = {"agent_id": "agentId", "task_id": "taskId", "workflow_id": "workflowId",
+                 "input_tokens": "inputTokens", "max_output_tokens": "maxOutputTokens",
+                 "estimate_usd": "estimateUsd"}
+
+
+def _scope_json(agent_id: Optional[str], scope: Dict[str, Any]) -> Dict[str, Any]:
+    out = {_SCOPE_FIELDS.get(k, k): v for k, v in scope.items() if v is not None}
+    if agent_id is not None:
+        out.setdefault("agentId", agent_id)
+    return out
+
+
+def _reservation_id(reservation: Any) -> bytes:
+    if isinstance(reservation, Reservation):
+        return reservation.id.encode("ascii")
+    if isinstance(reservation, str):
+        return reservation.encode("utf-8")
+    raise InvalidEventError(_native.AB_EINVALID,
+                            "reservation: must be a Reservation from reserve(), got %r"
+                            % (reservation,))
+
+
+class Reservation:
+    """Money held on the matching budgets by ``AgentBurn.reserve``.
+
+    Settle it with ``track(..., reservation=r)`` (or ``track_response``), or drop it with
+    ``release()``. As a context manager, leaving the block without a settle releases it.
+    """
+
+    def __init__(self, client: "AgentBurn", reservation_id: str) -> None:
+        self.id = reservation_id
+        self.settled = False
+        self._client = client
+
+    def release(self) -> None:
+        self._client.release(self)
+
+    def __enter__(self) -> "Reservation":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.settled:
+            self.settled = True
+            try:
+                self._client.release(self)
+            except (InvalidEventError, ClosedError):
+                pass  # expired, or the client closed: nothing is held
+
+    def __repr__(self) -> str:
+        return "<Reservation %s%s>" % (self.id, " settled" if self.settled else "")
+
+
 class AgentBurn:
     """A client that buffers cost events on local disk and ships them in batches.
 
@@ -150,6 +203,15 @@ class AgentBurn:
       ``seed_fields_only`` (False).
     - ``close_timeout``: how long ``close()`` without a timeout, the context manager's exit
       and the close at interpreter exit wait for delivery (2.0).
+    - ``price_catalog``, ``price_overrides``, ``require_price``: see README.md, "Pricing".
+    - ``budgets``: a list of dicts (README.md, "Budgets"): ``name``, ``limitUsd``,
+      ``period`` ("daily", "weekly", "monthly", "total"), ``action`` ("block", "alert"),
+      ``alertAt``, and scope fields ``agentId``, ``taskId``, ``workflowId``, ``provider``,
+      ``model`` (a value, or "*" for each value separately); snake_case keys work too.
+    - ``reservation_ttl``: seconds after which an unsettled reservation is dropped (600).
+    - ``on_budget_alert``: called with a dict (the budget window plus ``threshold``) when
+      spend crosses a threshold; on the thread that tracked; must not call this client.
+    - ``ledger``: keep the spend ledger without budgets (False; budgets turn it on).
 
     An unknown keyword raises TypeError; a bad value raises InvalidOptionError naming the
     option. Log messages go to ``logging.getLogger("agentburn")``.
@@ -197,7 +259,8 @@ class AgentBurn:
         """True once close() has begun."""
         return self._handle.closed
 
-    def track(self, provider: str, cost_usd: Optional[float] = None, **fields: Any) -> str:
+    def track(self, provider: str, cost_usd: Optional[float] = None, *,
+              reservation: Optional["Reservation"] = None, **fields: Any) -> str:
         """Records one cost event and returns its ``idempotency_key`` once it is durable.
 
         Without ``cost_usd``, the library prices the event from ``model`` and its token
@@ -211,10 +274,15 @@ class AgentBurn:
         timezone-aware datetime), ``idempotency_key``, and ``agentId`` to override the
         client's agent. Never waits on the network.
 
+        With ``reservation`` (from ``reserve``), the event settles it: the hold goes and the
+        event's cost counts. A budget never refuses ``track``: money spent is recorded.
+
         Raises InvalidEventError (naming the field), BufferFullError, StorageError,
         ClosedError.
         """
         data = _event_json(self.agent_id, provider, cost_usd, fields)
+        if reservation is not None:
+            return self._track_reserved(reservation, data, fields)
         # No lock: close() never frees the C client while this frame holds `self` (see
         # _lifecycle); a track racing close() gets AB_ECLOSED from the library.
         handle = self._handle
@@ -229,8 +297,8 @@ class AgentBurn:
             raise error_for(rc, message)
         return key.value.decode("ascii")
 
-    def track_response(self, response: Any, provider: Optional[str] = None,
-                       **fields: Any) -> str:
+    def track_response(self, response: Any, provider: Optional[str] = None, *,
+                       reservation: Optional["Reservation"] = None, **fields: Any) -> str:
         """Reads the model and token counts from a provider's response, prices and tracks it.
 
         ``response``: a dict, JSON text or bytes, the whole SSE transcript of a streamed
@@ -242,12 +310,74 @@ class AgentBurn:
         body = _response_body(response)
         data = _event_json(self.agent_id, provider or "", None, fields)
         key = _KeyBuffer()
-        rc = _lib.ab_client_track_response(key, self._handle.enter(),
-                                           (provider or "").encode("utf-8"), body, len(body),
-                                           data, len(data))
+        name = (provider or "").encode("utf-8")
+        if reservation is not None:
+            rc = _lib.ab_client_track_response_reserved(
+                key, self._handle.enter(), _reservation_id(reservation), name, body, len(body),
+                data, len(data))
+            if not rc:
+                reservation.settled = True
+        else:
+            rc = _lib.ab_client_track_response(key, self._handle.enter(), name, body,
+                                               len(body), data, len(data))
         if rc:
             raise error_for(rc, _last_error())
         return key.value.decode("ascii")
+
+    def _track_reserved(self, reservation: "Reservation", data: bytes,
+                        fields: Dict[str, Any]) -> str:
+        key = _KeyBuffer()
+        rc = _lib.ab_client_track_json_reserved(key, self._handle.enter(),
+                                                _reservation_id(reservation), data, len(data))
+        if rc:
+            message = _last_error()
+            if rc == _native.AB_EINVALID:
+                message = _event.explain(message, fields)
+            raise error_for(rc, message)
+        reservation.settled = True
+        return key.value.decode("ascii")
+
+    def reserve(self, estimate_usd: Optional[float] = None, **scope: Any) -> "Reservation":
+        """Holds a call's estimated cost on every matching block budget before the call.
+
+        The estimate: ``estimate_usd``, or the catalog price of ``model`` with
+        ``inputTokens`` as given and ``maxOutputTokens`` of output. The scope: ``agentId``
+        (default: the client's), ``taskId``, ``workflowId``, ``provider``, ``model``
+        (camelCase or snake_case). Returns a Reservation; pass it to ``track(...,
+        reservation=r)`` to settle it with the actual cost. As a context manager, leaving the
+        block without a settle releases it.
+
+        Raises BudgetExceededError (with ``budget``, ``spent``, ``held``, ``limit``,
+        ``period``, ``resets_at``) when a budget would pass its limit, InvalidEventError when
+        there is no estimate.
+        """
+        request = _scope_json(self.agent_id, scope)
+        if estimate_usd is not None:
+            request["estimateUsd"] = estimate_usd
+        data = json.dumps(request, allow_nan=False).encode("utf-8")
+        out = (ctypes.c_char * _native.AB_RESERVATION_SIZE)()
+        rc = _lib.ab_client_reserve_json(out, self._handle.enter(), data, len(data))
+        if rc:
+            raise error_for(rc, _last_error())
+        return Reservation(self, out.value.decode("ascii"))
+
+    def release(self, reservation: "Reservation") -> None:
+        """Drops a reservation's hold unused. InvalidEventError when it is no longer open
+        (settled, released or expired)."""
+        self._call(_lib.ab_client_release, _reservation_id(reservation))
+        reservation.settled = True
+
+    def check(self, **scope: Any) -> List[Dict[str, Any]]:
+        """The window of every budget matching ``scope`` (fields as for ``reserve``), as it
+        stands; nothing is held. Each a dict: ``name``, ``scope``, ``period``, ``action``,
+        ``limitUsd``, ``spentUsd``, ``heldUsd``, ``remainingUsd``, ``resetsAt``."""
+        data = json.dumps(_scope_json(self.agent_id, scope), allow_nan=False).encode("utf-8")
+        return json.loads(self._call_json(_lib.ab_client_check_json, data, len(data)))
+
+    def budgets(self) -> List[Dict[str, Any]]:
+        """Every budget's windows (as ``check``): each budget without a "*" field, and each
+        "*" window with spend or holds."""
+        return json.loads(self._call_json(_lib.ab_client_budgets_json))
 
     def price(self, model: str, provider: Optional[str] = None, **usage: Any) -> Dict[str, Any]:
         """What an event of ``model`` with these token counts (``inputTokens``,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 from . import _native
 
@@ -96,6 +96,41 @@ class InternalError(AgentBurnError):
     """AB_EINTERNAL: a bug in agentburn; please report it with the message."""
 
 
+class BudgetExceededError(AgentBurnError):
+    """AB_EBUDGET: a reservation would take a block budget past its limit.
+
+    ``budget`` (its name), ``scope`` (the "*" fields' values of its window, or ""),
+    ``spent``, ``held`` and ``limit`` (USD), ``estimate`` (the refused reservation's USD),
+    ``period`` ("daily", "weekly", "monthly" or "total") and ``resets_at`` (ISO 8601 text,
+    or None for a window that never resets).
+    """
+
+    budget: Optional[str]
+    scope: str
+    spent: Optional[float]
+    held: Optional[float]
+    limit: Optional[float]
+    estimate: Optional[float]
+    period: Optional[str]
+    resets_at: Optional[str]
+
+    def __init__(self, code: int, message: str, detail: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__(code, message)
+        d = detail or {}
+        self.detail = d
+        self.budget = d.get("name")
+        self.scope = d.get("scope", "")
+        self.spent = d.get("spentUsd")
+        self.held = d.get("heldUsd")
+        self.limit = d.get("limitUsd")
+        self.estimate = d.get("estimateUsd")
+        self.period = d.get("period")
+        self.resets_at = d.get("resetsAt")
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.message, self.detail))
+
+
 _BY_CODE: Dict[int, Type[AgentBurnError]] = {
     _native.AB_EINVALID: InvalidEventError,
     _native.AB_ENOMEM: OutOfMemoryError,
@@ -108,12 +143,15 @@ _BY_CODE: Dict[int, Type[AgentBurnError]] = {
     _native.AB_ETIMEOUT: DeadlineError,
     _native.AB_ECLOSED: ClosedError,
     _native.AB_EINTERNAL: InternalError,
+    _native.AB_EBUDGET: BudgetExceededError,
 }
 
 
 def error_for(code: int, message: str) -> AgentBurnError:
     """The exception for a result code (AgentBurnError itself for a code this package does
     not know, such as one a newer library appended)."""
+    if code == _native.AB_EBUDGET:
+        return BudgetExceededError(code, message, _native.last_refusal())
     return _BY_CODE.get(code, AgentBurnError)(code, message)
 
 
