@@ -68,6 +68,14 @@ export interface AgentBurnOptions {
   priceOverrides?: Record<string, unknown> | string;
   /** Refuse an event that cannot be priced instead of storing it unpriced (false). */
   requirePrice?: boolean;
+  /** Budgets: [{name, limitUsd, period?, action?, alertAt?, agentId?, taskId?, workflowId?, provider?, model?}] ("*": each value its own window). */
+  budgets?: Budget[] | Budget | string;
+  /** A reservation neither settled nor released within this is dropped (600000 ms). */
+  reservationTtlMs?: number;
+  /** Keep the spend ledger with no budget defined (false; budgets turn it on). */
+  ledger?: boolean;
+  /** Called (on the main thread, from track) when a budget's spend crosses an alertAt threshold. */
+  budgetAlert?: ((alert: BudgetWindow & { threshold: number }) => void) | null;
   /** Receives the library's messages; default console.warn; null: none. */
   logger?: Logger | null;
   /** The lowest level given to the logger ('warning'). */
@@ -91,6 +99,55 @@ export interface EventFields {
   idempotency_key?: string;
   idempotencyKey?: string;
   costUsd?: number;
+  /** Settles this reservation (from reserve()) with the event's cost. */
+  reservation?: Reservation | string;
+}
+
+export interface Budget {
+  name: string;
+  limitUsd: number;
+  period?: 'daily' | 'weekly' | 'monthly' | 'total';
+  action?: 'block' | 'alert';
+  alertAt?: number[];
+  agentId?: string;
+  taskId?: string;
+  workflowId?: string;
+  provider?: string;
+  model?: string;
+}
+
+export interface BudgetScope {
+  agentId?: string;
+  taskId?: string;
+  workflowId?: string;
+  provider?: string;
+  model?: string;
+}
+
+export interface ReserveRequest extends BudgetScope {
+  /** The estimate in USD; or model with inputTokens and maxOutputTokens, priced by the catalog. */
+  estimateUsd?: number;
+  inputTokens?: number;
+  maxOutputTokens?: number;
+}
+
+export interface BudgetWindow {
+  name: string;
+  scope: string;
+  period: string;
+  action: 'block' | 'alert';
+  limitUsd: number;
+  spentUsd: number;
+  heldUsd: number;
+  remainingUsd: number;
+  resetsAt: string | null;
+}
+
+/** Money held on the matching budgets by reserve(): settle it with track(..., { reservation }), or release() it. */
+export declare class Reservation {
+  readonly id: string;
+  settled: boolean;
+  release(): void;
 }
 
 export interface TokenUsage {
@@ -172,6 +229,14 @@ export declare class AgentBurn {
   deadLetters(limit?: number): Promise<DeadLetter[]>;
   requeueDeadLetters(): Promise<void>;
   purgeDeadLetters(): Promise<void>;
+  /** Holds an estimate on every matching block budget; BudgetExceededError past a limit. */
+  reserve(request?: ReserveRequest): Reservation;
+  /** Drops a reservation's hold unused. */
+  release(reservation: Reservation | string): void;
+  /** The windows of every budget matching the scope; holds nothing. */
+  check(scope?: BudgetScope): BudgetWindow[];
+  /** Every budget's windows. */
+  budgets(): BudgetWindow[];
   /** Waits up to timeoutMs (default closeTimeoutMs) for delivery, then closes. */
   close(timeoutMs?: number): Promise<boolean>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -188,6 +253,8 @@ export interface CallContext {
 export interface InstrumentOptions extends CallContext {
   /** Add stream_options.include_usage to OpenAI chat streams that lack it (true). */
   includeUsage?: boolean;
+  /** Reserve each call's estimate first; BudgetExceededError before the request is sent (false). */
+  reserve?: boolean;
 }
 
 /** instrument(ab, client, options): the same as ab.instrument(client, options). */
@@ -218,17 +285,21 @@ export declare class DeadlineError extends AgentBurnError {}
 export declare class ClosedError extends AgentBurnError {}
 export declare class InternalError extends AgentBurnError {}
 export declare class BudgetExceededError extends AgentBurnError {
-  constructor(code: number, message: string, details?: Partial<Pick<BudgetExceededError, 'budget' | 'spent' | 'held' | 'limit' | 'period' | 'resetsAt'>>);
+  constructor(code: number, message: string, detail?: Partial<BudgetWindow & { estimateUsd: number }>);
+  detail: Partial<BudgetWindow & { estimateUsd: number }>;
   budget?: string;
+  scope: string;
   spent?: number;
   held?: number;
   limit?: number;
+  estimate?: number;
   period?: string;
-  resetsAt?: string;
+  resetsAt?: string | null;
 }
 
 declare const agentburn: {
   AgentBurn: typeof AgentBurn;
+  Reservation: typeof Reservation;
   instrument: typeof instrument;
   withAgentBurn: typeof withAgentBurn;
   currentContext: typeof currentContext;

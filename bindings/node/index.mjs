@@ -3,7 +3,7 @@
 import agentburn from './lib/index.cjs';
 
 export const {
-  AgentBurn, instrument, withAgentBurn, currentContext, ABI_VERSION, libraryPath, libraryVersion,
+  AgentBurn, Reservation, instrument, withAgentBurn, currentContext, ABI_VERSION, libraryPath, libraryVersion,
   AgentBurnError, InvalidEventError, InvalidOptionError, OutOfMemoryError, StorageError,
   BufferFullError, BufferLockedError, NetworkError, HttpError, AuthError, DeadlineError,
   ClosedError, InternalError, BudgetExceededError,

@@ -76,14 +76,18 @@ function splitConstructorArguments(args) {
   return out;
 }
 
-function openCClient(normalized, log) {
+function openCClient(normalized, callbacks) {
   const opts = [null];
   let rc = fn.ab_options_new(opts);
   if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
   try {
     options.apply(opts[0], normalized);
-    if (log) {
-      rc = fn.ab_options_set_log(opts[0], log.callback, log.minLevel, log.id);
+    if (callbacks.logger) {
+      rc = fn.ab_options_set_log(opts[0], callbacks.logCallback, callbacks.minLevel, callbacks.id);
+      if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
+    }
+    if (callbacks.alert) {
+      rc = fn.ab_options_set_budget_alert(opts[0], callbacks.alertCallback, callbacks.id);
       if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
     }
     const out = [null];
@@ -95,6 +99,45 @@ function openCClient(normalized, log) {
   }
 }
 
+const SCOPE_FIELDS = ['agentId', 'taskId', 'workflowId', 'provider', 'model'];
+const RESERVE_FIELDS = SCOPE_FIELDS.concat(['estimateUsd', 'inputTokens', 'maxOutputTokens']);
+
+// The JSON of a budget scope (and, for reserve, its estimate), the client's agent by default.
+function scopeJson(agentId, request, what, known) {
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) {
+    throw invalid(`${what}: the argument must be an object {${known.join(', ')}}, got ${options.describe(request)}`);
+  }
+  const out = {};
+  if (agentId != null) out.agentId = agentId;
+  for (const [key, value] of Object.entries(request)) {
+    if (value === undefined) continue;
+    if (!known.includes(key)) throw invalid(`${key}: unknown ${what} field; known fields are ${known.join(', ')}`);
+    event.checkJsonValue(value, key);
+    out[key] = value;
+  }
+  return event.stringify(out, what);
+}
+
+function reservationId(reservation) {
+  if (reservation instanceof Reservation) return reservation.id;
+  if (typeof reservation === 'string' && reservation) return reservation;
+  throw invalid(`reservation: must be a Reservation from reserve(), got ${options.describe(reservation)}`);
+}
+
+// Money held on the matching budgets by reserve(): settle it with track(..., {reservation})
+// (or trackResponse), or drop it with release().
+class Reservation {
+  constructor(client, id) {
+    this.id = id;
+    this.settled = false;
+    Object.defineProperty(this, 'client', { value: client });
+  }
+
+  release() {
+    this.client.release(this);
+  }
+}
+
 class AgentBurn {
   constructor(...args) {
     const all = splitConstructorArguments(args);
@@ -103,18 +146,18 @@ class AgentBurn {
       throw options.optionError('agentId', `must be a string, got ${options.describe(all.agentId)}`);
     }
     const { logger, minLevel } = options.logSettings(all);
+    const alert = options.budgetAlertSetting(all);
     this.baseUrl = all.baseUrl == null ? null : all.baseUrl;
     this.agentId = all.agentId == null ? null : all.agentId;
     this._closeTimeoutMs = options.closeTimeoutMs(normalized);
-    let log = null;
-    if (logger) log = { ...lifecycle.addLogger(logger), minLevel };
+    const callbacks = { ...lifecycle.addCallbacks(logger, alert), logger, alert, minLevel };
     try {
-      this._ptr = openCClient(normalized, log);
+      this._ptr = openCClient(normalized, callbacks);
     } catch (e) {
-      if (log) lifecycle.removeLogger(log.id);
+      lifecycle.removeCallbacks(callbacks.id);
       throw e;
     }
-    this._loggerId = log ? log.id : null;
+    this._callbacksId = callbacks.id;
     this._logger = logger;
     this._closing = null; // close()'s promise once it began
     this._shutDown = false; // ab_client_shutdown was called
@@ -138,11 +181,61 @@ class AgentBurn {
       fields = costUsd;
       costUsd = undefined;
     }
+    if (fields != null && typeof fields === 'object' && fields.reservation !== undefined) {
+      const { reservation, ...rest } = fields;
+      const text = event.eventJson(this.agentId, provider, costUsd, rest);
+      return this._settle(reservation, (id) => native.required('ab_client_track_json_reserved', 'track')(
+        keyBuffer, this._enter(), id, text, Buffer.byteLength(text)));
+    }
     const text = event.eventJson(this.agentId, provider, costUsd, fields);
     // koffi writes the string's UTF-8 for the call; its length in bytes goes with it.
     const rc = fn.ab_client_track_json_key(keyBuffer, this._enter(), text, Buffer.byteLength(text));
     if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
     return readKey();
+  }
+
+  // A track call that settles `reservation` (from reserve()).
+  _settle(reservation, call) {
+    const id = reservationId(reservation);
+    const rc = call(id);
+    if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
+    if (reservation instanceof Reservation) reservation.settled = true;
+    return readKey();
+  }
+
+  // Holds a call's estimated cost on every matching block budget before the call. request:
+  // estimateUsd, or model with inputTokens and maxOutputTokens (priced by the catalog); the
+  // scope: agentId (default: the client's), taskId, workflowId, provider, model. Returns a
+  // Reservation: pass it as track(..., {reservation}) to settle it with the actual cost, or
+  // release() it. Throws BudgetExceededError when a budget would pass its limit.
+  reserve(request = {}) {
+    const reserve = native.required('ab_client_reserve_json', 'reserve');
+    const text = scopeJson(this.agentId, request, 'reserve', RESERVE_FIELDS);
+    const out = Buffer.alloc(native.RESERVATION_SIZE);
+    const rc = reserve(out, this._enter(), text, Buffer.byteLength(text));
+    if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
+    return new Reservation(this, out.latin1Slice(0, out.indexOf(0)));
+  }
+
+  // Drops a reservation's hold unused; InvalidEventError when it is no longer open.
+  release(reservation) {
+    const release = native.required('ab_client_release', 'release');
+    const rc = release(this._enter(), reservationId(reservation));
+    if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
+    if (reservation instanceof Reservation) reservation.settled = true;
+  }
+
+  // The window of every budget matching the scope, as it stands; nothing is held:
+  // [{name, scope, period, action, limitUsd, spentUsd, heldUsd, remainingUsd, resetsAt}].
+  check(scope = {}) {
+    const check = native.required('ab_client_check_json', 'check');
+    const text = scopeJson(this.agentId, scope, 'check', SCOPE_FIELDS);
+    return JSON.parse(this._callJson(check, text, Buffer.byteLength(text)));
+  }
+
+  // Every budget's windows, as check() gives them.
+  budgets() {
+    return JSON.parse(this._callJson(native.required('ab_client_budgets_json', 'budgets')));
   }
 
   // Reads the model and token counts from a provider's response (or the SSE transcript of a
@@ -151,7 +244,7 @@ class AgentBurn {
     if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) {
       throw invalid(`trackResponse: the second argument must be an object {provider, ...fields}, got ${options.describe(fields)}`);
     }
-    const { provider, ...rest } = fields;
+    const { provider, reservation, ...rest } = fields;
     if (provider != null && typeof provider !== 'string') {
       throw invalid(`provider: must be a string, got ${options.describe(provider)}`);
     }
@@ -159,6 +252,10 @@ class AgentBurn {
     const { event: other } = event.eventObject(this.agentId, undefined, undefined, rest);
     delete other.provider;
     const data = Buffer.from(event.stringify(other, 'fields'));
+    if (reservation !== undefined) {
+      return this._settle(reservation, (id) => native.required('ab_client_track_response_reserved', 'trackResponse')(
+        keyBuffer, this._enter(), id, provider || '', body, body.length, data, data.length));
+    }
     const rc = fn.ab_client_track_response(keyBuffer, this._enter(), provider || '', body,
       body.length, data, data.length);
     if (rc !== codes.AB_OK) throw errorFor(rc, lastError());
@@ -275,13 +372,16 @@ class AgentBurn {
     try {
       trackIt();
     } catch (e) {
-      if (this._logger) {
-        try {
-          this._logger('warning', `an instrumented call was not tracked: ${e.message}`);
-        } catch {
-          // The logger's own failure has nowhere to go.
-        }
-      }
+      this._warn(`an instrumented call was not tracked: ${e.message}`);
+    }
+  }
+
+  _warn(message) {
+    if (!this._logger) return;
+    try {
+      this._logger('warning', message);
+    } catch {
+      // The logger's own failure has nowhere to go.
     }
   }
 
@@ -297,7 +397,7 @@ class AgentBurn {
   // (a library thread may be waiting for the main thread to log); never freed, since a pool
   // thread may still be inside a call.
   _shutdownAtExit() {
-    if (this._closing !== null || this._loggerId !== null) return;
+    if (this._closing !== null || this._logger) return;
     this._closing = Promise.resolve(false);
     this._shutDown = true;
     try {
@@ -334,7 +434,7 @@ class AgentBurn {
     if (this._inflight === 0 && this._shutDown && this._ptr) {
       fn.ab_client_close(this._ptr, 0); // only frees: the client is shut down
       this._ptr = null;
-      if (this._loggerId !== null) lifecycle.removeLogger(this._loggerId);
+      lifecycle.removeCallbacks(this._callbacksId);
     }
   }
 
@@ -346,4 +446,4 @@ class AgentBurn {
   }
 }
 
-module.exports = { AgentBurn };
+module.exports = { AgentBurn, Reservation };

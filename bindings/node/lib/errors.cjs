@@ -1,7 +1,7 @@
 'use strict';
 // The errors of agentburn: one class per result code of the C ABI, in a table keyed by code.
 
-const { codes, strerror } = require('./native.cjs');
+const { codes, strerror, lastRefusal } = require('./native.cjs');
 
 class AgentBurnError extends Error {
   // code: the C ABI's result code (AB_E*, negative); message: what went wrong, naming the
@@ -35,14 +35,22 @@ class DeadlineError extends AgentBurnError {}
 class ClosedError extends AgentBurnError {}
 class InternalError extends AgentBurnError {}
 
-// A budget would be exceeded. Thrown once the C ABI has budgets (AB_EBUDGET): it then carries
-// budget, spent, held, limit, period and resetsAt from the library's answer.
+// AB_EBUDGET: a reservation would take a block budget past its limit. budget (its name),
+// scope (the "*" fields' values of its window, or ""), spent, held, limit and estimate (USD),
+// period and resetsAt (ISO 8601, or null for a window that never resets); detail: the
+// library's whole answer.
 class BudgetExceededError extends AgentBurnError {
-  constructor(code, message, details = {}) {
+  constructor(code, message, detail = {}) {
     super(code, message);
-    for (const field of ['budget', 'spent', 'held', 'limit', 'period', 'resetsAt']) {
-      this[field] = details[field];
-    }
+    this.detail = detail;
+    this.budget = detail.name;
+    this.scope = detail.scope === undefined ? '' : detail.scope;
+    this.spent = detail.spentUsd;
+    this.held = detail.heldUsd;
+    this.limit = detail.limitUsd;
+    this.estimate = detail.estimateUsd;
+    this.period = detail.period;
+    this.resetsAt = detail.resetsAt;
   }
 }
 
@@ -58,11 +66,14 @@ const BY_CODE = new Map([
   [codes.AB_ETIMEOUT, DeadlineError],
   [codes.AB_ECLOSED, ClosedError],
   [codes.AB_EINTERNAL, InternalError],
+  [codes.AB_EBUDGET, BudgetExceededError],
 ]);
 
 // The error for a result code (AgentBurnError itself for a code this package does not know,
-// such as one a newer library appended).
+// such as one a newer library appended). On the thread of the failed call, right after it:
+// a budget refusal reads its detail there.
 function errorFor(code, message) {
+  if (code === codes.AB_EBUDGET) return new BudgetExceededError(code, message, lastRefusal());
   const Class = BY_CODE.get(code) || AgentBurnError;
   return new Class(code, message);
 }

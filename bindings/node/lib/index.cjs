@@ -3,12 +3,13 @@
 
 const native = require('./native.cjs');
 const errors = require('./errors.cjs');
-const { AgentBurn } = require('./client.cjs');
+const { AgentBurn, Reservation } = require('./client.cjs');
 const { instrument, withAgentBurn, currentContext } = require('./instrument.cjs');
 
 
 module.exports = {
   AgentBurn,
+  Reservation,
   instrument,
   withAgentBurn,
   currentContext,

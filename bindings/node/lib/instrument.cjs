@@ -14,11 +14,14 @@
 // known in metadata: never dropped. A stream never read at all is not tracked.
 
 const { AsyncLocalStorage } = require('node:async_hooks');
-const { invalid } = require('./errors.cjs');
+const { invalid, BudgetExceededError } = require('./errors.cjs');
 const { describe } = require('./options.cjs');
 
 const storage = new AsyncLocalStorage();
 const CONTEXT_FIELDS = ['agentId', 'taskId', 'workflowId'];
+const INSTRUMENT_FLAGS = ['includeUsage', 'reserve'];
+// For the estimate of a reservation: about 4 characters of the request per input token.
+const CHARS_PER_TOKEN = 4;
 
 function checkContext(context, what) {
   if (context === null || typeof context !== 'object' || Array.isArray(context)) {
@@ -27,11 +30,12 @@ function checkContext(context, what) {
   const out = {};
   for (const [key, value] of Object.entries(context)) {
     if (value === undefined) continue;
-    if (!CONTEXT_FIELDS.includes(key) && !(what === 'instrument' && key === 'includeUsage')) {
-      throw invalid(`${key}: unknown ${what} option; known: ${CONTEXT_FIELDS.join(', ')}${what === 'instrument' ? ', includeUsage' : ''}`);
+    const flags = what === 'instrument' ? INSTRUMENT_FLAGS : [];
+    if (!CONTEXT_FIELDS.includes(key) && !flags.includes(key)) {
+      throw invalid(`${key}: unknown ${what} option; known: ${CONTEXT_FIELDS.concat(flags).join(', ')}`);
     }
-    if (key === 'includeUsage') {
-      if (typeof value !== 'boolean') throw invalid(`includeUsage: must be a boolean, got ${describe(value)}`);
+    if (flags.includes(key)) {
+      if (typeof value !== 'boolean') throw invalid(`${key}: must be a boolean, got ${describe(value)}`);
     } else if (typeof value !== 'string') {
       throw invalid(`${key}: must be a string, got ${describe(value)}`);
     }
@@ -112,11 +116,26 @@ function methodsOf(client) {
 
 // --- One call -----------------------------------------------------------------------------------
 
+// The estimate of a call before it is sent: the request's model, its size as input tokens,
+// and its cap on output tokens (none given: the input alone).
+function estimate(params) {
+  const { model, stream, stream_options: streamOptions, max_tokens: maxTokens,
+    max_completion_tokens: maxCompletionTokens, max_output_tokens: maxOutputTokens, ...rest } = params || {};
+  return {
+    model,
+    inputTokens: Math.ceil(JSON.stringify(rest).length / CHARS_PER_TOKEN),
+    maxOutputTokens: maxTokens ?? maxCompletionTokens ?? maxOutputTokens ?? 0,
+  };
+}
+
 class Call {
-  constructor(ab, provider, kind, params, defaults) {
+  constructor(ab, provider, kind, params, defaults, reserve) {
     this.ab = ab;
     this.provider = provider;
     this.kind = kind;
+    this.params = params;
+    this.reserve = reserve;
+    this.reservation = undefined;
     this.model = params && typeof params.model === 'string' ? params.model : undefined;
     // The fields are taken when the call starts: a stream read later still counts for it.
     const fields = { ...defaults, ...(storage.getStore() || {}) };
@@ -124,19 +143,40 @@ class Call {
     this.fields = fields;
   }
 
-  // Where a pre-call step goes (a budget reservation, once the library has them): it runs
-  // before the request is sent, and may throw to stop it.
-  before() {}
+  // Before the request is sent: with reserve, hold the call's estimate on the budgets. A
+  // BudgetExceededError stops the call; a call that cannot be estimated (a model the catalog
+  // does not know) goes without a reservation, and the logger says so.
+  before() {
+    if (!this.reserve) return;
+    const { model, inputTokens, maxOutputTokens } = estimate(this.params);
+    try {
+      this.reservation = this.ab.reserve({ ...this.fields, provider: this.provider, model, inputTokens, maxOutputTokens });
+    } catch (e) {
+      if (e instanceof BudgetExceededError) throw e;
+      this.ab._warn(`an instrumented call goes without a reservation: ${e.message}`);
+    }
+  }
+
+  // The request failed: its hold goes.
+  failed() {
+    if (this.reservation && !this.reservation.settled) {
+      this.ab._trackQuietly(() => this.reservation.release());
+    }
+  }
+
+  settlement() {
+    return this.reservation ? { reservation: this.reservation } : {};
+  }
 
   track(response) {
-    this.ab._trackQuietly(() => this.ab.trackResponse(response, { provider: this.provider, ...this.fields }));
+    this.ab._trackQuietly(() => this.ab.trackResponse(response, { provider: this.provider, ...this.fields, ...this.settlement() }));
   }
 
   trackUnpriced(why, known) {
     const metadata = { agentburn: { stream: why } };
     if (known.usage) metadata.agentburn.usage = known.usage;
     this.ab._trackQuietly(() => this.ab.track(this.provider, undefined, {
-      operation: 'llm_call', model: known.model || this.model, ...this.fields, metadata,
+      operation: 'llm_call', model: known.model || this.model, ...this.fields, metadata, ...this.settlement(),
     }));
   }
 
@@ -188,11 +228,18 @@ function withUsageRequested(params) {
 
 function wrapCreate(ab, target, create, provider, kind, settings) {
   return function instrumentedCreate(params, ...rest) {
-    const call = new Call(ab, provider, kind, params, settings.defaults);
-    call.before();
+    const call = new Call(ab, provider, kind, params, settings.defaults, settings.reserve);
+    try {
+      call.before();
+    } catch (e) {
+      return Promise.reject(e); // before anything is sent
+    }
     let body = params;
     if (kind === 'chat' && settings.includeUsage && params && params.stream === true) body = withUsageRequested(params);
     const result = create.call(target, body, ...rest);
+    // The request's own promise (not the parsed answer: reading it here would take the body
+    // from asResponse()) tells that the request failed.
+    if (call.reservation) Promise.resolve(result && result.responsePromise).then(undefined, () => call.failed());
     const settle = (value) => {
       if (isStream(value)) return call.observe(value);
       if (value !== null && typeof value === 'object') call.track(value);
@@ -237,6 +284,7 @@ function instrument(ab, client, options = {}) {
       wrapPath(ab, client, path, provider, kind, {
         defaults: { agentId: settings.agentId, taskId: settings.taskId, workflowId: settings.workflowId },
         includeUsage: settings.includeUsage !== false,
+        reserve: settings.reserve === true,
       }, replacements);
     }
   }

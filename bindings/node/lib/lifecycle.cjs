@@ -13,37 +13,62 @@
 // timeout; a client with a logger is left as it is (its library threads could be waiting for
 // the main thread to log): its events are on disk already and go at the next start.
 
-const { fn, koffi, LogFn } = require('./native.cjs');
+const { fn, koffi, LogFn, BudgetAlertFn } = require('./native.cjs');
 
 const LEVEL_NAMES = ['debug', 'info', 'warning', 'error'];
 
-// --- Loggers -------------------------------------------------------------------------------
-const loggers = new Map(); // user_data id -> logger
-let nextLoggerId = 1;
+// --- Loggers and budget alerts ---------------------------------------------------------------
+// user_data of both callbacks is the client's id here.
+const loggers = new Map(); // id -> logger
+const alerts = new Map(); // id -> {alert, logger}
+let nextId = 1;
 
 function dispatch(level, message, userData) {
   const logger = loggers.get(Number(userData));
-  if (!logger) return;
+  if (logger) dispatchTo(logger, LEVEL_NAMES[level] || 'error', message);
+}
+
+// Called on the thread that tracked (the main thread: track is synchronous). An alert
+// function that throws is logged, never unwound into the library.
+function dispatchAlert(json, userData) {
+  const entry = alerts.get(Number(userData));
+  if (!entry) return;
   try {
-    logger(LEVEL_NAMES[level] || 'error', message);
+    entry.alert(JSON.parse(json));
+  } catch (e) {
+    if (entry.logger) dispatchTo(entry.logger, 'error', `budgetAlert threw: ${e && e.message}`);
+  }
+}
+
+function dispatchTo(logger, level, message) {
+  try {
+    logger(level, message);
   } catch {
     // Nothing may unwind into the library.
   }
 }
 
-// One callback for every client, alive as long as the process.
-let callback = null;
+// One callback of each kind for every client, alive as long as the process.
+let logCallback = null;
+let alertCallback = null;
 
-// (callback, user_data) for ab_options_set_log, and the id to release later.
-function addLogger(logger) {
-  if (!callback) callback = koffi.register(dispatch, koffi.pointer(LogFn));
-  const id = nextLoggerId++;
-  loggers.set(id, logger);
-  return { callback, id };
+// The id (user_data) of a client's callbacks, and the callbacks to give the library.
+function addCallbacks(logger, alert) {
+  const id = nextId++;
+  if (logger) {
+    if (!logCallback) logCallback = koffi.register(dispatch, koffi.pointer(LogFn));
+    loggers.set(id, logger);
+  }
+  if (alert) {
+    if (!alertCallback) alertCallback = koffi.register(dispatchAlert, koffi.pointer(BudgetAlertFn));
+    alerts.set(id, { alert, logger });
+  }
+  return { id, logCallback, alertCallback };
 }
 
-function removeLogger(id) {
+function removeCallbacks(id) {
   loggers.delete(id);
+  alerts.delete(id);
 }
 
 // --- Exit ---------------------------------------------------------------------------------
@@ -56,4 +81,4 @@ process.on('exit', () => {
   for (const client of [...open]) client._shutdownAtExit();
 });
 
-module.exports = { addLogger, removeLogger, open, fn };
+module.exports = { addCallbacks, removeCallbacks, open, fn };

@@ -32,9 +32,11 @@ const codes = Object.freeze({
   AB_ETIMEOUT: -9,
   AB_ECLOSED: -10,
   AB_EINTERNAL: -11,
+  AB_EBUDGET: -12,
 });
 
 const KEY_SIZE = 129;
+const RESERVATION_SIZE = 40;
 
 function libraryDirs(prefix) {
   return [path.join(prefix, 'lib'), path.join(prefix, 'lib64'),
@@ -105,6 +107,7 @@ koffi.opaque('ab_options');
 koffi.opaque('ab_client');
 // user_data travels as an integer: the id of the client's logger (see lifecycle.cjs).
 const LogFn = koffi.proto('void ab_log_fn(int level, const char *message, intptr_t user_data)');
+const BudgetAlertFn = koffi.proto('void ab_budget_alert_fn(const char *alert_json, intptr_t user_data)');
 const PROTOTYPES = [
   'const char *ab_strerror(int code)',
   'const char *ab_last_error(void)',
@@ -155,22 +158,51 @@ const PROTOTYPES = [
   'int ab_client_purge_dead_letters(ab_client *c)',
 ];
 
-// Functions a library of this ABI may lack: it still loads, and the package refuses only what
-// needs them. The budget calls (ab_client_reserve_json, ab_client_release, ...) go here.
-const OPTIONAL_PROTOTYPES = [];
+// Functions a library of this ABI may lack (appended later: budgets): it still loads, and the
+// package refuses only what needs them (`absent` names those missing).
+const OPTIONAL_PROTOTYPES = [
+  'int ab_options_set_budgets_json(ab_options *opts, const char *json)',
+  'int ab_options_set_reservation_ttl_ms(ab_options *opts, int ms)',
+  'int ab_options_set_ledger(ab_options *opts, int on)',
+  'int ab_options_set_budget_alert(ab_options *opts, ab_budget_alert_fn *fn, intptr_t user_data)',
+  'int ab_client_reserve_json(_Out_ uint8_t *out_id, ab_client *c, const char *json, size_t len)',
+  'const char *ab_last_refusal(void)',
+  'int ab_client_track_json_reserved(_Out_ uint8_t *out_key, ab_client *c, const char *reservation_id, const char *json, size_t len)',
+  'int ab_client_track_response_reserved(_Out_ uint8_t *out_key, ab_client *c, const char *reservation_id, const char *provider, const uint8_t *body, size_t len, const uint8_t *fields_json, size_t fields_len)',
+  'int ab_client_release(ab_client *c, const char *reservation_id)',
+  'int ab_client_check_json(_Out_ void **out, ab_client *c, const char *json, size_t len)',
+  'int ab_client_budgets_json(_Out_ void **out, ab_client *c)',
+];
 
 const fn = {};
 const missing = [];
+const absent = new Set();
 for (const proto of PROTOTYPES.concat(OPTIONAL_PROTOTYPES)) {
   const name = /(\w+)\(/.exec(proto)[1];
   try {
     fn[name] = lib.func(proto);
   } catch (e) {
-    if (!OPTIONAL_PROTOTYPES.includes(proto)) missing.push(name);
+    if (OPTIONAL_PROTOTYPES.includes(proto)) absent.add(name);
+    else missing.push(name);
   }
 }
 if (missing.length) {
   throw new Error(`agentburn: the library ${libraryPath} lacks ${missing.join(', ')}`);
+}
+
+// The function `name`, or an error saying that this library lacks it.
+function required(name, what) {
+  if (fn[name]) return fn[name];
+  const err = new Error(`${what}: this libagentburn (${fn.ab_version()}, ${libraryPath}) does not have ${name}; use a newer library`);
+  err.code = 'ERR_AGENTBURN_MISSING';
+  throw err;
+}
+
+// What the last AB_EBUDGET on this thread ran into, as an object ({} when the library has no
+// budgets or none was refused).
+function lastRefusal() {
+  const text = fn.ab_last_refusal ? fn.ab_last_refusal() : '';
+  return text ? JSON.parse(text) : {};
 }
 
 function lastError() {
@@ -196,7 +228,7 @@ function callAsync(name, ...args) {
 }
 
 module.exports = {
-  ABI_VERSION, KEY_SIZE, codes, koffi, LogFn, fn, libraryPath, lastError, takeString, callAsync,
+  ABI_VERSION, KEY_SIZE, RESERVATION_SIZE, codes, koffi, LogFn, BudgetAlertFn, absent, required, lastRefusal, fn, libraryPath, lastError, takeString, callAsync,
   version: () => fn.ab_version(),
   strerror: (code) => fn.ab_strerror(code),
 };

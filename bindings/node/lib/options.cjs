@@ -5,7 +5,7 @@
 // refusal is an InvalidOptionError naming the option.
 
 const path = require('node:path');
-const { codes, fn, lastError } = require('./native.cjs');
+const { codes, fn, lastError, version, libraryPath } = require('./native.cjs');
 const { InvalidOptionError, errorFor } = require('./errors.cjs');
 
 // The environment variable that chooses the buffer root when no bufferDir is given.
@@ -42,6 +42,19 @@ function absolutePath(option, value) {
   text(option, value);
   if (!value) throw optionError(option, 'must not be empty; leave it out for the default');
   return path.resolve(value);
+}
+
+// Budgets: an array of budget objects (one object is taken as an array of one), or its JSON.
+function budgetsJson(option, value) {
+  if (typeof value === 'string') return text(option, value);
+  if (value === null || typeof value !== 'object') {
+    throw optionError(option, `must be an array of budgets (or one budget, or its JSON text), got ${describe(value)}`);
+  }
+  try {
+    return JSON.stringify(value);
+  } catch (e) {
+    throw optionError(option, `must be JSON-encodable (${e.message})`);
+  }
 }
 
 function integer(option, value, lo, hi) {
@@ -109,10 +122,13 @@ const SETTERS = {
   priceCatalog: ['price_catalog_path', absolutePath],
   priceOverrides: ['price_overrides_json', jsonText],
   requirePrice: ['require_price', flag],
+  budgets: ['budgets_json', budgetsJson],
+  reservationTtlMs: ['reservation_ttl_ms', milliseconds],
+  ledger: ['ledger', flag],
 };
 
 // Options handled by the package itself, not by a setter.
-const OWN_OPTIONS = ['baseUrl', 'apiKey', 'agentId', 'logger', 'logLevel'];
+const OWN_OPTIONS = ['baseUrl', 'apiKey', 'agentId', 'logger', 'logLevel', 'budgetAlert'];
 const OPTION_NAMES = Object.keys(SETTERS).concat(OWN_OPTIONS).sort();
 
 // The names the library's messages use, when they are not this package's.
@@ -125,10 +141,12 @@ LIBRARY_NAMES.buffered_flush_ms = 'bufferedFlushIntervalMs';
 // AB_EINVALID from a setter or ab_client_open, in this package's names.
 function libraryOptionError(code, message, fallback) {
   if (code !== codes.AB_EINVALID) return errorFor(code, message);
-  const found = /^(\w+): ([\s\S]*)$/.exec(message);
+  const found = /^(\w+)(: |[[.])([\s\S]*)$/.exec(message);
   if (found && Object.hasOwn(LIBRARY_NAMES, found[1])) {
     const option = LIBRARY_NAMES[found[1]];
-    return new InvalidOptionError(code, `${option}: ${found[2]}`, option);
+    // "name: why" in this package's name; "budgets[0]: why" (a path inside it) as it is.
+    const text = found[2] === ': ' ? `${option}: ${found[3]}` : message;
+    return new InvalidOptionError(code, text, option);
   }
   return new InvalidOptionError(code, message, fallback);
 }
@@ -175,7 +193,11 @@ function closeTimeoutMs(normalized) {
 }
 
 function set(opts, suffix, value, option) {
-  const rc = fn[`ab_options_set_${suffix}`](opts, value);
+  const setter = fn[`ab_options_set_${suffix}`];
+  if (!setter) {
+    throw optionError(option, `this libagentburn (${version()}, ${libraryPath}) does not have ab_options_set_${suffix}; use a newer library or leave the option out`);
+  }
+  const rc = setter(opts, value);
   if (rc !== codes.AB_OK) throw libraryOptionError(rc, lastError(), option);
 }
 
@@ -215,11 +237,21 @@ function logSettings(options) {
   return { logger, minLevel };
 }
 
+function budgetAlertSetting(options) {
+  const alert = options.budgetAlert;
+  if (alert == null) return null;
+  if (typeof alert !== 'function') throw optionError('budgetAlert', `must be a function (alert) or null, got ${describe(alert)}`);
+  if (!fn.ab_options_set_budget_alert) {
+    throw optionError('budgetAlert', `this libagentburn (${version()}, ${libraryPath}) does not have ab_options_set_budget_alert; use a newer library or leave the option out`);
+  }
+  return alert;
+}
+
 function defaultLogger(level, message) {
   console.warn(`agentburn: ${level}: ${message}`);
 }
 
 module.exports = {
   OPTION_NAMES, LOG_LEVELS, BUFFER_DIR_ENV, normalize, apply, closeTimeoutMs, libraryOptionError,
-  logSettings, optionError, describe,
+  logSettings, budgetAlertSetting, optionError, describe,
 };
