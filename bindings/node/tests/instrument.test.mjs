@@ -2,12 +2,17 @@
 // server that answers as those APIs document; the tracked events are read back from the real
 // agentburn-server.
 import assert from 'node:assert/strict';
-import { before, after, test } from 'node:test';
-import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
+import { before, after, test as nodeTest } from 'node:test';
 import { AgentBurn, InvalidEventError, withAgentBurn, currentContext, instrument } from '../index.mjs';
 import { startLlmServer } from './support/llm-server.mjs';
 import { startServer, tempDir } from './support/server.mjs';
+
+// The SDKs support Node.js 20 and newer: on an older Node.js these tests are skipped, saying so.
+const SDK_SKIP = Number(process.versions.node.split('.')[0]) < 20 &&
+  `the openai and @anthropic-ai/sdk packages need Node.js 20 or newer (this is ${process.version})`;
+const test = (name, fn) => nodeTest(name, { skip: SDK_SKIP }, fn);
+let OpenAI;
+let Anthropic;
 
 // One server, one LLM server and one client for the file; each test tracks under a task id of
 // its own and reads back only its events.
@@ -19,6 +24,9 @@ let llm;
 const logged = [];
 
 before(async () => {
+  if (SDK_SKIP) return;
+  OpenAI = (await import('openai')).default;
+  Anthropic = (await import('@anthropic-ai/sdk')).default;
   server = await startServer(fileScope);
   llm = await startLlmServer(fileScope);
   ab = new AgentBurn({ baseUrl: server.url, apiKey: server.key, bufferDir: tempDir(fileScope), flushIntervalMs: 10, logger: (level, message) => logged.push([level, message]) });
@@ -26,7 +34,7 @@ before(async () => {
 });
 
 after(async () => {
-  await ab.close(0);
+  if (ab) await ab.close(0);
   for (const fn of suite.cleanups.reverse()) await fn();
 });
 
