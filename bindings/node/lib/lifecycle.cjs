@@ -1,5 +1,5 @@
 'use strict';
-// The loggers, and closing the clients at exit.
+// The loggers and budget alerts, and closing the clients at exit.
 //
 // Logging: koffi runs the JavaScript log callback on the main thread's event loop and holds
 // the library thread that logs until it ran. So every call that may wait on a library thread
@@ -13,7 +13,7 @@
 // timeout; a client with a logger is left as it is (its library threads could be waiting for
 // the main thread to log): its events are on disk already and go at the next start.
 
-const { fn, koffi, LogFn, BudgetAlertFn } = require('./native.cjs');
+const { koffi, LogFn, BudgetAlertFn } = require('./native.cjs');
 
 const LEVEL_NAMES = ['debug', 'info', 'warning', 'error'];
 
@@ -81,4 +81,4 @@ process.on('exit', () => {
   for (const client of [...open]) client._shutdownAtExit();
 });
 
-module.exports = { addCallbacks, removeCallbacks, open, fn };
+module.exports = { addCallbacks, removeCallbacks, open };

@@ -5,6 +5,7 @@
 // refusal is an InvalidOptionError naming the option.
 
 const path = require('node:path');
+const { fileURLToPath } = require('node:url');
 const { codes, fn, lastError, version, libraryPath } = require('./native.cjs');
 const { InvalidOptionError, errorFor } = require('./errors.cjs');
 
@@ -38,7 +39,7 @@ function text(option, value) {
 }
 
 function absolutePath(option, value) {
-  if (value instanceof URL) value = value.protocol === 'file:' ? require('node:url').fileURLToPath(value) : value.href;
+  if (value instanceof URL) value = value.protocol === 'file:' ? fileURLToPath(value) : value.href;
   text(option, value);
   if (!value) throw optionError(option, 'must not be empty; leave it out for the default');
   return path.resolve(value);
