@@ -118,10 +118,16 @@ std::set<Client::Impl*> g_clients;
 // registry, so that the child finds none of their locks held (store/fork_safety.hpp).
 void before_fork() {
   g_clients_mu.lock();
+  for (auto* impl : g_clients) {
+    if (impl->budgets) impl->budgets->lock_for_fork();
+  }
   detail::fork_prepare();
 }
 void after_fork_parent() {
   detail::fork_parent();
+  for (auto* impl : g_clients) {
+    if (impl->budgets) impl->budgets->unlock_after_fork();
+  }
   g_clients_mu.unlock();
 }
 void after_fork_child() {
@@ -132,6 +138,9 @@ void after_fork_child() {
     new (&impl->life) std::shared_mutex();
     impl->forked.store(true);
     impl->sync_thread = nullptr;  // it does not exist in the child: leaked, never joined
+    new (&impl->sync_mu) std::mutex();
+    new (&impl->unknown_mu) std::mutex();
+    if (impl->budgets) impl->budgets->unlock_after_fork();
     // At once, not at the next call: a child that never calls again must not keep its
     // parent's folder locked after the parent dies.
     if (impl->buffer) impl->buffer->abandon_after_fork();

@@ -80,6 +80,10 @@ class Engine {
   void apply_sync(const std::vector<ServerBudget>& budgets, const Uncounted& pending,
                   std::int64_t now_ms);
   bool has_server_budgets();
+  // fork(): taken before, released after in the parent and the child, so that the child
+  // never finds it held by a thread that does not exist there.
+  void lock_for_fork() { mu_.lock(); }
+  void unlock_after_fork() { mu_.unlock(); }
   // A provisional agent id ("ab-local-...") and the server's id it became: budgets scoped to
   // the server's id count the provisional id's events too.
   void alias(const std::string& provisional, const std::string& server_id);
