@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   Command run;
   add_status(app, &run);
   add_report(app, &run);
+  add_events(app, &run);
+  add_dead_letters(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
