@@ -96,10 +96,10 @@ std::string hour_prefix(char kind, std::int64_t hour) {
   return key;
 }
 
-std::string agent_key(const EventFacts& f) {
+std::string agent_key(std::string_view agent_id, std::string_view provider) {
   std::string key(1, 'a');
-  put_text(&key, f.agent_id);
-  put_text(&key, f.provider);
+  put_text(&key, agent_id);
+  put_text(&key, provider);
   return key;
 }
 
@@ -147,7 +147,7 @@ bool decode_totals(std::string_view v, Totals* out) {
 }
 
 void count_event(const EventFacts& facts, PendingTotals* pending) {
-  (*pending)[agent_key(facts)].add(facts.totals);
+  (*pending)[agent_key(facts.agent_id, facts.provider)].add(facts.totals);
   (*pending)[cell_key(facts, 'c')].add(facts.totals);
   (*pending)[cell_key(facts, 't')].add(facts.totals);
 }

@@ -5,7 +5,8 @@
 // not at all, and a duplicate (which stores nothing) counts nothing.
 //
 // Keys (strings are written as a 2-byte big-endian length and their bytes):
-// - 'a' agentId provider: everything an agent spent with a provider, all time.
+// - 'a' agentId provider: everything an agent spent with a provider, all time. These are the
+//   sums of the agent's 'c' cells over every hour: kept in memory only (Store), never written.
 // - 'c' hour agentId provider operation model: one UTC hour of the event timestamps.
 // - 't' hour agentId provider operation taskId: the same hour, by task.
 // `hour` is the number of hours since 1970 (of the event's own timestamp), 8 bytes
@@ -33,7 +34,11 @@ namespace agentburn::server {
 bool facts_of_record(std::string_view record, EventFacts* out);
 
 // Key of each kind for an event; see the file comment.
-std::string agent_key(const EventFacts& facts);
+std::string agent_key(std::string_view agent_id, std::string_view provider);
+// Whether cells of `kind` are written to the database ('a' cells are derived from 'c' ones).
+inline bool stored_kind(char kind) {
+  return kind != 'a';
+}
 std::string cell_key(const EventFacts& facts, char kind);  // kind 'c' (model) or 't' (task)
 std::string hour_prefix(char kind, std::int64_t hour);
 

@@ -121,6 +121,10 @@ Status Store::open(const std::string& dir, std::unique_ptr<Store>* out, bool agg
     Status rebuilt = store->rebuild_aggregates();
     if (!rebuilt.ok()) return rebuilt;
   }
+  if (aggregates) {
+    Status loaded = store->load_cached_aggregates();
+    if (!loaded.ok()) return loaded;
+  }
   *out = std::move(store);
   return Status();
 }
@@ -137,8 +141,9 @@ Status Store::rebuild_aggregates() {
   std::size_t counted = 0;
   auto flush = [&] {
     rocksdb::WriteBatch sums;
-    for (const auto& [key, totals] : pending)
-      sums.Merge(aggregates_cf_, key, encode_totals(totals));
+    for (const auto& [key, totals] : pending) {
+      if (stored_kind(key[0])) sums.Merge(aggregates_cf_, key, encode_totals(totals));
+    }
     pending.clear();
     return db_->Write(rocksdb::WriteOptions(), &sums);
   };
@@ -155,6 +160,18 @@ Status Store::rebuild_aggregates() {
   if (!(s = flush()).ok()) return storage_error("cannot rebuild the aggregates", s);
   s = db_->Put(rocksdb::WriteOptions(), meta_, "aggregates", "1");
   return s.ok() ? Status() : storage_error("cannot rebuild the aggregates", s);
+}
+
+Status Store::load_cached_aggregates() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), aggregates_cf_));
+  Cell cell;
+  for (it->Seek(hour_prefix('c', INT64_MIN)); it->Valid() && it->key()[0] == 'c'; it->Next()) {
+    std::string_view key = it->key().ToStringView();
+    if (!decode_cell(key, it->value().ToStringView(), &cell)) continue;
+    cached_.emplace(std::string(key), cell.totals);
+    cached_[agent_key(cell.agent_id, cell.provider)].add(cell.totals);
+  }
+  return it->status().ok() ? Status() : storage_error("cannot read the aggregates", it->status());
 }
 
 Store::~Store() {
@@ -257,12 +274,20 @@ Status Store::ingest(const std::vector<IncomingEvent>& events, bool deduplicate,
     result.ids.push_back(std::move(id));
     ++result.stored;
   }
-  for (const auto& [key, totals] : pending) batch.Merge(aggregates_cf_, key, encode_totals(totals));
+  for (const auto& [key, totals] : pending) {
+    if (stored_kind(key[0])) batch.Merge(aggregates_cf_, key, encode_totals(totals));
+  }
   if (result.stored > 0) {
     rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
     if (!s.ok()) return storage_error("cannot store the events", s);
   }
   next_seq_ = seq;
+  if (!pending.empty()) {
+    std::unique_lock<std::shared_mutex> cache_lock(cached_mu_);
+    for (const auto& [key, totals] : pending) {
+      if (cached_kind(key[0])) cached_[key].add(totals);
+    }
+  }
   *out = std::move(result);
   return Status();
 }
@@ -289,6 +314,14 @@ Status Store::scan_before(
 Status Store::scan_aggregates(
     const std::string& from,
     const std::function<bool(std::string_view key, std::string_view value)>& visit) {
+  if (cached_kind(from[0])) {
+    std::shared_lock<std::shared_mutex> lock(cached_mu_);
+    for (auto it = cached_.lower_bound(from); it != cached_.end() && it->first[0] == from[0];
+         ++it) {
+      if (!visit(it->first, encode_totals(it->second))) break;
+    }
+    return Status();
+  }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), aggregates_cf_));
   for (it->Seek(from); it->Valid() && it->key()[0] == from[0]; it->Next()) {
     if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;

@@ -21,8 +21,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,7 +80,8 @@ class Store {
 
   bool has_aggregates() const { return aggregates_; }
   // Visits the aggregate keys from `from` on while they start with `from`'s first byte (their
-  // kind), until `visit` returns false.
+  // kind), until `visit` returns false. Agent ('a') and model ('c') cells are read from a
+  // copy in memory, kept up to date by ingest: a read never merges RocksDB's operands.
   Status scan_aggregates(
       const std::string& from,
       const std::function<bool(std::string_view key, std::string_view value)>& visit);
@@ -92,6 +95,8 @@ class Store {
  private:
   Store() = default;
   Status rebuild_aggregates();
+  Status load_cached_aggregates();
+  static bool cached_kind(char kind) { return kind == 'a' || kind == 'c'; }
 
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
@@ -102,6 +107,10 @@ class Store {
   rocksdb::ColumnFamilyHandle* aggregates_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* alerts_ = nullptr;
   bool aggregates_ = true;
+  // The 'c' aggregates as stored, and the 'a' ones summed from them, by key. Ingest adds to it
+  // after its write.
+  std::map<std::string, Totals, std::less<>> cached_;
+  std::shared_mutex cached_mu_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   // Held across the dedupe lookups and the write, so two requests carrying the same key
   // cannot both find it absent and both store it. Also guards next_seq_.
