@@ -153,7 +153,7 @@ TEST_CASE("--no-aggregates: the totals routes say so, and the next run rebuilds 
     json batch = json::array();
     for (int i = 0; i < 300; ++i) batch.push_back(numbered_event(agent, i));
     REQUIRE(send("POST", "/api/ingest", batch.dump()).status == 200);
-    for (const char* path : {"/api/costs", "/api/dashboard", "/api/alerts"}) {
+    for (const char* path : {"/api/agents", "/api/costs", "/api/dashboard", "/api/alerts"}) {
       auto res = send("GET", path, "");
       INFO(path);
       CHECK(res.status == 503);

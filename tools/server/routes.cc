@@ -219,8 +219,17 @@ void post_agent(ServerContext& ctx, const Request& req, Response& res, const Con
   reply(res, 201, text);
 }
 
+// The totals come from the aggregates: a server run with --no-aggregates answers 503.
+bool aggregates_on(const ServerContext& ctx, Response& res) {
+  if (ctx.store.has_aggregates()) return true;
+  reply_error(res, 503,
+              "this server runs with --no-aggregates: totals are off until it is restarted "
+              "without it (the aggregates are then rebuilt from the stored events)");
+  return false;
+}
+
 void get_agents(ServerContext& ctx, const Request& req, Response& res) {
-  if (!authorized(ctx, req, res, false)) return;
+  if (!authorized(ctx, req, res, false) || !aggregates_on(ctx, res)) return;
   std::string out;
   Status s = list_agents_with_totals(ctx.store, &out);
   if (!s.ok()) return reply_error(res, 500, s.message());
@@ -315,15 +324,6 @@ void post_ingest(ServerContext& ctx, const Request& req, Response& res, const Co
 }
 
 // --- Read-back --------------------------------------------------------------------------
-
-// The totals come from the aggregates: a server run with --no-aggregates answers 503.
-bool aggregates_on(const ServerContext& ctx, Response& res) {
-  if (ctx.store.has_aggregates()) return true;
-  reply_error(res, 503,
-              "this server runs with --no-aggregates: totals are off until it is restarted "
-              "without it (the aggregates are then rebuilt from the stored events)");
-  return false;
-}
 
 void get_events(ServerContext& ctx, const Request& req, Response& res) {
   if (!authorized(ctx, req, res, false)) return;
