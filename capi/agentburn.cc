@@ -12,6 +12,7 @@
 
 #include "agentburn/client.hpp"
 #include "budget/json.hpp"
+#include "ledger/spend_json.hpp"
 #include "event/codec.hpp"
 #include "options_check.hpp"
 
@@ -571,6 +572,19 @@ int ab_client_check_json(char** out, ab_client* c, const char* json, size_t len)
     Status s = agentburn::budget::parse_reserve_json(std::string_view(json ? json : "", len), &req);
     if (!s.ok()) return from_status(s);
     *text = agentburn::budget::states_json(c->client.check(req));
+    return AB_OK;
+  });
+}
+
+int ab_client_spend_json(char** out, ab_client* c, const char* json, size_t len) {
+  return answer_json("ab_client_spend_json", out, c, [&](std::string* text) {
+    if (!json && len) return null_arg("ab_client_spend_json", "json");
+    agentburn::SpendQuery q;
+    Status s = agentburn::ledger::parse_spend_query_json(std::string_view(json ? json : "", len), &q);
+    if (!s.ok()) return from_status(s);
+    auto r = c->client.spend(q);
+    if (!r.ok()) return from_status(r.status());
+    *text = agentburn::ledger::spend_report_json(q, r.value());
     return AB_OK;
   });
 }

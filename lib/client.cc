@@ -15,6 +15,7 @@
 #include "budget/engine.hpp"
 #include "budget/json.hpp"
 #include "event/codec.hpp"
+#include "ledger/query.hpp"
 #include "ledger/rows.hpp"
 #include "options_check.hpp"
 #include "pricing/catalog.hpp"
@@ -784,6 +785,53 @@ Status Client::release(const Reservation& reservation) {
 std::vector<BudgetState> Client::check(const ReserveRequest& scope) const {
   if (!impl_ || !impl_->budgets) return {};
   return impl_->budgets->check(scope_of(scope), now_ms());
+}
+
+Result<SpendReport> Client::spend(const SpendQuery& query) const {
+  if (!impl_) return Status::closed("the client was moved from");
+  ledger::Query q;
+  auto hour = [](std::int64_t ms) { return ms >= 0 ? ms / 3600000 : (ms - 3599999) / 3600000; };
+  if (query.since_ms != INT64_MIN) q.since_hour = hour(query.since_ms);
+  if (query.until_ms != INT64_MAX) q.until_hour = hour(query.until_ms + 3599999);
+  std::string names;
+  for (const auto& b : query.by) names += (names.empty() ? "" : ",") + b;
+  Status s = ledger::parse_dimensions(names, &q.by);
+  if (!s.ok()) return s;
+  if (!impl_->ledger) {
+    return Status::invalid("spend: this client keeps no spend ledger (set Options::ledger, or "
+                           "define a budget)");
+  }
+  ledger::SpendBuilder builder(q);
+  {
+    std::shared_lock<std::shared_mutex> g;
+    s = impl_->enter(&g);
+    if (!s.ok()) return s;
+    s = impl_->buffer->read_ledger(
+        [&](std::string_view key, std::string_view value) {
+          ledger::Row row;
+          if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &row.totals)) return;
+          builder.add(row);
+        },
+        [] {});
+    if (!s.ok()) return s;
+  }
+  auto totals = [](const ledger::Totals& t) {
+    SpendTotals o;
+    o.events = static_cast<std::uint64_t>(t[ledger::kEvents]);
+    o.unpriced = static_cast<std::uint64_t>(t[ledger::kUnpriced]);
+    o.cost_usd = ledger::to_usd(t[ledger::kCostNanos]);
+    o.input_tokens = static_cast<std::uint64_t>(t[ledger::kInputTokens]);
+    o.output_tokens = static_cast<std::uint64_t>(t[ledger::kOutputTokens]);
+    o.cached_input_tokens = static_cast<std::uint64_t>(t[ledger::kCachedInputTokens]);
+    o.cache_write_input_tokens = static_cast<std::uint64_t>(t[ledger::kCacheWriteInputTokens]);
+    o.reasoning_tokens = static_cast<std::uint64_t>(t[ledger::kReasoningTokens]);
+    return o;
+  };
+  ledger::Spend sp = builder.finish();
+  SpendReport r;
+  r.total = totals(sp.total);
+  for (const auto& g : sp.groups) r.groups.push_back(SpendGroup{g.key, totals(g.totals)});
+  return r;
 }
 
 std::vector<BudgetState> Client::budgets() const {

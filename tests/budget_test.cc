@@ -465,6 +465,58 @@ TEST_CASE("SIGKILL while tracking: the spend after restart is the sum of the eve
   CHECK(std::llround(c->budgets()[0].spent_usd * 1e9) == events_sum);
 }
 
+TEST_CASE("spend: the ledger answers what was tracked, grouped, after delivery and restart") {
+  testing::TempDir root;
+  Options o = offline(root.path(), {});
+  o.ledger = true;
+  {
+    auto c = Client::open(o);
+    REQUIRE(c.ok());
+    Event a = priced(0.5, "t1");
+    a.model = "gpt-4o";
+    a.input_tokens = 100;
+    a.output_tokens = 10;
+    a.timestamp = "2026-12-01T10:15:00Z";
+    REQUIRE(c->track(a).ok());
+    a.timestamp = "2026-12-01T11:59:00Z";
+    REQUIRE(c->track(a).ok());
+    Event b = priced(0.25, "t2");
+    b.model = "claude-sonnet-4-5";
+    b.timestamp = "2026-12-02T00:00:00Z";
+    REQUIRE(c->track(b).ok());
+    SpendQuery q;
+    q.by = {"model"};
+    auto r = c->spend(q);
+    REQUIRE(r.ok());
+    REQUIRE(r->groups.size() == 2);
+    CHECK(r->groups[0].key == std::vector<std::string>{"claude-sonnet-4-5"});
+    CHECK(r->groups[1].totals.events == 2);
+    CHECK(r->groups[1].totals.cost_usd == doctest::Approx(1.0));
+    CHECK(r->groups[1].totals.input_tokens == 200);
+    CHECK(r->total.cost_usd == doctest::Approx(1.25));
+    q.by = {"day", "task"};
+    q.since_ms = 1796169600000;  // 2026-12-02T00:00:00Z
+    r = c->spend(q);
+    REQUIRE(r.ok());
+    REQUIRE(r->groups.size() == 1);
+    CHECK(r->groups[0].key == std::vector<std::string>{"2026-12-02", "t2"});
+    q.by = {"colour"};
+    CHECK(c->spend(q).status().message().find("colour") != std::string::npos);
+  }
+  // After a restart (the folder was kept for its ledger) the answer is the same.
+  auto c = Client::open(o);
+  REQUIRE(c.ok());
+  auto r = c->spend(SpendQuery());
+  REQUIRE(r.ok());
+  CHECK(r->total.events == 3);
+  CHECK(r->total.cost_usd == doctest::Approx(1.25));
+  // Without the ledger: a clear error.
+  testing::TempDir other;
+  auto plain = Client::open(offline(other.path(), {}));
+  REQUIRE(plain.ok());
+  CHECK(plain->spend(SpendQuery()).status().message().find("no spend ledger") != std::string::npos);
+}
+
 TEST_CASE("fork while other threads reserve and track: the child's budgets work at once") {
   testing::TempDir root;
   auto c = Client::open(offline(root.path(), {make("cap", 1e6, BudgetPeriod::kTotal)}));

@@ -380,6 +380,19 @@ AB_API int ab_client_check_json(char **out, ab_client *c, const char *json, size
  * "heldUsd", "remainingUsd", "resetsAt" (ISO 8601, or null: never)}]. */
 AB_API int ab_client_budgets_json(char **out, ab_client *c);
 
+/* ---- The spend ledger --------------------------------------------------------------- */
+
+/* What this client's buffer folder tracked (and took over or adopted), from its spend ledger,
+ * offline: it stays after the events are delivered. `json` (`len` bytes, may be NULL with 0):
+ * {"since": ISO 8601, "until": ISO 8601, "by": ["model", ...]} (all optional; by names:
+ * agent, model, provider, operation, day, hour, task, workflow; times count by the hour).
+ * Answers (free with ab_free) {"by", "total": {totals}, "groups": [{"key": {"model": ...},
+ * totals}]} with totals {"events", "costUsd", "inputTokens", "outputTokens",
+ * "cachedInputTokens", "cacheWriteInputTokens", "reasoningTokens", "unpriced"}.
+ * AB_EINVALID for a bad query, or a client without the ledger (ab_options_set_ledger, or a
+ * budget). */
+AB_API int ab_client_spend_json(char **out, ab_client *c, const char *json, size_t len);
+
 /* ---- Delivery ----------------------------------------------------------------------- */
 
 /* Waits until every event pending at the call was delivered or set aside as a dead letter

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,6 +51,33 @@ struct PriceQuote {
   double input = 0, output = 0, cache_read = 0, cache_write = 0, reasoning = 0;
 };
 
+// A question for the spend ledger (Client::spend).
+struct SpendQuery {
+  std::int64_t since_ms = INT64_MIN;  // Unix time, inclusive (by the hour)
+  std::int64_t until_ms = INT64_MAX;  // exclusive (by the hour)
+  // Group by any of "agent", "model", "provider", "operation", "day", "hour", "task",
+  // "workflow"; empty: the total only.
+  std::vector<std::string> by;
+};
+
+// What a group of ledger rows adds up to.
+struct SpendTotals {
+  std::uint64_t events = 0, unpriced = 0;
+  double cost_usd = 0;
+  std::uint64_t input_tokens = 0, output_tokens = 0, cached_input_tokens = 0,
+                cache_write_input_tokens = 0, reasoning_tokens = 0;
+};
+
+struct SpendGroup {
+  std::vector<std::string> key;  // one value per SpendQuery::by name, in its order
+  SpendTotals totals;
+};
+
+struct SpendReport {
+  std::vector<SpendGroup> groups;  // ordered by key
+  SpendTotals total;
+};
+
 // An event the server refused, kept on disk until requeued or purged.
 struct DeadLetter {
   std::string event_json;  // the event as it was sent
@@ -83,6 +111,11 @@ class Client {
   // body is none of those (or a stream cut before its usage).
   Status track_response(const Event& fields, std::string_view provider, std::string_view body,
                         std::string* key_out = nullptr);
+
+  // What this client's buffer folder tracked (and took over or adopted), from its spend
+  // ledger, offline: kept after the events are delivered. Needs the ledger
+  // (Options::ledger, or a budget); kInvalid for an unknown `by` name.
+  Result<SpendReport> spend(const SpendQuery& query) const;
 
   // --- Budgets (README.md, "Budgets") ---
   // Holds the request's estimate on every matching block budget, or fails with

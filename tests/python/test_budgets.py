@@ -128,3 +128,21 @@ def test_bad_budgets_name_the_budget_and_the_field(buffer_dir):
     with pytest.raises(InvalidEventError, match="unknown field"):
         ab.reserve(estimate_usd=0.1, tasks="t1")
     ab.close()
+
+
+def test_spend_reads_the_ledger_offline(buffer_dir):
+    import datetime
+    ab = AgentBurn(agent_id="a1", buffer_dir=buffer_dir, ledger=True)
+    ab.track("openai", 0.5, model="gpt-4o", operation="llm_call", taskId="t1",
+             timestamp="2026-12-01T10:00:00Z")
+    ab.track("openai", 0.25, model="gpt-4o-mini", operation="llm_call", taskId="t1",
+             timestamp="2026-12-02T10:00:00Z")
+    report = ab.spend(by=["model"])
+    assert report["by"] == ["model"]
+    assert [g["key"]["model"] for g in report["groups"]] == ["gpt-4o", "gpt-4o-mini"]
+    assert report["total"]["costUsd"] == pytest.approx(0.75)
+    since = datetime.datetime(2026, 12, 2, tzinfo=datetime.timezone.utc)
+    assert ab.spend(since=since)["total"]["events"] == 1
+    with pytest.raises(InvalidEventError, match="colour"):
+        ab.spend(by="colour")
+    ab.close(0)

@@ -153,6 +153,7 @@ PROTOTYPES = {
     "ab_client_release": (c_int, [_client_p, c_char_p]),
     "ab_client_check_json": (c_int, [POINTER(c_void_p), _client_p, c_char_p, c_size_t]),
     "ab_client_budgets_json": (c_int, [POINTER(c_void_p), _client_p]),
+    "ab_client_spend_json": (c_int, [POINTER(c_void_p), _client_p, c_char_p, c_size_t]),
     "ab_client_track": (c_int, [_key_buffer, _client_p, _event_p]),
     "ab_client_register_agent_json": (
         c_int,

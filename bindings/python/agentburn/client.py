@@ -377,6 +377,29 @@ class AgentBurn:
         data = json.dumps(_scope_json(self.agent_id, scope), allow_nan=False).encode("utf-8")
         return json.loads(self._call_json(_lib.ab_client_check_json, data, len(data)))
 
+    def spend(self, since: Any = None, until: Any = None,
+              by: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """What this client's buffer folder tracked, from its spend ledger, offline (it stays
+        after delivery; needs ``ledger=True`` or a budget). ``since``/``until``: ISO 8601 text
+        or timezone-aware datetimes (by the hour); ``by``: names among agent, model, provider,
+        operation, day, hour, task, workflow. Returns ``{"by", "total", "groups"}``, each
+        group with its ``key`` and the totals (``events``, ``costUsd``, token counts,
+        ``unpriced``)."""
+        query: Dict[str, Any] = {}
+        for name, value in (("since", since), ("until", until)):
+            if value is None:
+                continue
+            if hasattr(value, "isoformat"):
+                if getattr(value, "tzinfo", None) is None:
+                    raise InvalidEventError(_native.AB_EINVALID,
+                                            "%s: a datetime must be timezone-aware" % name)
+                value = value.isoformat()
+            query[name] = value
+        if by is not None:
+            query["by"] = [by] if isinstance(by, str) else list(by)
+        data = json.dumps(query).encode("utf-8")
+        return json.loads(self._call_json(_lib.ab_client_spend_json, data, len(data)))
+
     def budgets(self) -> List[Dict[str, Any]]:
         """Every budget's windows (as ``check``): each budget without a "*" field, and each
         "*" window with spend or holds."""
