@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <mutex>
 #include <vector>
 
 #include "event/codec.hpp"
@@ -10,6 +12,29 @@
 namespace agentburn::server {
 
 using json = nlohmann::ordered_json;
+
+namespace {
+
+// "alt_" + 16 hex digits that only grow (milliseconds x 4096, plus one past the last id this
+// process made) + 8 random ones: alerts are stored by id, so listing them in key order lists
+// them oldest first, also when several are made in one millisecond (a UUIDv7's random tail
+// does not order those).
+std::string new_alert_id() {
+  static std::mutex mu;
+  static std::uint64_t last = 0;
+  std::uint64_t v;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    v = std::max<std::uint64_t>(static_cast<std::uint64_t>(detail::now_unix_ms()) * 4096, last + 1);
+    last = v;
+  }
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "alt_%016llx%s", static_cast<unsigned long long>(v),
+                detail::new_uuid_v7().substr(28, 8).c_str());
+  return buf;
+}
+
+}  // namespace
 
 namespace {
 
@@ -62,7 +87,7 @@ bool parse_alert(std::string_view body, const std::function<bool(const std::stri
     }
     agent_id = *a;
   }
-  *record = {{"id", "alt_" + detail::new_uuid_v7()},
+  *record = {{"id", new_alert_id()},
              {"name", *name},
              {"agentId", agent_id},
              {"budgetUsd", budget->get<double>()},
