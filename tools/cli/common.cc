@@ -21,6 +21,12 @@ void add_common(CLI::App* command, Common* common) {
   command->add_flag("--json", common->json, "Machine-readable output (JSON)");
 }
 
+void add_key_file(CLI::App* command, std::string* key_file) {
+  command->add_option("--api-key-file", *key_file,
+                      "File holding the API key (default: $AGENTBURN_API_KEY; never an "
+                      "argument, which ps shows)");
+}
+
 void set_examples(CLI::App* command, const std::string& examples) {
   command->footer("Examples:\n" + examples +
                   "\nExit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some folders or "

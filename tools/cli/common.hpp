@@ -41,6 +41,10 @@ CLI::App* add_command(CLI::App& app, Command* run, const std::string& name,
   return cmd;
 }
 
+// --api-key-file: the API key is read from a file, or from AGENTBURN_API_KEY, never from an
+// argument, which `ps` shows to every user.
+void add_key_file(CLI::App* command, std::string* key_file);
+
 // The examples shown at the end of a command's --help.
 void set_examples(CLI::App* command, const std::string& examples);
 

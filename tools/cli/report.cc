@@ -309,8 +309,7 @@ void add_report(CLI::App& app, Command* run) {
       ->check(CLI::IsMember({"table", "csv", "json"}));
   cmd->add_option("--server", o->server,
                   "Read GET /api/costs of this AgentBurn server instead of the local ledgers");
-  cmd->add_option("--api-key-file", o->key_file,
-                  "File holding the API key for --server (default: $AGENTBURN_API_KEY)");
+  add_key_file(cmd, &o->key_file);
   set_examples(cmd,
                "  agentburn report --since 7d --by day\n"
                "  agentburn report --since 2026-12-01 --until 2026-12-08 --by agent,model\n"
