@@ -28,6 +28,7 @@ _spec.loader.exec_module(_fixtures)  # type: ignore[union-attr]
 server_binary = _fixtures.server_binary
 start_server = _fixtures.start_server
 server = _fixtures.server
+refusing_url = _fixtures.refusing_url
 wait_for = _fixtures.wait_for
 PACKAGE_DIR = _fixtures.PACKAGE_DIR
 DEADLINE = 60.0
