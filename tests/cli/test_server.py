@@ -188,3 +188,24 @@ def test_budgets_from_a_file_count_the_local_ledgers(cli, root, child, tmp_path)
     budgets.write_text('[{"name": "x", "limitUsd": -1}]')
     bad = cli("budgets", "--root", root, "--budgets-file", str(budgets))
     assert bad.returncode == 2 and "limitUsd" in bad.stderr
+
+
+def test_ctrl_c_leaves_what_is_not_delivered_on_disk(cli_binary, cli, root, child,
+                                                      start_server):
+    import requests
+    from conftest import wait_for
+    srv = start_server("--enable-fault-injection")
+    agent = srv.register("interrupted-agent")
+    child(root, agent, [llm() for _ in range(5)]).kill()
+    srv.faults({"delay_ms": 600000, "count": 100})     # stored, never answered
+    env = dict(os.environ, AGENTBURN_API_KEY=srv.key)
+    proc = subprocess.Popen([cli_binary, "sync", "--root", root, "--endpoint", srv.url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    stats = lambda: requests.get(srv.url + "/api/_stats", headers={"x-api-key": srv.key},
+                                 timeout=30).json()
+    wait_for(lambda: stats()["events_received"] >= 1, what="a batch in flight")
+    proc.send_signal(2)   # SIGINT
+    out, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 1, (out, err)
+    assert "interrupted" in err and "5 left on disk" in out
+    assert json.loads(cli("status", "--root", root, "--json").stdout)["total"]["pending"] == 5
