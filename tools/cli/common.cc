@@ -27,6 +27,12 @@ void add_key_file(CLI::App* command, std::string* key_file) {
                       "argument, which ps shows)");
 }
 
+void add_ca_bundle(CLI::App* command, std::string* ca_bundle) {
+  command->add_option("--ca-bundle", *ca_bundle,
+                      "PEM file of CA certificates to trust instead of the system's")
+      ->check(CLI::ExistingFile);
+}
+
 void set_examples(CLI::App* command, const std::string& examples) {
   command->footer("Examples:\n" + examples +
                   "\nExit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some folders or "

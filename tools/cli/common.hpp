@@ -45,6 +45,9 @@ CLI::App* add_command(CLI::App& app, Command* run, const std::string& name,
 // argument, which `ps` shows to every user.
 void add_key_file(CLI::App* command, std::string* key_file);
 
+// --ca-bundle: a PEM file of CA certificates to trust instead of the system's.
+void add_ca_bundle(CLI::App* command, std::string* ca_bundle);
+
 // The examples shown at the end of a command's --help.
 void set_examples(CLI::App* command, const std::string& examples);
 

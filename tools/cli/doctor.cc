@@ -26,7 +26,7 @@ namespace {
 
 struct DoctorOptions {
   Common common;
-  std::string endpoint, key_file;
+  std::string endpoint, key_file, ca_bundle;
   int max_skew_s = 60;
 };
 
@@ -150,6 +150,7 @@ void add_server_checks(const DoctorOptions& o, std::vector<Check>* checks) {
   GetOptions g;
   g.api_key = key;
   g.cert_info = base.rfind("https://", 0) == 0;
+  g.ca_bundle = o.ca_bundle;
   GetResult r = http_get(base + "/api/agents", g);
   if (g.cert_info) {
     if (r.status == 0) return checks->push_back({"tls", false, r.error});
@@ -213,6 +214,7 @@ void add_doctor(CLI::App& app, Command* run) {
                               o, run_doctor);
   cmd->add_option("--endpoint", o->endpoint, "Base URL of the AgentBurn server");
   add_key_file(cmd, &o->key_file);
+  add_ca_bundle(cmd, &o->ca_bundle);
   cmd->add_option("--max-clock-skew", o->max_skew_s, "Seconds of clock difference allowed (60)")
       ->check(CLI::NonNegativeNumber);
   set_examples(cmd, "  agentburn doctor\n"

@@ -19,7 +19,7 @@ namespace {
 
 struct SyncOptions {
   Common common;
-  std::string endpoint, key_file;
+  std::string endpoint, key_file, ca_bundle;
   int timeout_s = 300;
 };
 
@@ -91,6 +91,7 @@ int run_sync(const SyncOptions& o) {
   options.buffer_root = root;
   options.endpoint = o.endpoint;
   options.api_key = key;
+  options.ca_bundle = o.ca_bundle;
   std::string last_log;
   options.log = [&last_log](LogLevel level, const std::string& m) {
     if (level >= LogLevel::kWarning) last_log = m;
@@ -148,6 +149,7 @@ void add_sync(CLI::App& app, Command* run) {
       o, run_sync);
   cmd->add_option("--endpoint", o->endpoint, "Base URL of the AgentBurn server")->required();
   add_key_file(cmd, &o->key_file);
+  add_ca_bundle(cmd, &o->ca_bundle);
   cmd->add_option("--timeout", o->timeout_s, "Give up after this many seconds (default 300; 0: never)")
       ->check(CLI::NonNegativeNumber);
   set_examples(cmd, "  AGENTBURN_API_KEY=... agentburn sync --endpoint https://agentburn.example.com\n"
