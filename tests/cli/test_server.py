@@ -209,3 +209,16 @@ def test_ctrl_c_leaves_what_is_not_delivered_on_disk(cli_binary, cli, root, chil
     assert proc.returncode == 1, (out, err)
     assert "interrupted" in err and "5 left on disk" in out
     assert json.loads(cli("status", "--root", root, "--json").stdout)["total"]["pending"] == 5
+
+
+def test_sync_with_a_key_the_server_refuses_stops_and_keeps_everything(cli, root, child,
+                                                                         start_server):
+    srv = start_server()
+    agent = srv.register("wrong-key-agent")
+    child(root, agent, [llm() for _ in range(2)]).kill()
+    r = cli("sync", "--root", root, "--endpoint", srv.url, key="not-the-key")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "refused the API key" in r.stderr and "2 left on disk" in r.stdout
+    r = cli("sync", "--root", root, "--endpoint", srv.url)
+    assert r.returncode == 1 and "no API key was given" in r.stderr
+    assert json.loads(cli("status", "--root", root, "--json").stdout)["total"]["pending"] == 2

@@ -124,9 +124,12 @@ Status FolderDb::open(const std::string& folder, bool writable, std::unique_ptr<
     if (name == "ledger") cf.merge_operator = ledger::merge_operator();
     cfs.emplace_back(name, cf);
   }
-  if (st.ok()) {
+  // A live client's compaction may delete a file between our reading of the manifest and
+  // our opening of that file: opening again reads the newer manifest.
+  for (int attempt = 0; st.ok() || attempt > 0; ++attempt) {
     st = writable ? rocksdb::DB::Open(o, folder, cfs, &f->handles_, &f->db_)
                   : rocksdb::DB::OpenForReadOnly(o, folder, cfs, &f->handles_, &f->db_);
+    if (st.ok() || writable || attempt == 2 || !(st.IsIOError() || st.IsPathNotFound())) break;
   }
   if (!st.ok()) {
     return Status::storage("cannot open the buffer database in " + folder + ": " + st.ToString());

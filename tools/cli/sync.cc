@@ -134,6 +134,9 @@ int run_sync(const SyncOptions& o) {
   if (g_interrupted) warn("interrupted: what was not delivered stays on disk");
   if (left && !st.last_error.empty()) warn("last error: " + st.last_error);
   if (!flushed.ok() && flushed.code() != Status::Code::kTimeout) warn(flushed.message());
+  if (flushed.code() == Status::Code::kAuth && key.empty()) {
+    warn("no API key was given: set AGENTBURN_API_KEY or --api-key-file");
+  }
   if (left == 0 && st.dead_letters == 0 && flushed.ok()) return kOk;
   return st.delivered ? kPartial : kFailure;
 }
