@@ -1,6 +1,8 @@
 // lib/ledger/query: grouping, time ranges and totals over decoded ledger rows; and a folder of
 // an older format (no ledger column family) read by the command.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "ledger/query.hpp"
+
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
 #include <stdlib.h>
@@ -9,8 +11,6 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include "ledger/query.hpp"
 
 using agentburn::ledger::Dimension;
 using agentburn::ledger::Row;
@@ -38,10 +38,9 @@ constexpr std::int64_t kDay = 1796601600 / 3600;
 }  // namespace
 
 TEST_CASE("groups by any dimensions, in key order, with the total of every row in range") {
-  std::vector<Row> rows = {row(kDay + 1, "a", "gpt-4o", 10, "t1"),
-                           row(kDay + 2, "a", "gpt-4o", 20, "t2"),
-                           row(kDay + 25, "b", "claude", 5, "t1"),
-                           row(kDay - 1, "a", "gpt-4o", 1000)};
+  std::vector<Row> rows = {
+      row(kDay + 1, "a", "gpt-4o", 10, "t1"), row(kDay + 2, "a", "gpt-4o", 20, "t2"),
+      row(kDay + 25, "b", "claude", 5, "t1"), row(kDay - 1, "a", "gpt-4o", 1000)};
   agentburn::ledger::Query q;
   REQUIRE(agentburn::ledger::parse_dimensions("day,agent", &q.by).ok());
   q.since_hour = kDay;

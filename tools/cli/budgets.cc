@@ -33,7 +33,8 @@ Status alerts_as_budgets(const std::string& body, nlohmann::json* out) {
     if (!a.is_object()) continue;
     nlohmann::json b = {{"action", "alert"}};
     for (const char* k : {"name", "id"}) {
-      if (a.contains(k) && !b.contains("name")) b["name"] = a[k].is_string() ? a[k] : nlohmann::json(a[k].dump());
+      if (a.contains(k) && !b.contains("name"))
+        b["name"] = a[k].is_string() ? a[k] : nlohmann::json(a[k].dump());
     }
     for (const char* k : {"limitUsd", "threshold", "thresholdUsd", "amount", "limit"}) {
       if (a.contains(k) && a[k].is_number() && !b.contains("limitUsd")) b["limitUsd"] = a[k];
@@ -59,8 +60,9 @@ budget::Scope scope_of_row(const ledger::Row& row) {
 
 int run_budgets(const BudgetsOptions& o) {
   if (o.budgets_file.empty() && o.server.empty()) {
-    return fail(kUsage, "give the budgets: --budgets-file FILE (the library's budgets JSON) "
-                        "and/or --server URL (its GET /api/alerts)");
+    return fail(kUsage,
+                "give the budgets: --budgets-file FILE (the library's budgets JSON) "
+                "and/or --server URL (its GET /api/alerts)");
   }
   nlohmann::json all = nlohmann::json::array();
   if (!o.budgets_file.empty()) {
@@ -68,7 +70,8 @@ int run_budgets(const BudgetsOptions& o) {
     Status s = read_small_file("--budgets-file", o.budgets_file, &text);
     if (!s.ok()) return fail(kUsage, s.message());
     auto j = nlohmann::json::parse(text, nullptr, false);
-    if (!j.is_array()) return fail(kUsage, "--budgets-file: " + o.budgets_file + " is not a JSON array of budgets");
+    if (!j.is_array())
+      return fail(kUsage, "--budgets-file: " + o.budgets_file + " is not a JSON array of budgets");
     for (auto& b : j) all.push_back(b);
   }
   if (!o.server.empty()) {
@@ -86,9 +89,12 @@ int run_budgets(const BudgetsOptions& o) {
   budget::Engine engine(budgets);
   const std::int64_t now = detail::now_unix_ms();
   int unreadable = 0;
-  s = read_all_ledgers(o.common.resolved_root(), [&](const ledger::Row& row) {
-    engine.add(scope_of_row(row), row.hour, row.totals[ledger::kCostNanos], now, nullptr);
-  }, &unreadable);
+  s = read_all_ledgers(
+      o.common.resolved_root(),
+      [&](const ledger::Row& row) {
+        engine.add(scope_of_row(row), row.hour, row.totals[ledger::kCostNanos], now, nullptr);
+      },
+      &unreadable);
   if (!s.ok()) return fail(kFailure, s.message());
   std::vector<BudgetState> states = engine.list(now);
   if (o.common.json) {
@@ -97,14 +103,17 @@ int run_budgets(const BudgetsOptions& o) {
     Table t({"budget", "scope", "period", "limit", "spent", "held", "remaining", "resets"},
             {false, false, false, true, true, true, true, false});
     for (const auto& b : states) {
-      t.add({b.name, b.scope.empty() ? "-" : b.scope, b.period, usd(ledger::to_nanos(b.limit_usd)),
-             usd(ledger::to_nanos(b.spent_usd)), usd(ledger::to_nanos(b.held_usd)),
-             usd(ledger::to_nanos(b.remaining_usd)),
-             b.resets_at_ms ? detail::format_timestamp_ms(b.resets_at_ms).substr(0, 16) + "Z" : "-"});
+      t.add(
+          {b.name, b.scope.empty() ? "-" : b.scope, b.period, usd(ledger::to_nanos(b.limit_usd)),
+           usd(ledger::to_nanos(b.spent_usd)), usd(ledger::to_nanos(b.held_usd)),
+           usd(ledger::to_nanos(b.remaining_usd)),
+           b.resets_at_ms ? detail::format_timestamp_ms(b.resets_at_ms).substr(0, 16) + "Z" : "-"});
     }
     t.print(stdout);
-    std::printf("spend from the ledgers under %s; holds live in the memory of running clients "
-                "and are not counted here\n", o.common.resolved_root().c_str());
+    std::printf(
+        "spend from the ledgers under %s; holds live in the memory of running clients "
+        "and are not counted here\n",
+        o.common.resolved_root().c_str());
   }
   return unreadable ? kPartial : kOk;
 }
@@ -122,8 +131,10 @@ void add_budgets(CLI::App& app, Command* run) {
                   "\"agentId\", \"taskId\": \"*\", ...}]");
   cmd->add_option("--server", o->server, "Also the alerts of this server (GET /api/alerts)");
   add_key_file(cmd, &o->key_file);
-  set_examples(cmd, "  agentburn budgets --budgets-file budgets.json\n"
-                    "  AGENTBURN_API_KEY=... agentburn budgets --server https://agentburn.example.com\n");
+  set_examples(
+      cmd,
+      "  agentburn budgets --budgets-file budgets.json\n"
+      "  AGENTBURN_API_KEY=... agentburn budgets --server https://agentburn.example.com\n");
 }
 
 }  // namespace agentburn::cli

@@ -28,8 +28,9 @@ void add_key_file(CLI::App* command, std::string* key_file) {
 }
 
 void add_ca_bundle(CLI::App* command, std::string* ca_bundle) {
-  command->add_option("--ca-bundle", *ca_bundle,
-                      "PEM file of CA certificates to trust instead of the system's")
+  command
+      ->add_option("--ca-bundle", *ca_bundle,
+                   "PEM file of CA certificates to trust instead of the system's")
       ->check(CLI::ExistingFile);
 }
 
@@ -44,7 +45,9 @@ int fail(int code, const std::string& message) {
   return code;
 }
 
-void warn(const std::string& message) { std::fprintf(stderr, "agentburn: warning: %s\n", message.c_str()); }
+void warn(const std::string& message) {
+  std::fprintf(stderr, "agentburn: warning: %s\n", message.c_str());
+}
 
 namespace {
 

@@ -9,11 +9,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "http_get.hpp"
@@ -90,9 +89,10 @@ bool host_and_port(const std::string& url, std::string* host, std::string* port)
 
 std::string address_text(const addrinfo* a) {
   char buf[INET6_ADDRSTRLEN] = {0};
-  const void* where = a->ai_family == AF_INET
-                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
-                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+  const void* where =
+      a->ai_family == AF_INET
+          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
   inet_ntop(a->ai_family, where, buf, sizeof buf);
   return buf;
 }
@@ -109,7 +109,8 @@ Check check_tcp(const addrinfo* list, const std::string& port) {
       pollfd p{fd, POLLOUT, 0};
       socklen_t len = sizeof err;
       err = poll(&p, 1, 5000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
-                ? err : ETIMEDOUT;
+                ? err
+                : ETIMEDOUT;
     }
     close(fd);
     if (err == 0) {
@@ -169,10 +170,11 @@ void add_server_checks(const DoctorOptions& o, std::vector<Check>* checks) {
   } else if (r.status == 200) {
     checks->push_back({"key", true, "GET /api/agents accepted the key"});
   } else {
-    checks->push_back({"key", false, "GET /api/agents answered HTTP " + std::to_string(r.status) +
-                                         (r.status == 401 || r.status == 403
-                                              ? ": the server refused the key; check it"
-                                              : ": " + r.body.substr(0, 200))});
+    checks->push_back(
+        {"key", false,
+         "GET /api/agents answered HTTP " + std::to_string(r.status) +
+             (r.status == 401 || r.status == 403 ? ": the server refused the key; check it"
+                                                 : ": " + r.body.substr(0, 200))});
   }
   std::time_t server_time = r.date.empty() ? -1 : curl_getdate(r.date.c_str(), nullptr);
   if (server_time <= 0) {
@@ -180,9 +182,12 @@ void add_server_checks(const DoctorOptions& o, std::vector<Check>* checks) {
                        "not checked: the server sent no Date header to compare clocks with", true});
   } else {
     long skew = static_cast<long>(std::time(nullptr) - server_time);
-    checks->push_back({"clock", std::labs(skew) <= o.max_skew_s,
-                       "this machine's clock is " + std::to_string(skew) + " s off the server's" +
-                           (std::labs(skew) <= o.max_skew_s ? "" : "; fix it (NTP): events' timestamps and day totals depend on it")});
+    checks->push_back(
+        {"clock", std::labs(skew) <= o.max_skew_s,
+         "this machine's clock is " + std::to_string(skew) + " s off the server's" +
+             (std::labs(skew) <= o.max_skew_s
+                  ? ""
+                  : "; fix it (NTP): events' timestamps and day totals depend on it")});
   }
 }
 
@@ -195,9 +200,14 @@ int run_doctor(const DoctorOptions& o) {
   for (const auto& c : checks) {
     all = all && c.ok;
     if (o.common.json) {
-      out.push_back({{"check", c.name}, {"ok", c.ok}, {"skipped", c.skipped}, {"detail", c.detail}});
+      out.push_back(
+          {{"check", c.name}, {"ok", c.ok}, {"skipped", c.skipped}, {"detail", c.detail}});
     } else {
-      std::printf("%-4s  %-11s  %s\n", c.skipped ? "SKIP" : c.ok ? "OK" : "FAIL", c.name.c_str(), c.detail.c_str());
+      std::printf("%-4s  %-11s  %s\n",
+                  c.skipped ? "SKIP"
+                  : c.ok    ? "OK"
+                            : "FAIL",
+                  c.name.c_str(), c.detail.c_str());
     }
   }
   if (o.common.json) std::printf("%s\n", out.dump(2).c_str());
@@ -217,8 +227,10 @@ void add_doctor(CLI::App& app, Command* run) {
   add_ca_bundle(cmd, &o->ca_bundle);
   cmd->add_option("--max-clock-skew", o->max_skew_s, "Seconds of clock difference allowed (60)")
       ->check(CLI::NonNegativeNumber);
-  set_examples(cmd, "  agentburn doctor\n"
-                    "  AGENTBURN_API_KEY=... agentburn doctor --endpoint https://agentburn.example.com\n");
+  set_examples(
+      cmd,
+      "  agentburn doctor\n"
+      "  AGENTBURN_API_KEY=... agentburn doctor --endpoint https://agentburn.example.com\n");
 }
 
 }  // namespace agentburn::cli

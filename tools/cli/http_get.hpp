@@ -10,7 +10,7 @@
 namespace agentburn::cli {
 
 struct GetResult {
-  long status = 0;          // 0: no HTTP answer (error says why)
+  long status = 0;  // 0: no HTTP answer (error says why)
   std::string body;
   std::string error;
   std::string date;         // the Date header

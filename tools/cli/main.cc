@@ -1,6 +1,5 @@
 // agentburn: see, report and deliver what the library keeps on this machine.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "agentburn/version.h"

@@ -1,8 +1,7 @@
 // agentburn price and agentburn prices search: the compiled-in price catalog, offline.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "output.hpp"
@@ -63,19 +62,26 @@ int run_price(const PriceOptions& o) {
   auto cost = pricing::estimate(catalog, o.provider, o.model, t);
   if (!cost.ok()) return fail(kFailure, cost.status().message());
   const pricing::Cost& c = cost.value();
-  const double kinds[] = {c.usd.input, c.usd.cached, c.usd.cache_write, c.usd.output, c.usd.reasoning};
+  const double kinds[] = {c.usd.input, c.usd.cached, c.usd.cache_write, c.usd.output,
+                          c.usd.reasoning};
   const char* names[] = {"input (uncached)", "cache reads", "cache writes", "output", "reasoning"};
   const std::uint64_t tokens[] = {t.input - t.cached - t.cache_write, t.cached, t.cache_write,
                                   t.output - t.reasoning, t.reasoning};
   if (o.common.json) {
-    nlohmann::json j = {{"model", o.model}, {"provider", o.provider}, {"priceKey", c.key},
+    nlohmann::json j = {{"model", o.model},
+                        {"provider", o.provider},
+                        {"priceKey", c.key},
                         {"match", pricing::match_kind_name(c.match)},
-                        {"pricesVersion", c.catalog_version}, {"costUsd", c.total_usd},
+                        {"pricesVersion", c.catalog_version},
+                        {"costUsd", c.total_usd},
                         {"ratesPerMillion", rates_json(c.rates)},
                         {"tierAboveTokens", c.tier_above_tokens},
-                        {"breakdown", {{"input", c.usd.input}, {"cached", c.usd.cached},
-                                       {"cacheWrite", c.usd.cache_write}, {"output", c.usd.output},
-                                       {"reasoning", c.usd.reasoning}}}};
+                        {"breakdown",
+                         {{"input", c.usd.input},
+                          {"cached", c.usd.cached},
+                          {"cacheWrite", c.usd.cache_write},
+                          {"output", c.usd.output},
+                          {"reasoning", c.usd.reasoning}}}};
     std::printf("%s\n", j.dump(2).c_str());
     return kOk;
   }
@@ -118,7 +124,8 @@ int run_search(const SearchOptions& o) {
   if (o.common.json) {
     nlohmann::json out = nlohmann::json::array();
     for (std::size_t i = 0; i < shown; ++i) {
-      out.push_back({{"key", hits[i]->key}, {"provider", hits[i]->provider},
+      out.push_back({{"key", hits[i]->key},
+                     {"provider", hits[i]->provider},
                      {"ratesPerMillion", rates_json(hits[i]->standard.base)}});
     }
     std::printf("%s\n", out.dump(2).c_str());
@@ -153,18 +160,20 @@ void add_price(CLI::App& app, Command* run) {
   cmd->add_option("--cached", o->cached, "Input tokens read from the prompt cache");
   cmd->add_option("--cache-write", o->cache_write, "Input tokens written to the cache");
   cmd->add_option("--reasoning", o->reasoning, "Reasoning tokens (part of --output)");
-  set_examples(cmd, "  agentburn price gpt-4o --input 12000 --output 800\n"
-                    "  agentburn price claude-sonnet-4-5 --provider anthropic --input 50000 "
-                    "--cached 40000 --output 2000\n");
+  set_examples(cmd,
+               "  agentburn price gpt-4o --input 12000 --output 800\n"
+               "  agentburn price claude-sonnet-4-5 --provider anthropic --input 50000 "
+               "--cached 40000 --output 2000\n");
 
   auto s = std::make_shared<SearchOptions>();
   CLI::App* prices = app.add_subcommand("prices", "The price catalog");
   prices->require_subcommand(1);
-  CLI::App* search = add_command(*prices, run, "search",
-                                 "Catalog entries whose name contains TEXT", s, run_search);
+  CLI::App* search = add_command(*prices, run, "search", "Catalog entries whose name contains TEXT",
+                                 s, run_search);
   search->add_option("text", s->text, "Part of a model name (case-insensitive)")->required();
   search->add_option("--limit", s->limit, "At most this many entries (default 50; 0: all)");
-  set_examples(search, "  agentburn prices search sonnet\n  agentburn prices search gpt-4o --json\n");
+  set_examples(search,
+               "  agentburn prices search sonnet\n  agentburn prices search gpt-4o --json\n");
 }
 
 }  // namespace agentburn::cli

@@ -1,9 +1,8 @@
 // agentburn report: spend from the ledgers of every folder on this machine (offline), or
 // from a server's GET /api/costs.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "event/codec.hpp"
@@ -32,10 +31,11 @@ struct View {
   std::string source;
 };
 
-constexpr const char* kFieldNames[] = {"events",       "costUsd",          "inputTokens",
-                                       "outputTokens", "cachedInputTokens", "cacheWriteInputTokens",
-                                       "reasoningTokens", "unpriced"};
-constexpr const char* kColumnNames[] = {"events", "cost",       "input",     "output",
+constexpr const char* kFieldNames[] = {
+    "events",          "costUsd",           "inputTokens",
+    "outputTokens",    "cachedInputTokens", "cacheWriteInputTokens",
+    "reasoningTokens", "unpriced"};
+constexpr const char* kColumnNames[] = {"events", "cost",        "input",     "output",
                                         "cached", "cache write", "reasoning", "unpriced"};
 
 std::string field_text(const Totals& t, int i) {
@@ -60,8 +60,8 @@ bool chronological(const View& v) {
 }
 
 void print_json(const View& v) {
-  nlohmann::json out = {{"source", v.source}, {"by", nlohmann::json::array()},
-                        {"groups", nlohmann::json::array()}};
+  nlohmann::json out = {
+      {"source", v.source}, {"by", nlohmann::json::array()}, {"groups", nlohmann::json::array()}};
   for (Dimension d : v.by) out["by"].push_back(ledger::dimension_name(d));
   for (const auto& g : v.spend.groups) {
     nlohmann::json key = nlohmann::json::object();
@@ -79,7 +79,8 @@ void print_csv(const View& v) {
   for (Dimension d : v.by) line += std::string(ledger::dimension_name(d)) + ",";
   for (int i = 0; i < ledger::kFields; ++i) {
     if (v.groups_cost_only && i != ledger::kCostNanos) continue;
-    line += std::string(kFieldNames[i]) + (i + 1 < ledger::kFields && !v.groups_cost_only ? "," : "");
+    line +=
+        std::string(kFieldNames[i]) + (i + 1 < ledger::kFields && !v.groups_cost_only ? "," : "");
   }
   std::printf("%s\n", line.c_str());
   auto print_row = [&](const std::vector<std::string>& key, const Totals& t) {
@@ -151,10 +152,11 @@ void order_groups(View* v) {
 }
 
 std::string range_text(std::int64_t since_ms, std::int64_t until_ms) {
-  std::string since = since_ms == INT64_MIN ? "the first record"
-                                            : detail::format_timestamp_ms(since_ms).substr(0, 16) + "Z";
-  std::string until = until_ms == INT64_MAX ? "now"
-                                            : detail::format_timestamp_ms(until_ms).substr(0, 16) + "Z";
+  std::string since = since_ms == INT64_MIN
+                          ? "the first record"
+                          : detail::format_timestamp_ms(since_ms).substr(0, 16) + "Z";
+  std::string until =
+      until_ms == INT64_MAX ? "now" : detail::format_timestamp_ms(until_ms).substr(0, 16) + "Z";
   return since + " to " + until;
 }
 
@@ -172,7 +174,8 @@ double number_in(const nlohmann::json& j, std::initializer_list<const char*> nam
 
 // A by-name map as the reference server writes it ({"gpt-4o": 1.25}) or as AgentBurn does
 // ([{"model": "gpt-4o", "cost": 1.25, ...}] or {"gpt-4o": {"cost": 1.25}}).
-std::vector<std::pair<std::string, double>> cost_map(const nlohmann::json& j, const char* name_key) {
+std::vector<std::pair<std::string, double>> cost_map(const nlohmann::json& j,
+                                                     const char* name_key) {
   std::vector<std::pair<std::string, double>> out;
   auto cost_of = [](const nlohmann::json& v) {
     return v.is_number() ? v.get<double>()
@@ -197,7 +200,8 @@ std::vector<std::pair<std::string, double>> cost_map(const nlohmann::json& j, co
 }
 
 Status server_view(const ReportOptions& o, const std::vector<Dimension>& by, View* v) {
-  if (by.size() > 1) return Status::invalid("--by: a server report groups by one dimension at a time");
+  if (by.size() > 1)
+    return Status::invalid("--by: a server report groups by one dimension at a time");
   if (!o.until.empty()) return Status::invalid("--until: a server report cannot end before now");
   std::string base, key, body, path = "/api/costs";
   Status s = server_url("--server", o.server, &base);
@@ -215,26 +219,33 @@ Status server_view(const ReportOptions& o, const std::vector<Dimension>& by, Vie
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("data") && j["data"].is_object()) j = j["data"];
   if (!j.is_object()) {
-    return Status::http("GET " + base + path + ": the answer is not a JSON object: " +
-                        body.substr(0, 200));
+    return Status::http("GET " + base + path +
+                        ": the answer is not a JSON object: " + body.substr(0, 200));
   }
   Totals& t = v->spend.total;
-  t[ledger::kCostNanos] = ledger::to_nanos(number_in(j, {"totalCost", "totalCostUsd", "total_cost", "cost"}));
+  t[ledger::kCostNanos] =
+      ledger::to_nanos(number_in(j, {"totalCost", "totalCostUsd", "total_cost", "cost"}));
   t[ledger::kEvents] = static_cast<std::int64_t>(number_in(j, {"eventCount", "events", "count"}));
-  t[ledger::kInputTokens] = static_cast<std::int64_t>(number_in(j, {"totalInputTokens", "inputTokens"}));
-  t[ledger::kOutputTokens] = static_cast<std::int64_t>(number_in(j, {"totalOutputTokens", "outputTokens"}));
+  t[ledger::kInputTokens] =
+      static_cast<std::int64_t>(number_in(j, {"totalInputTokens", "inputTokens"}));
+  t[ledger::kOutputTokens] =
+      static_cast<std::int64_t>(number_in(j, {"totalOutputTokens", "outputTokens"}));
   t[ledger::kUnpriced] = static_cast<std::int64_t>(number_in(j, {"unpricedCount", "unpriced"}));
   v->by = by;
   v->groups_cost_only = true;
   v->source = "spend from " + base + path;
   if (by.empty()) return Status();
   static const std::pair<Dimension, std::pair<const char*, const char*>> kMaps[] = {
-      {Dimension::kAgent, {"byAgent", "agentId"}},     {Dimension::kModel, {"byModel", "model"}},
-      {Dimension::kProvider, {"byProvider", "provider"}}, {Dimension::kOperation, {"byOperation", "operation"}},
-      {Dimension::kTask, {"byTask", "taskId"}},        {Dimension::kDay, {"byDay", "date"}}};
+      {Dimension::kAgent, {"byAgent", "agentId"}},
+      {Dimension::kModel, {"byModel", "model"}},
+      {Dimension::kProvider, {"byProvider", "provider"}},
+      {Dimension::kOperation, {"byOperation", "operation"}},
+      {Dimension::kTask, {"byTask", "taskId"}},
+      {Dimension::kDay, {"byDay", "date"}}};
   for (const auto& [dim, names] : kMaps) {
     if (dim != by[0]) continue;
-    for (const auto& [name, cost] : cost_map(j.value(names.first, nlohmann::json()), names.second)) {
+    for (const auto& [name, cost] :
+         cost_map(j.value(names.first, nlohmann::json()), names.second)) {
       ledger::Group g;
       g.key = {name};
       g.totals[ledger::kCostNanos] = ledger::to_nanos(cost);
@@ -275,7 +286,8 @@ int run_report(const ReportOptions& o) {
     if (until != INT64_MAX) q.until_hour = (until + kMsPerHour - 1) / kMsPerHour;
     ledger::SpendBuilder builder(q);
     const std::string root = o.common.resolved_root();
-    s = read_all_ledgers(root, [&](const ledger::Row& row) { builder.add(row); }, &unreadable);
+    s = read_all_ledgers(
+        root, [&](const ledger::Row& row) { builder.add(row); }, &unreadable);
     if (!s.ok()) return fail(kFailure, s.message());
     v.by = by;
     v.spend = builder.finish();

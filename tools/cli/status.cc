@@ -81,8 +81,8 @@ int run_status(const StatusOptions& options) {
     rows.push_back(std::move(f));
   }
   if (common.json) {
-    nlohmann::json out = {{"root", root}, {"folders", nlohmann::json::array()},
-                          {"refused", refused}};
+    nlohmann::json out = {
+        {"root", root}, {"folders", nlohmann::json::array()}, {"refused", refused}};
     for (const auto& f : rows) out["folders"].push_back(to_json(f, now));
     out["total"] = {{"folders", rows.size()},
                     {"pending", total.pending},
@@ -101,9 +101,10 @@ int run_status(const StatusOptions& options) {
                count(f.queue.dead), f.queue.oldest_ms ? age(now - *f.queue.oldest_ms) : "-",
                f.error.empty() ? f.state : f.state + ": " + f.error});
       }
-      t.add_footer({"total: " + std::to_string(rows.size()) + (rows.size() == 1 ? " folder" : " folders"), "",
-                    count(total.pending), bytes(total.pending_bytes), count(total.dead),
-                    total.oldest_ms ? age(now - *total.oldest_ms) : "-", ""});
+      t.add_footer(
+          {"total: " + std::to_string(rows.size()) + (rows.size() == 1 ? " folder" : " folders"),
+           "", count(total.pending), bytes(total.pending_bytes), count(total.dead),
+           total.oldest_ms ? age(now - *total.oldest_ms) : "-", ""});
       t.print(stdout);
     }
     for (const auto& why : refused) std::printf("left alone: %s\n", why.c_str());
@@ -119,8 +120,9 @@ void add_status(CLI::App& app, Command* run) {
       "Every buffer folder: owner pid and whether it is alive, pending events and bytes, dead "
       "letters, the oldest pending event's age",
       std::make_shared<StatusOptions>(), run_status);
-  set_examples(cmd, "  agentburn status\n  agentburn status --json | jq .total\n"
-                    "  agentburn status --root /srv/agent/buffer\n");
+  set_examples(cmd,
+               "  agentburn status\n  agentburn status --json | jq .total\n"
+               "  agentburn status --root /srv/agent/buffer\n");
 }
 
 }  // namespace agentburn::cli

@@ -2,11 +2,10 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "agentburn/client.hpp"
 #include "common.hpp"
@@ -25,7 +24,9 @@ struct SyncOptions {
 
 std::atomic<bool> g_interrupted{false};
 
-void on_interrupt(int) { g_interrupted = true; }
+void on_interrupt(int) {
+  g_interrupted = true;
+}
 
 // Progress: a bar redrawn in place on a terminal, a plain line now and then otherwise.
 class Progress {
@@ -50,7 +51,8 @@ class Progress {
       std::fprintf(stderr, "\r\033[K[%s%s] %3.0f%% %s%s", b.c_str(),
                    std::string(cells < 30 ? 30 - cells : 0, ' ').c_str(), f * 100, text,
                    last ? "\n" : "");
-    } else if (last || (delivered != last_delivered_ && now - last_line_ >= std::chrono::seconds(1))) {
+    } else if (last ||
+               (delivered != last_delivered_ && now - last_line_ >= std::chrono::seconds(1))) {
       std::fprintf(stderr, "sync: %s\n", text);
       last_line_ = now;
       last_delivered_ = delivered;
@@ -97,8 +99,9 @@ int run_sync(const SyncOptions& o) {
     if (level >= LogLevel::kWarning) last_log = m;
   };
   auto opened = Client::open(options);
-  if (!opened.ok()) return fail(opened.status().code() == Status::Code::kInvalid ? kUsage : kFailure,
-                                opened.status().message());
+  if (!opened.ok())
+    return fail(opened.status().code() == Status::Code::kInvalid ? kUsage : kFailure,
+                opened.status().message());
   Client client = std::move(opened).value();
   struct sigaction sa = {};
   sa.sa_handler = on_interrupt;
@@ -125,7 +128,9 @@ int run_sync(const SyncOptions& o) {
                                         {"deadLetters", st.dead_letters},
                                         {"pending", left},
                                         {"interrupted", g_interrupted.load()},
-                                        {"lastError", st.last_error}}).dump().c_str());
+                                        {"lastError", st.last_error}})
+                            .dump()
+                            .c_str());
   } else {
     std::printf("delivered %s events to %s; %s dead letters; %s left on disk\n",
                 count(st.delivered).c_str(), o.endpoint.c_str(), count(st.dead_letters).c_str(),
@@ -153,10 +158,13 @@ void add_sync(CLI::App& app, Command* run) {
   cmd->add_option("--endpoint", o->endpoint, "Base URL of the AgentBurn server")->required();
   add_key_file(cmd, &o->key_file);
   add_ca_bundle(cmd, &o->ca_bundle);
-  cmd->add_option("--timeout", o->timeout_s, "Give up after this many seconds (default 300; 0: never)")
+  cmd->add_option("--timeout", o->timeout_s,
+                  "Give up after this many seconds (default 300; 0: never)")
       ->check(CLI::NonNegativeNumber);
-  set_examples(cmd, "  AGENTBURN_API_KEY=... agentburn sync --endpoint https://agentburn.example.com\n"
-                    "  agentburn sync --endpoint http://127.0.0.1:3000 --api-key-file ~/.agentburn-key\n");
+  set_examples(
+      cmd,
+      "  AGENTBURN_API_KEY=... agentburn sync --endpoint https://agentburn.example.com\n"
+      "  agentburn sync --endpoint http://127.0.0.1:3000 --api-key-file ~/.agentburn-key\n");
 }
 
 }  // namespace agentburn::cli
