@@ -121,6 +121,9 @@ void print_table(const View& v) {
   Table t(header, right);
   for (const auto& g : v.spend.groups) {
     std::vector<std::string> row = g.key;
+    for (auto& cell : row) {
+      if (cell.empty()) cell = "(none)";  // events without that field (no taskId, say)
+    }
     for (int i : fields) {
       row.push_back(v.groups_cost_only && i != ledger::kCostNanos ? "-" : field_text(g.totals, i));
     }

@@ -98,15 +98,16 @@ int run_sync(const SyncOptions& o) {
   options.log = [&last_log](LogLevel level, const std::string& m) {
     if (level >= LogLevel::kWarning) last_log = m;
   };
+  // Before the sender starts: an interrupt from then on leaves the rest on disk.
+  struct sigaction sa = {};
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   auto opened = Client::open(options);
   if (!opened.ok())
     return fail(opened.status().code() == Status::Code::kInvalid ? kUsage : kFailure,
                 opened.status().message());
   Client client = std::move(opened).value();
-  struct sigaction sa = {};
-  sa.sa_handler = on_interrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
   Progress progress(isatty(STDERR_FILENO) == 1);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   Status flushed;
