@@ -36,6 +36,8 @@ def test_sync_delivers_a_killed_process_folder_through_faults(cli, root, child, 
     # The ledger came along and stays after delivery: the same totals as the server's.
     after = json.loads(cli("report", "--root", root, "--json").stdout)["total"]
     assert after == local
+    child(root, agent, []).finish()          # a restarted client takes the folder over
+    assert json.loads(cli("report", "--root", root, "--json").stdout)["total"] == local
     remote = cli("report", "--root", root, "--server", srv.url, "--json", key=srv.key)
     assert remote.returncode == 0, remote.stderr
     remote_total = json.loads(remote.stdout)["total"]
