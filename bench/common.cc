@@ -294,14 +294,17 @@ bool wait_pid(pid_t pid, Clock::time_point deadline, int* status) {
 
 }  // namespace
 
-Server::Server(const std::string& binary, const std::string& data_dir, const std::string& api_key) {
+Server::Server(const std::string& binary, const std::string& data_dir, const std::string& api_key,
+               const std::vector<std::string>& extra_args) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) die("pipe failed");
   pid_t pid = fork();
   if (pid == 0) {
-    exec_child({binary, "--listen", "127.0.0.1:0", "--data", data_dir, "--api-key", api_key,
-                "--quiet", "--enable-fault-injection"},
-               out[1]);
+    std::vector<std::string> args = {binary,   "--listen", "127.0.0.1:0",
+                                     "--data", data_dir,   "--api-key",
+                                     api_key,  "--quiet",  "--enable-fault-injection"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    exec_child(args, out[1]);
   }
   close(out[1]);
   if (pid < 0) die("fork failed");

@@ -90,7 +90,9 @@ void flush_and_compact_buffer_folder(const std::string& folder);
 // The reference server as a child process on a free loopback port.
 class Server {
  public:
-  Server(const std::string& binary, const std::string& data_dir, const std::string& api_key);
+  // `extra_args` go after the server's usual flags (e.g. "--no-aggregates").
+  Server(const std::string& binary, const std::string& data_dir, const std::string& api_key,
+         const std::vector<std::string>& extra_args = {});
   ~Server();
   const std::string& url() const { return url_; }
   pid_t pid() const { return pid_; }

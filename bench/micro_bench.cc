@@ -258,6 +258,25 @@ void BM_TrackProcessBudgets10(benchmark::State& state) {
 }
 BENCHMARK(BM_TrackProcessBudgets10);
 
+// track() with the ledger on and no budget: the ledger row alone.
+void BM_TrackProcessLedger(benchmark::State& state) {
+  static std::unique_ptr<agentburn::Client> c;
+  if (!c) {
+    agentburn::Options o;
+    o.buffer_root = make_temp_dir(tmp_base(), "ledger-");
+    o.close_timeout_ms = 0;
+    o.ledger = true;
+    auto r = agentburn::Client::open(o);
+    if (!r.ok()) die(r.status().to_string());
+    c = std::make_unique<agentburn::Client>(std::move(r.value()));
+  }
+  for (auto _ : state) {
+    agentburn::Status s = c->track(event());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_TrackProcessLedger);
+
 // reserve() then track(event, reservation) with the same 10 budgets. Against
 // BM_TrackProcessBudgets10: what the reservation adds to the track it settles.
 void BM_ReserveSettleBudgets10(benchmark::State& state) {

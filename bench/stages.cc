@@ -210,7 +210,7 @@ json stage_costs(const StageConfig& cfg) {
   Timer ack;
   for (const auto& b : batches) {
     ack.run([&] {
-      agentburn::Status r = buffer->remove(b);
+      agentburn::Status r = buffer->remove(b, true);  // each batch is a whole read
       if (!r.ok()) die(r.to_string());
     });
   }

@@ -200,6 +200,9 @@ AB_STRING_SETTER(price_overrides_json, price_overrides_json)
 AB_BOOL_SETTER(require_price, require_price)
 AB_INT_SETTER(reservation_ttl_ms, reservation_ttl_ms, int)
 AB_BOOL_SETTER(ledger, ledger)
+AB_BOOL_SETTER(sync_server_budgets, sync_server_budgets)
+AB_INT_SETTER(budget_sync_interval_ms, budget_sync_interval_ms, int)
+AB_BOOL_SETTER(enforce_server_budgets, enforce_server_budgets)
 
 int ab_options_set_budgets_json(ab_options* o, const char* json) {
   return guarded([&] {

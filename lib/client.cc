@@ -9,8 +9,11 @@
 
 #include <set>
 #include <shared_mutex>
+#include <thread>
+#include <condition_variable>
 
 #include "budget/engine.hpp"
+#include "budget/json.hpp"
 #include "event/codec.hpp"
 #include "ledger/rows.hpp"
 #include "options_check.hpp"
@@ -51,6 +54,16 @@ class Client::Impl {
   std::unique_ptr<budget::Engine> budgets;
   bool ledger = false;
   std::atomic<bool> ledger_loaded{false};
+  // The server's budgets (Options::sync_server_budgets): a thread that reads them. On the
+  // heap so that a forked child, where the thread does not exist, can leak it.
+  std::thread* sync_thread = nullptr;
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  bool sync_stop = false;
+  std::string sync_error;  // the last failure logged, so that each is logged once
+  void sync_loop();
+  void sync_server_budgets();
+  void stop_sync();
   // Shared by calls that use the buffer, exclusive for close(): no call sees a closed buffer.
   mutable std::shared_mutex life;
   bool closed = false;
@@ -105,10 +118,16 @@ std::set<Client::Impl*> g_clients;
 // registry, so that the child finds none of their locks held (store/fork_safety.hpp).
 void before_fork() {
   g_clients_mu.lock();
+  for (auto* impl : g_clients) {
+    if (impl->budgets) impl->budgets->lock_for_fork();
+  }
   detail::fork_prepare();
 }
 void after_fork_parent() {
   detail::fork_parent();
+  for (auto* impl : g_clients) {
+    if (impl->budgets) impl->budgets->unlock_after_fork();
+  }
   g_clients_mu.unlock();
 }
 void after_fork_child() {
@@ -118,6 +137,10 @@ void after_fork_child() {
     // released, so the lock starts anew.
     new (&impl->life) std::shared_mutex();
     impl->forked.store(true);
+    impl->sync_thread = nullptr;  // it does not exist in the child: leaked, never joined
+    new (&impl->sync_mu) std::mutex();
+    new (&impl->unknown_mu) std::mutex();
+    if (impl->budgets) impl->budgets->unlock_after_fork();
     // At once, not at the next call: a child that never calls again must not keep its
     // parent's folder locked after the parent dies.
     if (impl->buffer) impl->buffer->abandon_after_fork();
@@ -135,6 +158,7 @@ Client::Impl::Impl() {
 }
 
 Client::Impl::~Impl() {
+  stop_sync();
   std::lock_guard<std::mutex> g(g_clients_mu);
   g_clients.erase(this);
 }
@@ -483,6 +507,79 @@ void Client::Impl::ledger_adopted(std::string_view key, std::string_view value) 
   if (!alerts.empty()) fire(alerts);
 }
 
+void Client::Impl::sync_loop() {
+  std::unique_lock<std::mutex> g(sync_mu);
+  while (!sync_stop) {
+    g.unlock();
+    sync_server_budgets();
+    g.lock();
+    sync_cv.wait_for(g, std::chrono::milliseconds(options.budget_sync_interval_ms),
+                     [&] { return sync_stop; });
+  }
+}
+
+void Client::Impl::stop_sync() {
+  {
+    std::lock_guard<std::mutex> g(sync_mu);
+    sync_stop = true;
+  }
+  sync_cv.notify_all();
+  if (sync_thread) {
+    sync_thread->join();
+    delete sync_thread;
+    sync_thread = nullptr;
+  }
+}
+
+void Client::Impl::sync_server_budgets() {
+  auto failed = [&](const std::string& why) {
+    if (why == sync_error) return;
+    sync_error = why;
+    if (options.log) {
+      options.log(LogLevel::kWarning, "cannot read the server's budgets: " + why +
+                                          "; their spend stays as last read, plus what is "
+                                          "tracked, until the next try");
+    }
+  };
+  // From here on, what is tracked counts as not seen by the server.
+  budgets->begin_sync();
+  budget::Uncounted pending;
+  std::set<std::string> provisional;
+  {
+    std::shared_lock<std::shared_mutex> g;
+    if (!enter(&g).ok()) return;
+    Status s = buffer->scan_pending([&](std::string_view json) {
+      Event e;
+      detail::FieldError err;
+      if (!detail::parse_event_json(json, &e, &err)) return;
+      pending.add(e.agent_id, ledger::to_nanos(e.cost_usd.value_or(0.0)));
+      if (e.agent_id.rfind(detail::kProvisionalPrefix, 0) == 0) provisional.insert(e.agent_id);
+    });
+    if (!s.ok()) return failed(s.message());
+  }
+  for (const auto& id : provisional) {
+    std::optional<Agent> agent;
+    std::optional<std::string> server_id;
+    if (agents->resolve(id, transport.endpoint, &agent, &server_id).ok() && server_id) {
+      budgets->alias(id, *server_id);
+    }
+  }
+  detail::HttpResult r = detail::Transport::get_once(transport, "/api/alerts", &closing);
+  if (r.status != 200) {
+    return failed(r.status ? "GET /api/alerts answered HTTP " + std::to_string(r.status)
+                           : "GET /api/alerts: " + r.error);
+  }
+  std::vector<budget::ServerBudget> list;
+  std::string skipped;
+  Status s = budget::parse_server_alerts(
+      r.body, options.enforce_server_budgets ? BudgetAction::kBlock : BudgetAction::kAlert, &list,
+      &skipped);
+  if (!s.ok()) return failed(s.message());
+  budgets->apply_sync(list, pending, now_ms());
+  if (!skipped.empty()) failed("alerts that could not be read were left out: " + skipped);
+  else sync_error.clear();
+}
+
 Status Client::Impl::estimate(const ReserveRequest& r, std::int64_t* nanos) const {
   if (r.estimate_usd) {
     if (!std::isfinite(*r.estimate_usd) || *r.estimate_usd < 0) {
@@ -527,8 +624,8 @@ Result<Client> Client::open(const Options& options) {
   bo.set_aside_corrupt = options.set_aside_corrupt_buffer;
   bo.log = options.log;
   impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
-  impl->ledger = options.ledger || !options.budgets.empty();
-  if (!options.budgets.empty()) {
+  impl->ledger = options.ledger || !options.budgets.empty() || options.sync_server_budgets;
+  if (!options.budgets.empty() || options.sync_server_budgets) {
     impl->budgets = std::make_unique<budget::Engine>(options.budgets);
     bo.ledger_adopted = [raw = impl.get()](std::string_view key, std::string_view value) {
       raw->ledger_adopted(key, value);
@@ -568,6 +665,9 @@ Result<Client> Client::open(const Options& options) {
   if (impl->budgets) {
     s = impl->load_ledger();
     if (!s.ok()) return s;
+  }
+  if (options.sync_server_budgets) {
+    impl->sync_thread = new std::thread([raw = impl.get()] { raw->sync_loop(); });
   }
   return Client(std::move(impl));
 }
@@ -868,7 +968,8 @@ Status Client::purge_dead_letters() {
 Status Client::close(std::chrono::milliseconds timeout) {
   if (!impl_) return Status::closed("the client was moved from");
   Status flushed = flush(timeout);
-  impl_->closing = true;  // aborts a registration under way
+  impl_->closing = true;  // aborts a registration (and a budget sync) under way
+  impl_->stop_sync();
   std::unique_lock<std::shared_mutex> g(impl_->life);
   if (impl_->closed) return Status::closed("the client is already closed");
   impl_->closed = true;

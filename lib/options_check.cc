@@ -33,6 +33,12 @@ Status check_options(const Options& o, bool combined) {
   if (!(s = range("close_timeout_ms", o.close_timeout_ms, 0, 3600000)).ok()) return s;
   if (!(s = range("reservation_ttl_ms", o.reservation_ttl_ms, 1, 7 * 86400000LL)).ok()) return s;
   if (!(s = budget::check_budgets(o.budgets)).ok()) return s;
+  if (!(s = range("budget_sync_interval_ms", o.budget_sync_interval_ms, 100, 86400000)).ok()) {
+    return s;
+  }
+  if (combined && o.sync_server_budgets && o.endpoint.empty()) {
+    return Status::invalid("sync_server_budgets: needs an endpoint to read the budgets from");
+  }
   if (!o.buffer_root.empty() && o.buffer_root[0] != '/') {
     return Status::invalid("buffer_root: must be an absolute path, got \"" + o.buffer_root + "\"");
   }

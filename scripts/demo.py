@@ -13,13 +13,17 @@ While the server runs its PID is in WORKDIR/server.pid, so that a caller can sto
 this program be killed outright.
 
 Usage: demo.py [--server BINARY] [--library LIBRARY] [--workdir DIR] [--seed N]
+               [--keep-serving]
   --server   agentburn-server (default: $AGENTBURN_SERVER, else build/tools/server/...)
   --library  libagentburn.so (default: $AGENTBURN_LIBRARY, else build/libagentburn.so)
   --workdir  an existing folder for the server's data and the agents' buffer, left in
              place (default: a new temporary folder, removed at the end)
+  --keep-serving  after the report, keep the server up so that its dashboard can be opened
+             in a browser (the address and the key are printed); Ctrl-C stops it
 
 Exit status: 0 if every event tracked is on the server exactly once; 1 if not, or on an
-error; 130 when interrupted.
+error; 130 when interrupted (with --keep-serving, Ctrl-C is the way out: the status is the
+report's).
 """
 
 import argparse
@@ -169,7 +173,7 @@ def report(server, agents):
     by_id = {a["id"]: a for a in registered}
     table("by agent", [(by_id[i]["name"] if i in by_id else i, cost,
                         by_id[i]["eventCount"] if i in by_id else "?")
-                       for i, cost in costs["byAgent"].items()], extra="events")
+                       for i, cost in costs["byAgentId"].items()], extra="events")
     table("by model", [("(tools, APIs, compute)" if m == "unknown" else m, cost)
                        for m, cost in costs["byModel"].items()])
     table("by provider", list(costs["byProvider"].items()))
@@ -273,6 +277,20 @@ def budget_phase(server, buffer_dir, agent):
     ab.close(timeout=1.0)
 
 
+def show_dashboard(server, keep_serving):
+    """Prints the dashboard's address; with keep_serving, waits for Ctrl-C."""
+    print("\nDashboard: %s/  (API key: %s)" % (server.url, server.key))
+    if not keep_serving:
+        print("  run scripts/demo --keep-serving to keep the server up and open it")
+        return
+    print("  serving until Ctrl-C")
+    try:
+        while server.proc is not None and server.proc.poll() is None:
+            time.sleep(1)  # a person is looking at the dashboard; nothing to wait for
+    except KeyboardInterrupt:
+        print("\nstopping the server")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default=os.environ.get("AGENTBURN_SERVER") or
@@ -281,6 +299,7 @@ def main():
                         os.path.join(ROOT, "build", "libagentburn.so"))
     parser.add_argument("--workdir")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep-serving", action="store_true")
     args = parser.parse_args()
     os.environ["AGENTBURN_LIBRARY"] = os.path.abspath(args.library)
     sys.path[:0] = [os.path.join(ROOT, "bindings", "python"), os.path.join(ROOT, "examples")]
@@ -293,6 +312,7 @@ def main():
                     os.path.join(work, "server.pid"))
     try:
         ok = demo(server, os.path.join(work, "buffer"), args.seed)
+        show_dashboard(server, args.keep_serving)
         return 0 if ok else 1
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the server and cleaning up", file=sys.stderr)

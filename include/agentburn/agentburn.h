@@ -326,6 +326,17 @@ AB_API int ab_options_set_reservation_ttl_ms(ab_options *opts, int ms);
 /* 1: keep the spend ledger with no budget defined, so that budgets defined later count what
  * was tracked before; default 0 (budgets turn it on). */
 AB_API int ab_options_set_ledger(ab_options *opts, int on);
+/* 1: read the server's budget alerts (GET /api/alerts) every budget_sync_interval_ms and keep
+ * each active one as a budget named "server:<name>", scoped to its agentId if it has one.
+ * Its spend: the server's currentSpend at the last sync, plus the events the server had not
+ * acknowledged when that sync was sent, plus what was tracked since. Needs an endpoint
+ * (ab_client_open: AB_EINVALID without one). Default 0. */
+AB_API int ab_options_set_sync_server_budgets(ab_options *opts, int on);
+/* How often the server's budgets are read, 100..86400000 ms; default 30000. */
+AB_API int ab_options_set_budget_sync_interval_ms(ab_options *opts, int ms);
+/* 1: the server's budgets block ab_client_reserve_json past their limit (AB_EBUDGET);
+ * default 0: they only alert. */
+AB_API int ab_options_set_enforce_server_budgets(ab_options *opts, int on);
 /* Called when a budget's spend crosses one of its alertAt thresholds (once per threshold
  * per window), on the thread that tracked, with the window as JSON (see ab_client_budgets_json)
  * plus "threshold". It must not call back into the client. fn NULL: none. */

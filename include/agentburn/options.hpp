@@ -120,6 +120,14 @@ struct Options {
   // Called (besides a warning to `log`) when a budget's spend crosses one of its alert_at
   // thresholds. Runs on the thread that tracked; it must not call back into the Client.
   BudgetAlertCallback on_budget_alert;
+  // Read the server's budget alerts (GET /api/alerts) every `budget_sync_interval_ms` and
+  // keep each active one as a budget named "server:<name>" (scope: its agentId, if any).
+  // Its spend is the server's currentSpend at the last sync, plus the events the server had
+  // not acknowledged when that sync was sent, plus what was tracked since. Needs an endpoint.
+  bool sync_server_budgets = false;
+  int budget_sync_interval_ms = 30000;
+  // The server's budgets block reserve() past their limit (default: they only alert).
+  bool enforce_server_budgets = false;
   // Keep the spend ledger (the per-hour rollups budgets count from) even with no budget
   // defined, so that a budget defined later counts what was tracked before.
   bool ledger = false;

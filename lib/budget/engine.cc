@@ -99,7 +99,7 @@ Engine::Engine(const std::vector<Budget>& budgets) {
   id_prefix_ = buf;
 }
 
-bool Engine::matches(const Budget& b, const Scope& s, std::string* key) {
+bool Engine::matches(const Budget& b, const Scope& s, std::string* key) const {
   const struct {
     const char* name;
     const std::optional<std::string>* want;
@@ -119,7 +119,10 @@ bool Engine::matches(const Budget& b, const Scope& s, std::string* key) {
       key->append(f.name).push_back('=');
       key->append(f.value);
     } else if (**f.want != f.value) {
-      return false;
+      // An event of a provisional agent id counts for the id it became.
+      if (f.want != &b.agent_id || aliases_.empty()) return false;
+      auto alias = aliases_.find(std::string(f.value));
+      if (alias == aliases_.end() || alias->second != **f.want) return false;
     }
   }
   return true;
@@ -137,6 +140,7 @@ std::int64_t Engine::first_hour(const Def& d, std::int64_t now_ms) const {
 }
 
 void Engine::roll(Def& d, Window& w, std::int64_t now_ms) {
+  if (!d.server_id.empty()) return;  // the server's window: it rolls at each sync
   std::int64_t first = first_hour(d, now_ms);
   while (!w.hours.empty() && w.hours.begin()->first < first) {
     w.spent -= w.hours.begin()->second;
@@ -175,9 +179,10 @@ BudgetState Engine::state(const Def& d, const std::string& key, const Window& w,
 void Engine::add_locked(const Scope& scope, std::int64_t hour, std::int64_t nanos,
                         std::int64_t now_ms, std::vector<BudgetAlert>* alerts) {
   if (nanos <= 0) return;
+  if (syncing_) since_sync_.add(scope.agent_id, nanos);
   std::string key;
   for (Def& d : defs_) {
-    if (!matches(d.budget, scope, &key)) continue;
+    if (!d.active || !matches(d.budget, scope, &key)) continue;
     Window& w = d.windows[key];
     roll(d, w, now_ms);
     if (hour < first_hour(d, now_ms)) continue;  // spent before this window began
@@ -230,7 +235,9 @@ bool Engine::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int64
   std::vector<Hold> holds;
   for (std::size_t i = 0; i < defs_.size(); ++i) {
     Def& d = defs_[i];
-    if (d.budget.action != BudgetAction::kBlock || !matches(d.budget, scope, &key)) continue;
+    if (!d.active || d.budget.action != BudgetAction::kBlock || !matches(d.budget, scope, &key)) {
+      continue;
+    }
     Window& w = d.windows[key];
     roll(d, w, now_ms);
     if (w.spent + w.held + estimate_nanos > d.limit) {
@@ -284,13 +291,78 @@ bool Engine::settle(const std::string& id, const Scope& scope, std::int64_t hour
   return found;
 }
 
+void Engine::begin_sync() {
+  std::lock_guard<std::mutex> g(mu_);
+  syncing_ = true;
+  since_sync_ = Uncounted();
+}
+
+void Engine::alias(const std::string& provisional, const std::string& server_id) {
+  std::lock_guard<std::mutex> g(mu_);
+  aliases_[provisional] = server_id;
+}
+
+bool Engine::has_server_budgets() {
+  std::lock_guard<std::mutex> g(mu_);
+  for (const Def& d : defs_) {
+    if (!d.server_id.empty() && d.active) return true;
+  }
+  return false;
+}
+
+void Engine::apply_sync(const std::vector<ServerBudget>& budgets, const Uncounted& pending,
+                        std::int64_t now_ms) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (Def& d : defs_) {
+    if (!d.server_id.empty()) d.active = false;
+  }
+  for (const ServerBudget& sb : budgets) {
+    Def* d = nullptr;
+    for (Def& x : defs_) {
+      if (x.server_id == sb.id) d = &x;
+    }
+    if (!d) {
+      defs_.emplace_back();
+      d = &defs_.back();
+      d->server_id = sb.id;
+    }
+    d->active = true;
+    d->budget = sb.budget;
+    d->limit = ledger::to_nanos(sb.budget.limit_usd);
+    d->thresholds.clear();
+    for (double a : sb.budget.alert_at) d->thresholds.push_back(ledger::to_nanos(a * sb.budget.limit_usd));
+    std::sort(d->thresholds.begin(), d->thresholds.end());
+    // What the server had not counted: unacknowledged at the sync, and tracked since.
+    auto uncounted = [&](const Uncounted& u) {
+      if (!sb.budget.agent_id) return u.total;
+      std::int64_t sum = 0;
+      for (const auto& [agent, nanos] : u.by_agent) {
+        auto alias = aliases_.find(agent);
+        if (agent == *sb.budget.agent_id ||
+            (alias != aliases_.end() && alias->second == *sb.budget.agent_id)) {
+          sum += nanos;
+        }
+      }
+      return sum;
+    };
+    Window& w = d->windows[""];
+    w.hours.clear();
+    w.base = sb.server_spent_nanos + uncounted(pending) + uncounted(since_sync_);
+    w.spent = w.base;
+    while (w.alerted > 0 && d->thresholds[w.alerted - 1] > w.spent) --w.alerted;
+    while (w.alerted < d->thresholds.size() && w.spent >= d->thresholds[w.alerted]) ++w.alerted;
+    (void)now_ms;
+  }
+  syncing_ = false;
+}
+
 std::vector<BudgetState> Engine::check(const Scope& scope, std::int64_t now_ms) {
   std::lock_guard<std::mutex> g(mu_);
   expire(now_ms);
   std::vector<BudgetState> out;
   std::string key;
   for (Def& d : defs_) {
-    if (!matches(d.budget, scope, &key)) continue;
+    if (!d.active || !matches(d.budget, scope, &key)) continue;
     auto it = d.windows.find(key);
     if (it == d.windows.end()) {
       out.push_back(state(d, key, Window(), now_ms));
@@ -307,6 +379,7 @@ std::vector<BudgetState> Engine::list(std::int64_t now_ms) {
   expire(now_ms);
   std::vector<BudgetState> out;
   for (Def& d : defs_) {
+    if (!d.active) continue;
     const Budget& b = d.budget;
     bool star = false;
     for (const auto* f : {&b.agent_id, &b.task_id, &b.workflow_id, &b.provider, &b.model}) {

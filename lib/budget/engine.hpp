@@ -26,6 +26,23 @@ struct Scope {
        has_model = false;
 };
 
+// A budget alert of the server (GET /api/alerts), as the client keeps it.
+struct ServerBudget {
+  std::string id;
+  Budget budget;  // name, agent_id (optional), limit_usd, period, action
+  std::int64_t server_spent_nanos = 0;  // its currentSpend at the sync
+};
+
+// Spend the server has not counted, by agent id and in total (see Engine::begin_sync).
+struct Uncounted {
+  std::unordered_map<std::string, std::int64_t> by_agent;
+  std::int64_t total = 0;
+  void add(std::string_view agent, std::int64_t nanos) {
+    by_agent[std::string(agent)] += nanos;
+    total += nanos;
+  }
+};
+
 // What a refused reservation ran into.
 struct Refusal {
   BudgetState state;
@@ -54,6 +71,23 @@ class Engine {
   // when one of them would pass its limit.
   bool reserve(const Scope& scope, std::int64_t estimate_nanos, std::int64_t now_ms,
                std::int64_t ttl_ms, Reservation* out, Refusal* refusal);
+  // --- Budgets kept by the server (Options::sync_server_budgets) ---
+  // Their spend is the server's currentSpend at the last sync, plus what the server had not
+  // counted when the sync was sent (the events not yet acknowledged then: `pending`), plus
+  // what was tracked since. begin_sync() marks the moment the request goes; apply_sync()
+  // takes the answer. Money in doubt (a batch in flight) is counted.
+  void begin_sync();
+  void apply_sync(const std::vector<ServerBudget>& budgets, const Uncounted& pending,
+                  std::int64_t now_ms);
+  bool has_server_budgets();
+  // fork(): taken before, released after in the parent and the child, so that the child
+  // never finds it held by a thread that does not exist there.
+  void lock_for_fork() { mu_.lock(); }
+  void unlock_after_fork() { mu_.unlock(); }
+  // A provisional agent id ("ab-local-...") and the server's id it became: budgets scoped to
+  // the server's id count the provisional id's events too.
+  void alias(const std::string& provisional, const std::string& server_id);
+
   // Drops a hold; false when it is not open (settled, released or expired).
   bool release(const std::string& id, std::int64_t now_ms);
   // release() and add() as one step: no reservation sees the money neither held nor spent.
@@ -73,12 +107,15 @@ class Engine {
     std::int64_t spent = 0;                      // the sum of `hours`
     std::int64_t held = 0;
     std::size_t alerted = 0;  // thresholds (in order) already alerted in this window
+    std::int64_t base = 0;    // a server budget's spend at its last sync (in `spent` too)
   };
   struct Def {
     Budget budget;
     std::int64_t limit = 0;
     std::vector<std::int64_t> thresholds;  // nano-dollars, ascending
     std::unordered_map<std::string, Window> windows;  // by the "*" fields' values
+    std::string server_id;  // a budget of the server's: its alert id
+    bool active = true;     // false: the server no longer has it
   };
   struct Hold {
     std::size_t def;
@@ -91,7 +128,7 @@ class Engine {
   };
 
   // Whether `scope` falls under the budget; `key` gets the "*" fields' values.
-  static bool matches(const Budget& b, const Scope& scope, std::string* key);
+  bool matches(const Budget& b, const Scope& scope, std::string* key) const;
   // The first hour the window holds at `now_ms`; hours before it are dropped.
   std::int64_t first_hour(const Def& d, std::int64_t now_ms) const;
   void roll(Def& d, Window& w, std::int64_t now_ms);
@@ -105,7 +142,10 @@ class Engine {
                   std::vector<BudgetAlert>* alerts);
 
   std::mutex mu_;
-  std::vector<Def> defs_;
+  std::vector<Def> defs_;  // never shrinks: holds refer to budgets by index
+  bool syncing_ = false;
+  Uncounted since_sync_;  // tracked since begin_sync()
+  std::unordered_map<std::string, std::string> aliases_;  // provisional id -> server id
   std::unordered_map<std::string, Open> open_;
   std::multimap<std::int64_t, std::string> expiry_;  // expires_at_ms -> reservation id
   std::uint64_t next_id_ = 0;

@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstdlib>
+
 #include "budget/engine.hpp"
 #include "event/codec.hpp"
 
@@ -163,6 +166,67 @@ Status parse_reserve_json(std::string_view text, ReserveRequest* out) {
   if (!(s = count(o, "inputTokens", where, &r.input_tokens)).ok()) return s;
   if (!(s = count(o, "maxOutputTokens", where, &r.max_output_tokens)).ok()) return s;
   *out = std::move(r);
+  return Status();
+}
+
+Status parse_server_alerts(std::string_view text, BudgetAction action,
+                           std::vector<ServerBudget>* out, std::string* skipped) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_object()) {
+    for (const char* key : {"alerts", "data"}) {
+      if (j.contains(key) && j[key].is_array()) {
+        j = j[key];
+        break;
+      }
+    }
+  }
+  if (!j.is_array()) return Status::invalid("GET /api/alerts: the answer is not a list of alerts");
+  out->clear();
+  for (const auto& a : j) {
+    auto str = [&](const char* key) -> std::string {
+      auto it = a.find(key);
+      if (it == a.end() || it->is_null()) return "";
+      if (it->is_string()) return it->get<std::string>();
+      if (it->is_number_integer()) return std::to_string(it->get<std::int64_t>());
+      return "";
+    };
+    auto num = [&](const char* key, double* v) {
+      auto it = a.find(key);
+      if (it == a.end()) return false;
+      if (it->is_number()) {
+        *v = it->get<double>();
+      } else if (it->is_string()) {  // decimal columns are often answered as text
+        char* end = nullptr;
+        std::string s = it->get<std::string>();
+        *v = std::strtod(s.c_str(), &end);
+        if (end == s.c_str() || *end) return false;
+      } else {
+        return false;
+      }
+      return std::isfinite(*v) && *v >= 0;
+    };
+    if (!a.is_object()) continue;
+    auto active = a.find("isActive");
+    if (active != a.end() && active->is_boolean() && !active->get<bool>()) continue;
+    ServerBudget sb;
+    sb.id = str("id");
+    sb.budget.name = str("name");
+    double spent = 0;
+    if (sb.id.empty() || !num("budgetUsd", &sb.budget.limit_usd) || !num("currentSpend", &spent) ||
+        !parse_period(str("periodType"), &sb.budget.period) ||
+        sb.budget.period == BudgetPeriod::kTotal) {
+      if (!skipped->empty()) *skipped += ", ";
+      *skipped += sb.id.empty() ? "(an alert without an id)" : sb.id;
+      continue;
+    }
+    if (sb.budget.name.empty()) sb.budget.name = sb.id;
+    sb.budget.name = "server:" + sb.budget.name;
+    std::string agent = str("agentId");
+    if (!agent.empty()) sb.budget.agent_id = agent;
+    sb.budget.action = action;
+    sb.server_spent_nanos = ledger::to_nanos(spent);
+    out->push_back(std::move(sb));
+  }
   return Status();
 }
 

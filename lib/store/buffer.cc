@@ -89,7 +89,7 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
   rocksdb::Options o = db_options(create, env_.get(), options_.log);
   rocksdb::ColumnFamilyOptions small = o;
   small.write_buffer_size = 1 << 20;
-  rocksdb::ColumnFamilyOptions ledger = small;
+  rocksdb::ColumnFamilyOptions ledger = o;
   ledger.merge_operator = ledger::merge_operator();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, o},
                                                       {"dead", small},

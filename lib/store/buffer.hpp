@@ -85,6 +85,10 @@ class Buffer {
   // With `ledger`, its row is merged in the same write batch as the event.
   Status append(std::string_view event_json, const LedgerDelta* ledger = nullptr);
 
+  // Calls `event` with every event not yet delivered (stored or staged), oldest first; reads
+  // only, claims nothing.
+  Status scan_pending(const std::function<void(std::string_view event_json)>& event);
+
   // Calls `row` for every ledger row of this folder (its own and those adopted), in key order,
   // then `then`, with no adoption under way: an adoption's rows go either to `row` or, after
   // `then`, to BufferOptions::ledger_adopted.

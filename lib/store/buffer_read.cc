@@ -95,6 +95,29 @@ std::uint64_t Buffer::first_pending_seq() {
   return stage_.empty() ? next_seq_.load() : stage_.front().seq;
 }
 
+Status Buffer::scan_pending(const std::function<void(std::string_view event_json)>& event) {
+  ForkSection section;
+  if (closed_ || !db_) return Status::closed("the client is closed");
+  SeqKey lower(first_pending_seq());
+  rocksdb::Slice lower_slice = lower.slice();
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, queue_cf_));
+  for (it->Seek(lower_slice); it->Valid(); it->Next()) {
+    event(std::string_view(it->value().data(), it->value().size()));
+  }
+  if (!it->status().ok()) {
+    return Status::storage("cannot read the buffer in " + folder_ + ": " + it->status().ToString());
+  }
+  std::vector<std::string> staged;
+  {
+    std::lock_guard<std::mutex> g(stage_mu_);
+    for (const auto& e : stage_) staged.push_back(e.json);
+  }
+  for (const auto& json : staged) event(json);
+  return Status();
+}
+
 Status Buffer::remove(const std::vector<StoredEvent>& events, bool whole) {
   ForkSection section;
   if (events.empty()) return Status();

@@ -371,6 +371,19 @@ void Transport::cancel_all() {
   }
 }
 
+HttpResult Transport::get_once(const TransportConfig& config, const std::string& path,
+                               const std::atomic<bool>* abort) {
+  global_init();
+  TransportConfig c = config;
+  c.gzip = false;
+  Slot slot(c);
+  slot.abort = abort;
+  slot.prepare(c, path, std::string());
+  curl_easy_setopt(slot.easy, CURLOPT_HTTPGET, 1L);
+  slot.finish(curl_easy_perform(slot.easy));
+  return std::move(slot.result);
+}
+
 HttpResult Transport::post_once(const TransportConfig& config, const std::string& path,
                                 const std::string& body, const std::atomic<bool>* abort) {
   global_init();

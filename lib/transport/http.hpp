@@ -91,6 +91,9 @@ class Transport {
 
   // One blocking POST on a connection of its own, bounded by the timeouts; returns early
   // (status 0, error "aborted") once `*abort` becomes true.
+  // One blocking GET of {endpoint}{path}, as post_once.
+  static HttpResult get_once(const TransportConfig& config, const std::string& path,
+                             const std::atomic<bool>* abort);
   static HttpResult post_once(const TransportConfig& config, const std::string& path,
                               const std::string& body, const std::atomic<bool>* abort);
 

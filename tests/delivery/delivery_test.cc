@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -968,6 +970,99 @@ TEST_CASE("a registry with two provisional ids for one agent: events of either g
   for (const auto& e : s.get("/api/events?limit=100").json()) ids.insert(e["agentId"].get<std::string>());
   CHECK(ids.size() == 1);
   CHECK(register_agent(c, "twice") == *ids.begin());
+}
+
+TEST_SUITE_END();
+
+TEST_SUITE_BEGIN("delivery.budgets");
+
+namespace {
+
+// The server's budget named `name` as the client sees it, if it has it.
+std::optional<BudgetState> server_budget(Client& c, const std::string& name) {
+  for (const auto& b : c.budgets()) {
+    if (b.name == "server:" + name) return b;
+  }
+  return std::nullopt;
+}
+
+bool server_spent_is(Client& c, const std::string& name, double usd) {
+  auto b = server_budget(c, name);
+  return b && std::abs(b->spent_usd - usd) < 1e-9;
+}
+
+}  // namespace
+
+TEST_CASE("a budget of the server's blocks reserve once its spend plus what the server has not seen reaches it") {
+  testing::TestServer s;
+  testing::TempDir root;
+  std::string url = s.process.url();
+  Options o = online(root.path(), url);
+  o.sync_server_budgets = true;
+  o.enforce_server_budgets = true;
+  o.budget_sync_interval_ms = 100;
+  Client c = open_client(o);
+  std::string agent = register_agent(c, "budgeted");
+  std::string other = register_agent(c, "not-budgeted");
+  auto created = s.post("/api/alerts", json{{"name", "cap"}, {"agentId", agent}, {"budgetUsd", 1.0},
+                                            {"periodType", "daily"}}.dump());
+  REQUIRE(created.status == 201);
+
+  auto spend = [&](const std::string& who, double usd) {
+    Event e = event(who, 1);
+    e.cost_usd = usd;
+    REQUIRE(c.track(e).ok());
+  };
+  spend(agent, 0.25);
+  spend(agent, 0.25);
+  spend(other, 5.0);  // another agent's spend is not this budget's
+  require_flushed(c);
+  // Read from the server: $0.50, whatever the client counted on its own.
+  REQUIRE(testing::wait_until([&] { return server_spent_is(c, "cap", 0.50); }));
+
+  // The server goes down: spend it has not seen counts, and blocks.
+  REQUIRE(s.process.stop() == 0);
+  spend(agent, 0.25);
+  CHECK(server_spent_is(c, "cap", 0.75));
+  ReserveRequest req;
+  req.agent_id = agent;
+  req.estimate_usd = 0.30;
+  BudgetState refused;
+  auto r = c.reserve(req, &refused);
+  CHECK(r.status().code() == Status::Code::kBudgetExceeded);
+  CHECK(refused.name == "server:cap");
+  CHECK(refused.spent_usd == doctest::Approx(0.75));
+  // Syncs that fail (the server is down) keep the spend as it was.
+  CHECK(testing::wait_until([&] { return c.stats().retries > 0; }));
+  CHECK(server_spent_is(c, "cap", 0.75));
+  req.estimate_usd = 0.25;
+  auto fits = c.reserve(req);
+  REQUIRE(fits.ok());
+  REQUIRE(c.release(fits.value()).ok());
+
+  // Back up: the events are delivered and the server counts them; the client counts each
+  // event once, from the server's total.
+  REQUIRE(s.process.start());
+  require_flushed(c);
+  REQUIRE(testing::wait_until([&] {
+    auto res = s.get("/api/alerts");
+    return res.status == 200 && res.json().size() == 1 &&
+           std::abs(res.json()[0]["currentSpend"].get<double>() - 0.75) < 1e-9;
+  }));
+  // Two syncs after delivery, the spend is still $0.75: not counted again.
+  CHECK(testing::wait_until([&] { return server_spent_is(c, "cap", 0.75); }));
+  // Spend the server counts from elsewhere (another machine) arrives with the next sync.
+  auto ingest = s.post("/api/ingest", json{{"agentId", agent}, {"provider", "openai"},
+                                           {"operation", "llm_call"}, {"costUsd", 0.2}}.dump());
+  REQUIRE(ingest.status < 300);
+  REQUIRE(testing::wait_until([&] { return server_spent_is(c, "cap", 0.95); }));
+  req.estimate_usd = 0.10;
+  CHECK(c.reserve(req).status().code() == Status::Code::kBudgetExceeded);
+  // A budget deleted on the server goes from the client.
+  auto id = created.json()["id"].get<std::string>();
+  REQUIRE(s.del("/api/alerts?id=" + id).status == 200);
+  REQUIRE(testing::wait_until([&] { return !server_budget(c, "cap"); }));
+  CHECK(c.reserve(req).ok());
 }
 
 TEST_SUITE_END();

@@ -49,7 +49,8 @@ TEST_CASE("POST /api/agents answers 201 with the agent and a new id, with or wit
   auto listed = s.get("/api/agents");
   REQUIRE(listed.status == 200);
   CHECK(listed.json().size() == 3);
-  CHECK(listed.json()[0]["id"] == a["id"]);
+  CHECK(listed.json()[2]["id"] == a["id"]);  // newest first
+  CHECK(listed.json()[0]["id"] == minimal.json()["id"]);
 }
 
 TEST_CASE("POST /api/agents rejects a wrong key, and invalid agents naming the field") {

@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +89,25 @@ class TestServer {
     return res.json();
   }
 };
+
+// Now, in ms since 1970.
+inline std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The timestamp as the server stores it: UTC with milliseconds, "2026-01-02T03:04:05.678Z".
+inline std::string iso_ms(std::int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char seconds[32];
+  std::strftime(seconds, sizeof seconds, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", seconds, static_cast<int>(unix_ms % 1000));
+  return out;
+}
 
 inline nlohmann::json make_event(const std::string& agent_id, double cost, const std::string& key,
                                  nlohmann::json extra = nlohmann::json::object()) {

@@ -122,16 +122,18 @@ TEST_CASE("GET /api/costs: the figures match what was sent") {
   same(costs["byProvider"], by_provider);
   same(costs["byModel"], by_model);
   same(costs["byOperation"], by_operation);
-  same(costs["byAgent"], by_agent);
+  same(costs["byAgentId"], by_agent);
+  same(costs["byAgent"], {{"a", by_agent[a]}, {"b", by_agent[b]}});
   same(costs["byTask"], by_task);
   same(costs["byDay"], by_day);
 
   json only_b = s.get("/api/costs?agentId=" + b).json();
   CHECK(only_b["totalCost"].get<double>() == doctest::Approx(by_agent[b]));
   CHECK(only_b["byAgent"].size() == 1);
+  CHECK(only_b["byAgentId"].size() == 1);
 }
 
-TEST_CASE("GET /api/costs?days=N counts events of the last N days by their timestamp") {
+TEST_CASE("GET /api/costs?days=N counts events of the last N days (30 by default)") {
   TestServer s;
   std::string a = s.register_agent("a");
   s.ingest_ok(json::array({make_event(a, 1, "now"),
@@ -139,21 +141,23 @@ TEST_CASE("GET /api/costs?days=N counts events of the last N days by their times
                            make_event(a, 4, "older", {{"timestamp", iso_days_ago(40)}})}));
   CHECK(s.get("/api/costs?days=1").json()["totalCost"].get<double>() == doctest::Approx(1));
   CHECK(s.get("/api/costs?days=30").json()["totalCost"].get<double>() == doctest::Approx(3));
-  CHECK(s.get("/api/costs").json()["totalCost"].get<double>() == doctest::Approx(7));
+  CHECK(s.get("/api/costs").json()["totalCost"].get<double>() == doctest::Approx(3));
+  CHECK(s.get("/api/costs?days=36500").json()["totalCost"].get<double>() == doctest::Approx(7));
   CHECK(s.get("/api/costs?days=30").json()["eventCount"] == 2);
   CHECK(s.get("/api/costs?days=0").status == 400);
   CHECK(s.get("/api/costs?days=x").status == 400);
 }
 
-TEST_CASE("GET /api/agents lists agents with their totals") {
+TEST_CASE("GET /api/agents lists agents with their totals, newest first") {
   TestServer s;
   std::string a = s.register_agent("a"), b = s.register_agent("b"), idle = s.register_agent("c");
   s.ingest_ok(json::array(
       {make_event(a, 1.5, "1", {{"inputTokens", 10}, {"outputTokens", 5}}),
        make_event(a, 0.5, "2", {{"provider", "openai"}, {"timestamp", "2030-01-02T03:04:05Z"}}),
        make_event(b, 2, "3", {{"inputTokens", 7}})}));
-  json agents = s.get("/api/agents").json();
-  REQUIRE(agents.size() == 3);
+  json newest_first = s.get("/api/agents").json();
+  REQUIRE(newest_first.size() == 3);
+  json agents = {newest_first[2], newest_first[1], newest_first[0]};
   CHECK(agents[0]["id"] == a);
   CHECK(agents[0]["totalCost"].get<double>() == doctest::Approx(2.0));
   CHECK(agents[0]["eventCount"] == 2);

@@ -16,8 +16,20 @@ using agentburn::server::Store;
 namespace {
 
 IncomingEvent incoming(const std::string& key) {
-  return {key, R"({"agentId":"agt_1","provider":"p","operation":"compute","costUsd":1,)"
-               R"("idempotency_key":")" + key + "\"}"};
+  IncomingEvent e;
+  e.idempotency_key = key;
+  e.wire = R"({"agentId":"agt_1","provider":"p","operation":"compute","costUsd":1,)"
+           R"("timestamp":"2026-01-02T03:04:05.000Z","idempotency_key":")" +
+           key + "\"}";
+  agentburn::detail::Normalized norm;
+  agentburn::Event event;
+  event.agent_id = "agt_1";
+  event.provider = "p";
+  event.operation = "compute";
+  event.cost_usd = 1;
+  event.timestamp = "2026-01-02T03:04:05.000Z";
+  e.facts = agentburn::server::facts_of_event(event, norm);
+  return e;
 }
 
 std::vector<IncomingEvent> incoming(const std::vector<std::string>& keys) {
@@ -106,8 +118,8 @@ TEST_CASE("ingest: duplicates in the batch and in the store get the first event'
   CHECK(r0.compare(r0.size() - (wire.size() - 1), std::string::npos, wire, 1) == 0);
   CHECK(r0[r0.size() - wire.size()] == ',');
   auto tail = r0.substr(0, r0.size() - wire.size());  // {"id":"...","receivedAt":"..."
-  CHECK(tail.size() == std::string("{\"id\":\"\",\"receivedAt\":\"\"").size() +
-                           first.ids[0].size() + 24);
+  CHECK(tail.size() ==
+        std::string("{\"id\":\"\",\"receivedAt\":\"\"").size() + first.ids[0].size() + 24);
 }
 
 TEST_CASE("ingest: the index and the sequence survive reopening the store") {
@@ -126,6 +138,45 @@ TEST_CASE("ingest: the index and the sequence survive reopening the store") {
   std::vector<std::string> keys;
   for (const auto& r : records(*store)) keys.push_back(record_key(r));
   CHECK(keys == std::vector<std::string>{"a", "b", "c"});
+}
+
+// The all-time totals of agent agt_1 in the aggregates.
+agentburn::server::Totals agent_totals(Store& store) {
+  agentburn::server::Totals sum;
+  agentburn::server::Cell cell;
+  REQUIRE(store
+              .scan_aggregates("a",
+                               [&](std::string_view key, std::string_view value) {
+                                 REQUIRE(agentburn::server::decode_cell(key, value, &cell));
+                                 sum.add(cell.totals);
+                                 return true;
+                               })
+              .ok());
+  return sum;
+}
+
+TEST_CASE("ingest: the aggregates count what is stored, duplicates once, and are rebuilt") {
+  testing::TempDir dir;
+  {
+    std::unique_ptr<Store> store;
+    REQUIRE(Store::open(dir.sub("db"), &store).ok());
+    ingest(*store, {"a", "b", "a"});
+    ingest(*store, {"b", "c"});
+    auto t = agent_totals(*store);
+    CHECK(t.events == 3);
+    CHECK(t.cost_nanos == 3000000000);
+  }
+  {
+    std::unique_ptr<Store> store;  // a run without them: they go stale
+    REQUIRE(Store::open(dir.sub("db"), &store, /*aggregates=*/false).ok());
+    CHECK_FALSE(store->has_aggregates());
+    ingest(*store, {"d"});
+  }
+  std::unique_ptr<Store> store;  // rebuilt from the four stored events on open
+  REQUIRE(Store::open(dir.sub("db"), &store).ok());
+  auto t = agent_totals(*store);
+  CHECK(t.events == 4);
+  CHECK(t.cost_nanos == 4000000000);
 }
 
 TEST_CASE("ingest: an empty list stores nothing") {

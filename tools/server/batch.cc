@@ -266,6 +266,7 @@ class ItemJudge {
              true);
       return;
     }
+    in.facts = facts_of_event(event, norm_);
     in.idempotency_key =
         norm_.idempotency_key.empty() ? *event.idempotency_key : std::move(norm_.idempotency_key);
     valid_->push_back(std::move(in));

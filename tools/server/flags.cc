@@ -95,6 +95,9 @@ Usage: agentburn-server --data DIR [--api-key-file FILE | --no-auth] [options]
                           it the client's oldest idle one is closed, or the new one is 503.
   --max-body-memory MIB   request bodies held in memory at once, in MiB (default 256,
                           1..65536); a request that would go past it is answered 503.
+  --no-aggregates         do not keep cost aggregates as events are stored (to measure
+                          what they cost); the totals routes answer 503. The next run
+                          without the flag rebuilds them from the stored events.
   --verbose               log one line per request on stderr.
   --quiet                 log nothing on stderr but errors.
   --help                  show this text.
@@ -139,13 +142,14 @@ FlagsOutcome parse_flags(int argc, char** argv, const char* env_api_key, Flags* 
 
     if (flag("--help") || flag("-h")) return FlagsOutcome::kHelp;
     if (flag("--no-auth") || flag("--strict-auth") || flag("--enable-fault-injection") ||
-        flag("--verbose") || flag("--quiet")) {
+        flag("--verbose") || flag("--quiet") || flag("--no-aggregates")) {
       if (!no_value()) return FlagsOutcome::kError;
       if (flag("--no-auth")) out->no_auth = true;
       if (flag("--strict-auth")) out->strict_auth = true;
       if (flag("--enable-fault-injection")) out->fault_injection = true;
       if (flag("--verbose")) out->verbose = true;
       if (flag("--quiet")) out->quiet = true;
+      if (flag("--no-aggregates")) out->aggregates = false;
       continue;
     }
     if (!(flag("--listen") || flag("--data") || flag("--api-key") || flag("--api-key-file") ||

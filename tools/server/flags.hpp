@@ -21,6 +21,7 @@ struct Flags {
   int max_connections = 1000;
   int max_connections_per_client = 128;
   int max_body_memory_mib = 256;
+  bool aggregates = true;  // --no-aggregates turns them off
   bool verbose = false;
   bool quiet = false;
 };

@@ -232,7 +232,7 @@ int run(int argc, char** argv) {
   raise_file_limit(flags);
 
   std::unique_ptr<Store> store;
-  Status s = Store::open(flags.data_dir, &store);
+  Status s = Store::open(flags.data_dir, &store, flags.aggregates);
   if (!s.ok()) {
     std::fprintf(stderr, "agentburn-server: cannot use --data %s: %s\n", flags.data_dir.c_str(),
                  s.message().c_str());

@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "alerts.hpp"
 #include "batch.hpp"
+#include "dashboard.hpp"
 #include "event/codec.hpp"
 #include "readback.hpp"
 
@@ -217,8 +219,17 @@ void post_agent(ServerContext& ctx, const Request& req, Response& res, const Con
   reply(res, 201, text);
 }
 
+// The totals come from the aggregates: a server run with --no-aggregates answers 503.
+bool aggregates_on(const ServerContext& ctx, Response& res) {
+  if (ctx.store.has_aggregates()) return true;
+  reply_error(res, 503,
+              "this server runs with --no-aggregates: totals are off until it is restarted "
+              "without it (the aggregates are then rebuilt from the stored events)");
+  return false;
+}
+
 void get_agents(ServerContext& ctx, const Request& req, Response& res) {
-  if (!authorized(ctx, req, res, false)) return;
+  if (!authorized(ctx, req, res, false) || !aggregates_on(ctx, res)) return;
   std::string out;
   Status s = list_agents_with_totals(ctx.store, &out);
   if (!s.ok()) return reply_error(res, 500, s.message());
@@ -325,27 +336,127 @@ void get_events(ServerContext& ctx, const Request& req, Response& res) {
       limit && !parse_size(*limit, 1, kMaxEventsLimit, &q.limit)) {
     return reply_error(res, 400, "limit must be an integer in 1..10000");
   }
+  auto cursor = param(req, "cursor");
+  if (cursor && !cursor->empty()) {
+    std::uint64_t seq = 0;
+    if (!decode_cursor(*cursor, &seq)) {
+      return reply_error(res, 400,
+                         "cursor \"" + cursor->substr(0, 64) +
+                             "\" is not one this server answered: pass a nextCursor as it was "
+                             "given, or an empty cursor for the first page");
+    }
+    q.cursor = seq;
+  }
   std::string out;
-  Status s = list_events(ctx.store, q, &out);
+  std::optional<std::uint64_t> next;
+  Status s = list_events(ctx.store, q, &out, &next);
   if (!s.ok()) return reply_error(res, 500, s.message());
-  reply(res, 200, out);
+  if (next) res.set_header("X-Next-Cursor", encode_cursor(*next));
+  if (!cursor) return reply(res, 200, out);
+  // With a cursor (an empty one for the first page), the page and where the next starts.
+  std::string page = "{\"events\":" + out + ",\"nextCursor\":";
+  page += next ? "\"" + encode_cursor(*next) + "\"}" : "null}";
+  reply(res, 200, page);
+}
+
+// `name` of the query, if present, one of `allowed`; else 400 naming them.
+bool one_of(const Request& req, Response& res, const char* name,
+            std::initializer_list<const char*> allowed, std::string* out) {
+  auto value = param(req, name);
+  if (!value) return true;
+  std::string list;
+  for (const char* a : allowed) {
+    if (*value == a) {
+      *out = a;
+      return true;
+    }
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  reply_error(
+      res, 400,
+      std::string(name) + " must be one of " + list + ", not \"" + value->substr(0, 64) + "\"");
+  return false;
 }
 
 void get_costs(ServerContext& ctx, const Request& req, Response& res) {
-  if (!authorized(ctx, req, res, false)) return;
+  if (!authorized(ctx, req, res, false) || !aggregates_on(ctx, res)) return;
   CostQuery q;
   q.agent_id = param(req, "agentId");
-  if (auto days = param(req, "days")) {
-    std::size_t n = 0;
-    if (!parse_size(*days, 1, 36500, &n)) {
-      return reply_error(res, 400, "days must be an integer in 1..36500");
-    }
-    q.since_unix_ms = detail::now_unix_ms() - static_cast<std::int64_t>(n) * 86400000;
+  q.provider = param(req, "provider");
+  q.operation = param(req, "operation");
+  std::size_t days = kDefaultCostDays;
+  if (auto text = param(req, "days"); text && !parse_size(*text, 1, 36500, &days)) {
+    return reply_error(res, 400, "days must be an integer in 1..36500");
   }
+  q.since_unix_ms = detail::now_unix_ms() - static_cast<std::int64_t>(days) * kDayMs;
+  std::string group = "day";
+  if (!one_of(req, res, "groupBy", {"day", "hour"}, &group)) return;
+  q.by_hour = group == "hour";
   std::string out;
   Status s = compute_costs(ctx.store, q, &out);
   if (!s.ok()) return reply_error(res, 500, s.message());
   reply(res, 200, out);
+}
+
+void get_dashboard(ServerContext& ctx, const Request& req, Response& res) {
+  if (!authorized(ctx, req, res, false) || !aggregates_on(ctx, res)) return;
+  std::string out;
+  Status s = compute_dashboard(ctx.store, detail::now_unix_ms(), &out);
+  if (!s.ok()) return reply_error(res, 500, s.message());
+  reply(res, 200, out);
+}
+
+void get_page(ServerContext&, const Request&, Response& res) {
+  // Everything the page needs is in it; it talks to this server only.
+  res.set_header("Content-Security-Policy",
+                 "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                 "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                 "frame-ancestors 'none'");
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Referrer-Policy", "no-referrer");
+  std::string_view page = dashboard_page();
+  res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
+}
+
+// --- Alerts -----------------------------------------------------------------------------
+
+void get_alerts(ServerContext& ctx, const Request& req, Response& res) {
+  if (!authorized(ctx, req, res, false) || !aggregates_on(ctx, res)) return;
+  json alerts;
+  Status s = alerts_with_spend(ctx.store, detail::now_unix_ms(), &alerts);
+  if (!s.ok()) return reply_error(res, 500, s.message());
+  reply(res, 200, dump(alerts));
+}
+
+void post_alert(ServerContext& ctx, const Request& req, Response& res, const ContentReader& rd) {
+  std::string body;
+  if (!read_body(ctx, req, res, rd, &body) || !authorized(ctx, req, res, false)) return;
+  json record;
+  AlertError err;
+  auto agent_exists = [&](const std::string& id) { return ctx.store.has_agent(id); };
+  if (!parse_alert(body, agent_exists, &record, &err)) {
+    json answer = {{"error", err.message}};
+    if (!err.field.empty()) answer["field"] = err.field;
+    return reply(res, 400, dump(answer));
+  }
+  std::string text = dump(record);
+  Status s = ctx.store.put_alert(record["id"].get<std::string>(), text);
+  if (!s.ok()) return reply_error(res, 500, s.message());
+  reply(res, 201, text);
+}
+
+void delete_alert(ServerContext& ctx, const Request& req, Response& res) {
+  if (!authorized(ctx, req, res, false)) return;
+  auto id = param(req, "id");
+  if (!id || id->empty()) {
+    return reply_error(res, 400, "id is required: DELETE /api/alerts?id=ALERT_ID");
+  }
+  bool found = false;
+  Status s = ctx.store.delete_alert(*id, &found);
+  if (!s.ok()) return reply_error(res, 500, s.message());
+  if (!found) return reply_error(res, 404, "no alert \"" + id->substr(0, 64) + "\"");
+  reply(res, 200, dump(json{{"success", true}, {"id", *id}}));
 }
 
 // --- Fault injection --------------------------------------------------------------------
@@ -417,7 +528,7 @@ httplib::Server::HandlerWithContentReader guarded(ServerContext& ctx, ReaderHand
 // kMaxBodyBytes, before its handler runs.
 bool reads_own_body(const ServerContext& ctx, const Request& req) {
   return req.method == "POST" &&
-         (req.path == "/api/agents" || req.path == "/api/ingest" ||
+         (req.path == "/api/agents" || req.path == "/api/ingest" || req.path == "/api/alerts" ||
           (req.path == "/api/_faults" && ctx.flags.fault_injection));
 }
 
@@ -510,6 +621,11 @@ void install_routes(httplib::Server& server, ServerContext& ctx) {
   server.Post("/api/ingest", guarded(ctx, post_ingest));
   server.Get("/api/events", guarded(ctx, get_events));
   server.Get("/api/costs", guarded(ctx, get_costs));
+  server.Get("/api/dashboard", guarded(ctx, get_dashboard));
+  server.Get("/api/alerts", guarded(ctx, get_alerts));
+  server.Post("/api/alerts", guarded(ctx, post_alert));
+  server.Delete("/api/alerts", guarded(ctx, delete_alert));
+  server.Get("/", guarded(ctx, get_page));
   bool faults = ctx.flags.fault_injection;
   if (faults) {
     server.Post("/api/_faults", guarded(ctx, post_faults));
@@ -525,6 +641,9 @@ void install_routes(httplib::Server& server, ServerContext& ctx) {
                                                          {"/api/ingest", "POST"},
                                                          {"/api/events", "GET"},
                                                          {"/api/costs", "GET"},
+                                                         {"/api/dashboard", "GET"},
+                                                         {"/api/alerts", "GET, POST, DELETE"},
+                                                         {"/", "GET"},
                                                          {"/api/_faults", "GET, POST, DELETE"},
                                                          {"/api/_stats", "GET"}};
   for (const auto& [path, allow] : allowed) {

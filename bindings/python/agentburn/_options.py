@@ -210,6 +210,9 @@ _SETTERS: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
     "reservation_ttl": ("reservation_ttl_ms", _seconds),
     "ledger": ("ledger", _flag),
     "on_budget_alert": ("budget_alert", _callable),
+    "sync_server_budgets": ("sync_server_budgets", _flag),
+    "budget_sync_interval": ("budget_sync_interval_ms", _seconds),
+    "enforce_server_budgets": ("enforce_server_budgets", _flag),
 }
 
 OPTION_NAMES: Tuple[str, ...] = tuple(sorted(_SETTERS))

@@ -212,6 +212,9 @@ class AgentBurn:
     - ``on_budget_alert``: called with a dict (the budget window plus ``threshold``) when
       spend crosses a threshold; on the thread that tracked; must not call this client.
     - ``ledger``: keep the spend ledger without budgets (False; budgets turn it on).
+    - ``sync_server_budgets``: keep the server's budget alerts (``GET /api/alerts``) as
+      budgets named "server:<name>", read every ``budget_sync_interval`` seconds (30);
+      ``enforce_server_budgets``: they block ``reserve`` past their limit (else they alert).
 
     An unknown keyword raises TypeError; a bad value raises InvalidOptionError naming the
     option. Log messages go to ``logging.getLogger("agentburn")``.

@@ -1,0 +1,3 @@
+'use strict';
+// The CommonJS entry: require('agentburn').
+module.exports = require('./lib/index.cjs');
