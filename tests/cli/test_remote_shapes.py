@@ -54,8 +54,10 @@ class AgentBurnShapes(http.server.BaseHTTPRequestHandler):
                       "totalOutputTokens": 70, "unpricedCount": 1,
                       "byModel": [{"model": "gpt-4o", "cost": 1.5},
                                   {"model": "claude-sonnet-4-5", "cost": 0.25}]}}
-    alerts = {"alerts": [{"id": "al_1", "name": "daily-cap", "threshold": 0.02,
-                          "period": "daily", "agentId": "shape-agent"}]}
+    alerts = [{"id": "alt_1", "name": "daily-cap", "agentId": "shape-agent", "budgetUsd": 0.02,
+               "periodType": "daily", "isActive": True, "currentSpend": 0.5},
+              {"id": "alt_2", "name": "switched-off", "agentId": None, "budgetUsd": 1,
+               "periodType": "monthly", "isActive": False, "currentSpend": 0}]
 
     def do_GET(self):
         if self.headers.get("x-api-key") != "shape-key":
@@ -112,6 +114,7 @@ def test_budgets_from_server_alerts_count_the_local_ledgers(cli, root, child, sh
     assert state["name"] == "daily-cap" and state["limitUsd"] == 0.02
     assert state["spentUsd"] == pytest.approx(3 * COST_GPT4O)
     assert state["remainingUsd"] == pytest.approx(0.02 - 3 * COST_GPT4O)
+    assert state["serverSpentUsd"] == 0.5      # the fleet's, as the server counts it
 
 
 def test_sync_takes_over_several_dead_folders_at_once(cli, root, child, start_server):

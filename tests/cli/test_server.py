@@ -44,6 +44,12 @@ def test_sync_delivers_a_killed_process_folder_through_faults(cli, root, child, 
     assert remote_total["events"] == local["events"] == 31
     assert remote_total["costUsd"] == pytest.approx(local["costUsd"], abs=1e-9)
     assert local["costUsd"] == pytest.approx(30 * COST_GPT4O + 0.25, abs=1e-9)
+    for dim in ("agent", "day", "hour", "task"):
+        here = json.loads(cli("report", "--root", root, "--by", dim, "--json").stdout)
+        there = json.loads(cli("report", "--root", root, "--server", srv.url, "--by", dim,
+                               "--json", key=srv.key).stdout)
+        assert {g["key"][dim] or "unknown": round(g["costUsd"], 4) for g in here["groups"]} == \
+            {g["key"][dim]: round(g["costUsd"], 4) for g in there["groups"]}, dim
     by_model = json.loads(cli("report", "--root", root, "--server", srv.url, "--by", "model",
                               "--json", key=srv.key).stdout)["groups"]
     assert {g["key"]["model"]: round(g["costUsd"], 9) for g in by_model} == \
@@ -224,3 +230,21 @@ def test_sync_with_a_key_the_server_refuses_stops_and_keeps_everything(cli, root
     r = cli("sync", "--root", root, "--endpoint", srv.url)
     assert r.returncode == 1 and "no API key was given" in r.stderr
     assert json.loads(cli("status", "--root", root, "--json").stdout)["total"]["pending"] == 2
+
+
+def test_budgets_from_the_servers_alerts(cli, root, child, start_server):
+    import requests
+    srv = start_server()
+    agent = srv.register("alerted-agent")
+    r = requests.post(srv.url + "/api/alerts", headers={"x-api-key": srv.key}, timeout=30,
+                      json={"name": "agent-day", "agentId": agent, "budgetUsd": 1,
+                            "periodType": "daily"})
+    assert r.status_code == 201, r.text
+    child(root, agent, [llm() for _ in range(4)]).kill()
+    assert cli("sync", "--root", root, "--endpoint", srv.url, key=srv.key).returncode == 0
+    b = cli("budgets", "--root", root, "--server", srv.url, "--json", key=srv.key)
+    assert b.returncode == 0, b.stderr
+    [state] = json.loads(b.stdout)
+    assert state["name"] == "agent-day" and state["limitUsd"] == 1
+    assert state["spentUsd"] == pytest.approx(4 * COST_GPT4O)
+    assert state["serverSpentUsd"] == pytest.approx(state["spentUsd"], abs=1e-4)

@@ -1,6 +1,7 @@
 // agentburn budgets: each budget's window with its spend, computed from the spend ledgers of
 // every folder on this machine. The budgets come from a file in the library's budgets JSON
 // and/or from a server's GET /api/alerts.
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "budget/engine.hpp"
@@ -20,10 +21,11 @@ struct BudgetsOptions {
   std::string budgets_file, server, key_file;
 };
 
-// A server's alerts as budgets of the library's JSON form: [{"name", "limitUsd", "period",
-// "agentId"...}]; AgentBurn's alert fields ("threshold", "amount", "limit") are read as the
-// limit, and an alert only warns (action "alert").
-Status alerts_as_budgets(const std::string& body, nlohmann::json* out) {
+// A server's alerts as budgets of the library's JSON form: AgentBurn's {"name", "agentId",
+// "budgetUsd", "periodType", "isActive"} become {"name", "agentId", "limitUsd", "period"},
+// with action "alert" (an alert only warns); inactive alerts are left out.
+Status alerts_as_budgets(const std::string& body, nlohmann::json* out,
+                         std::map<std::string, double>* server_spend) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   for (const char* wrap : {"alerts", "data"}) {
     if (j.is_object() && j.contains(wrap)) j = j[wrap];
@@ -36,12 +38,19 @@ Status alerts_as_budgets(const std::string& body, nlohmann::json* out) {
       if (a.contains(k) && !b.contains("name"))
         b["name"] = a[k].is_string() ? a[k] : nlohmann::json(a[k].dump());
     }
-    for (const char* k : {"limitUsd", "threshold", "thresholdUsd", "amount", "limit"}) {
+    if (a.contains("isActive") && a["isActive"] == false) continue;
+    for (const char* k : {"budgetUsd", "limitUsd", "threshold", "amount", "limit"}) {
       if (a.contains(k) && a[k].is_number() && !b.contains("limitUsd")) b["limitUsd"] = a[k];
     }
-    b["period"] = a.value("period", std::string("daily"));
+    b["period"] = "daily";
+    for (const char* k : {"periodType", "period"}) {
+      if (a.contains(k) && a[k].is_string()) b["period"] = a[k];
+    }
     for (const char* k : {"agentId", "taskId", "workflowId", "provider", "model"}) {
       if (a.contains(k) && a[k].is_string()) b[k] = a[k];
+    }
+    if (b.contains("name") && a.contains("currentSpend") && a["currentSpend"].is_number()) {
+      (*server_spend)[b["name"].get<std::string>()] = a["currentSpend"].get<double>();
     }
     out->push_back(b);
   }
@@ -65,6 +74,9 @@ int run_budgets(const BudgetsOptions& o) {
                 "and/or --server URL (its GET /api/alerts)");
   }
   nlohmann::json all = nlohmann::json::array();
+  // What the server counts for each of its alerts (the whole fleet's spend, where the local
+  // ledgers hold this machine's).
+  std::map<std::string, double> server_spend;
   if (!o.budgets_file.empty()) {
     std::string text;
     Status s = read_small_file("--budgets-file", o.budgets_file, &text);
@@ -80,7 +92,7 @@ int run_budgets(const BudgetsOptions& o) {
     if (s.ok()) s = api_key(o.key_file, &key);
     if (!s.ok()) return fail(kUsage, s.message());
     s = get_json(base, "/api/alerts", key, &body);
-    if (s.ok()) s = alerts_as_budgets(body, &all);
+    if (s.ok()) s = alerts_as_budgets(body, &all, &server_spend);
     if (!s.ok()) return fail(kFailure, s.message());
   }
   std::vector<Budget> budgets;
@@ -97,17 +109,27 @@ int run_budgets(const BudgetsOptions& o) {
       &unreadable);
   if (!s.ok()) return fail(kFailure, s.message());
   std::vector<BudgetState> states = engine.list(now);
+  auto server_text = [&](const BudgetState& b) {
+    auto it = server_spend.find(b.name);
+    return it == server_spend.end() ? std::string("-") : usd(ledger::to_nanos(it->second));
+  };
   if (o.common.json) {
-    std::printf("%s\n", budget::states_json(states).c_str());
+    auto out = nlohmann::json::parse(budget::states_json(states));
+    for (auto& state : out) {
+      auto it = server_spend.find(state.value("name", ""));
+      if (it != server_spend.end()) state["serverSpentUsd"] = it->second;
+    }
+    std::printf("%s\n", out.dump(2).c_str());
   } else {
-    Table t({"budget", "scope", "period", "limit", "spent", "held", "remaining", "resets"},
-            {false, false, false, true, true, true, true, false});
+    Table t({"budget", "scope", "period", "limit", "spent", "held", "remaining", "resets",
+             "server spent"},
+            {false, false, false, true, true, true, true, false, true});
     for (const auto& b : states) {
-      t.add(
-          {b.name, b.scope.empty() ? "-" : b.scope, b.period, usd(ledger::to_nanos(b.limit_usd)),
-           usd(ledger::to_nanos(b.spent_usd)), usd(ledger::to_nanos(b.held_usd)),
-           usd(ledger::to_nanos(b.remaining_usd)),
-           b.resets_at_ms ? detail::format_timestamp_ms(b.resets_at_ms).substr(0, 16) + "Z" : "-"});
+      t.add({b.name, b.scope.empty() ? "-" : b.scope, b.period, usd(ledger::to_nanos(b.limit_usd)),
+             usd(ledger::to_nanos(b.spent_usd)), usd(ledger::to_nanos(b.held_usd)),
+             usd(ledger::to_nanos(b.remaining_usd)),
+             b.resets_at_ms ? detail::format_timestamp_ms(b.resets_at_ms).substr(0, 16) + "Z" : "-",
+             server_text(b)});
     }
     t.print(stdout);
     std::printf(

@@ -210,13 +210,16 @@ Status server_view(const ReportOptions& o, const std::vector<Dimension>& by, Vie
   Status s = server_url("--server", o.server, &base);
   if (s.ok()) s = api_key(o.key_file, &key);
   if (!s.ok()) return s;
+  // Without --since, everything: a server counts the last 30 days unless told otherwise.
+  std::int64_t days = 36500;
   if (!o.since.empty()) {
     std::int64_t now = detail::now_unix_ms(), since = 0;
     s = parse_time("--since", o.since, now, &since);
     if (!s.ok()) return s;
-    std::int64_t days = std::max<std::int64_t>(1, (now - since + 86399999) / 86400000);
-    path += "?days=" + std::to_string(days);
+    days = std::max<std::int64_t>(1, (now - since + 86399999) / 86400000);
   }
+  path += "?days=" + std::to_string(days);
+  if (!by.empty() && by[0] == Dimension::kHour) path += "&groupBy=hour";
   s = get_json(base, path, key, &body);
   if (!s.ok()) return s;
   auto j = nlohmann::json::parse(body, nullptr, false);
@@ -238,19 +241,22 @@ Status server_view(const ReportOptions& o, const std::vector<Dimension>& by, Vie
   v->groups_cost_only = true;
   v->source = "spend from " + base + path;
   if (by.empty()) return Status();
+  // Agents by id, as the ledgers know them ("byAgent" is by name at AgentBurn); hours from
+  // the time series ("2026-01-02T03:00:00Z", cut to the ledger's "2026-01-02T03").
   static const std::pair<Dimension, std::pair<const char*, const char*>> kMaps[] = {
+      {Dimension::kAgent, {"byAgentId", "agentId"}},
       {Dimension::kAgent, {"byAgent", "agentId"}},
+      {Dimension::kHour, {"timeSeries", "date"}},
       {Dimension::kModel, {"byModel", "model"}},
       {Dimension::kProvider, {"byProvider", "provider"}},
       {Dimension::kOperation, {"byOperation", "operation"}},
       {Dimension::kTask, {"byTask", "taskId"}},
       {Dimension::kDay, {"byDay", "date"}}};
   for (const auto& [dim, names] : kMaps) {
-    if (dim != by[0]) continue;
-    for (const auto& [name, cost] :
-         cost_map(j.value(names.first, nlohmann::json()), names.second)) {
+    if (dim != by[0] || !j.contains(names.first)) continue;
+    for (const auto& [name, cost] : cost_map(j[names.first], names.second)) {
       ledger::Group g;
-      g.key = {name};
+      g.key = {dim == Dimension::kHour ? name.substr(0, 13) : name};
       g.totals[ledger::kCostNanos] = ledger::to_nanos(cost);
       v->spend.groups.push_back(std::move(g));
     }
@@ -259,8 +265,8 @@ Status server_view(const ReportOptions& o, const std::vector<Dimension>& by, Vie
     return Status();
   }
   return Status::invalid(std::string("--by ") + ledger::dimension_name(by[0]) +
-                         ": a server's /api/costs has no such breakdown (it has agent, model, "
-                         "provider, operation, task, day)");
+                         ": this server's /api/costs has no such breakdown (AgentBurn's has "
+                         "agent, model, provider, operation, task, day, hour)");
 }
 
 int run_report(const ReportOptions& o) {
