@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -92,8 +93,10 @@ std::string run(const std::string& command, int* code) {
 }  // namespace
 
 TEST_CASE("a folder of an older format, without a ledger, is read") {
-  char tmpl[] = "/tmp/agentburn-cli-test-XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl =
+      std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/agentburn-cli-test-XXXXXX";
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
   const std::string root = tmpl, folder = root + "/p1-older";
   REQUIRE(mkdir(folder.c_str(), 0700) == 0);
   {
