@@ -151,3 +151,11 @@ def test_help_has_examples_and_exit_codes(cli):
                 "doctor"):
         r = cli(cmd, "--help")
         assert r.returncode == 0 and "Examples:" in r.stdout and "Exit codes" in r.stdout, cmd
+
+
+def test_folders_set_aside_as_corrupt_are_listed(cli, root):
+    os.mkdir(os.path.join(root, "corrupt-p7-abc-1796601600"), 0o700)
+    st = cli("status", "--root", root, "--json")
+    assert st.returncode == 0
+    assert json.loads(st.stdout)["setAside"] == ["corrupt-p7-abc-1796601600"]
+    assert "corrupt-p7-abc-1796601600" in cli("status", "--root", root).stdout

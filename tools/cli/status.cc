@@ -1,4 +1,8 @@
 // agentburn status: every buffer folder under the root, and a total.
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
@@ -45,6 +49,19 @@ struct StatusOptions {
   Common common;
 };
 
+// Folders a client renamed corrupt-<name>-<time> because RocksDB could not open them.
+std::vector<std::string> set_aside_folders(const std::string& root) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(root.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (std::strncmp(e->d_name, "corrupt-", 8) == 0) out.push_back(e->d_name);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 int run_status(const StatusOptions& options) {
   const Common& common = options.common;
   const std::string root = common.resolved_root();
@@ -82,7 +99,8 @@ int run_status(const StatusOptions& options) {
   }
   if (common.json) {
     nlohmann::json out = {
-        {"root", root}, {"folders", nlohmann::json::array()}, {"refused", refused}};
+        {"root", root}, {"folders", nlohmann::json::array()}, {"refused", refused},
+        {"setAside", set_aside_folders(root)}};
     for (const auto& f : rows) out["folders"].push_back(to_json(f, now));
     out["total"] = {{"folders", rows.size()},
                     {"pending", total.pending},
@@ -108,6 +126,10 @@ int run_status(const StatusOptions& options) {
       t.print(stdout);
     }
     for (const auto& why : refused) std::printf("left alone: %s\n", why.c_str());
+    for (const auto& name : set_aside_folders(root)) {
+      std::printf("set aside as corrupt by a client (set_aside_corrupt_buffer): %s/%s\n",
+                  root.c_str(), name.c_str());
+    }
   }
   return unreadable || !refused.empty() ? kPartial : kOk;
 }
