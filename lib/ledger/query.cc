@@ -9,10 +9,9 @@ namespace agentburn::ledger {
 
 namespace {
 
-constexpr std::array<Dimension, 8> kAll = {Dimension::kAgent,     Dimension::kModel,
-                                           Dimension::kProvider,  Dimension::kOperation,
-                                           Dimension::kDay,       Dimension::kHour,
-                                           Dimension::kTask,      Dimension::kWorkflow};
+constexpr std::array<Dimension, 8> kAll = {
+    Dimension::kAgent, Dimension::kModel, Dimension::kProvider, Dimension::kOperation,
+    Dimension::kDay,   Dimension::kHour,  Dimension::kTask,     Dimension::kWorkflow};
 constexpr std::int64_t kMsPerHour = 3600000;
 
 std::string known_names() {
@@ -28,14 +27,22 @@ std::string known_names() {
 
 const char* dimension_name(Dimension d) {
   switch (d) {
-    case Dimension::kAgent: return "agent";
-    case Dimension::kModel: return "model";
-    case Dimension::kProvider: return "provider";
-    case Dimension::kOperation: return "operation";
-    case Dimension::kDay: return "day";
-    case Dimension::kHour: return "hour";
-    case Dimension::kTask: return "task";
-    case Dimension::kWorkflow: return "workflow";
+    case Dimension::kAgent:
+      return "agent";
+    case Dimension::kModel:
+      return "model";
+    case Dimension::kProvider:
+      return "provider";
+    case Dimension::kOperation:
+      return "operation";
+    case Dimension::kDay:
+      return "day";
+    case Dimension::kHour:
+      return "hour";
+    case Dimension::kTask:
+      return "task";
+    case Dimension::kWorkflow:
+      return "workflow";
   }
   return "";
 }
@@ -63,14 +70,22 @@ Status parse_dimensions(std::string_view list, std::vector<Dimension>* out) {
 
 std::string dimension_value(const Row& row, Dimension d) {
   switch (d) {
-    case Dimension::kAgent: return row.agent_id;
-    case Dimension::kModel: return row.model;
-    case Dimension::kProvider: return row.provider;
-    case Dimension::kOperation: return row.operation;
-    case Dimension::kDay: return detail::format_timestamp_ms(row.hour * kMsPerHour).substr(0, 10);
-    case Dimension::kHour: return detail::format_timestamp_ms(row.hour * kMsPerHour).substr(0, 13);
-    case Dimension::kTask: return row.task_id;
-    case Dimension::kWorkflow: return row.workflow_id;
+    case Dimension::kAgent:
+      return row.agent_id;
+    case Dimension::kModel:
+      return row.model;
+    case Dimension::kProvider:
+      return row.provider;
+    case Dimension::kOperation:
+      return row.operation;
+    case Dimension::kDay:
+      return detail::format_timestamp_ms(row.hour * kMsPerHour).substr(0, 10);
+    case Dimension::kHour:
+      return detail::format_timestamp_ms(row.hour * kMsPerHour).substr(0, 13);
+    case Dimension::kTask:
+      return row.task_id;
+    case Dimension::kWorkflow:
+      return row.workflow_id;
   }
   return "";
 }

@@ -21,6 +21,19 @@ void add_common(CLI::App* command, Common* common) {
   command->add_flag("--json", common->json, "Machine-readable output (JSON)");
 }
 
+void add_key_file(CLI::App* command, std::string* key_file) {
+  command->add_option("--api-key-file", *key_file,
+                      "File holding the API key (default: $AGENTBURN_API_KEY; never an "
+                      "argument, which ps shows)");
+}
+
+void add_ca_bundle(CLI::App* command, std::string* ca_bundle) {
+  command
+      ->add_option("--ca-bundle", *ca_bundle,
+                   "PEM file of CA certificates to trust instead of the system's")
+      ->check(CLI::ExistingFile);
+}
+
 void set_examples(CLI::App* command, const std::string& examples) {
   command->footer("Examples:\n" + examples +
                   "\nExit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some folders or "
@@ -32,7 +45,9 @@ int fail(int code, const std::string& message) {
   return code;
 }
 
-void warn(const std::string& message) { std::fprintf(stderr, "agentburn: warning: %s\n", message.c_str()); }
+void warn(const std::string& message) {
+  std::fprintf(stderr, "agentburn: warning: %s\n", message.c_str());
+}
 
 namespace {
 

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -40,6 +39,13 @@ CLI::App* add_command(CLI::App& app, Command* run, const std::string& name,
   cmd->callback([run, options, body] { *run = [options, body] { return body(*options); }; });
   return cmd;
 }
+
+// --api-key-file: the API key is read from a file, or from AGENTBURN_API_KEY, never from an
+// argument, which `ps` shows to every user.
+void add_key_file(CLI::App* command, std::string* key_file);
+
+// --ca-bundle: a PEM file of CA certificates to trust instead of the system's.
+void add_ca_bundle(CLI::App* command, std::string* ca_bundle);
 
 // The examples shown at the end of a command's --help.
 void set_examples(CLI::App* command, const std::string& examples);

@@ -3,9 +3,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "folders.hpp"
@@ -44,9 +43,9 @@ int for_each_item(const std::string& root, bool dead,
     if (!more || !has_database(folder.path)) continue;
     std::unique_ptr<FolderDb> db;
     s = FolderDb::open_read_only(folder.path, &db);
-    if (s.ok()) s = read_items(*db, dead, [&](StoredItem&& item) {
-      return more = each(folder, std::move(item));
-    });
+    if (s.ok())
+      s = read_items(*db, dead,
+                     [&](StoredItem&& item) { return more = each(folder, std::move(item)); });
     if (!s.ok()) warn(s.message()), ++*unreadable;
   }
   return kOk;
@@ -55,23 +54,29 @@ int for_each_item(const std::string& root, bool dead,
 int run_events(const EventsOptions& o) {
   std::size_t shown = 0, skipped = 0;
   int unreadable = 0;
-  int rc = for_each_item(o.common.resolved_root(), o.dead, [&](const Folder& folder, StoredItem&& item) {
-    if (!o.agent.empty() && agent_of(item.event) != o.agent) return true;
-    if (o.limit && shown >= o.limit) {
-      ++skipped;
-      return true;
-    }
-    ++shown;
-    if (!o.dead) {
-      std::printf("%s\n", item.event.c_str());
-    } else {
-      auto event = nlohmann::json::parse(item.event, nullptr, false);
-      nlohmann::json line = {{"folder", folder.name}, {"reason", item.reason},
-                             {"event", event.is_discarded() ? nlohmann::json(item.event) : event}};
-      std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    }
-    return true;
-  }, &unreadable);
+  int rc = for_each_item(
+      o.common.resolved_root(), o.dead,
+      [&](const Folder& folder, StoredItem&& item) {
+        if (!o.agent.empty() && agent_of(item.event) != o.agent) return true;
+        if (o.limit && shown >= o.limit) {
+          ++skipped;
+          return true;
+        }
+        ++shown;
+        if (!o.dead) {
+          std::printf("%s\n", item.event.c_str());
+        } else {
+          auto event = nlohmann::json::parse(item.event, nullptr, false);
+          nlohmann::json line = {
+              {"folder", folder.name},
+              {"reason", item.reason},
+              {"event", event.is_discarded() ? nlohmann::json(item.event) : event}};
+          std::printf("%s\n",
+                      line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        }
+        return true;
+      },
+      &unreadable);
   if (rc != kOk) return rc;
   if (skipped) {
     warn(std::to_string(skipped) + " more not shown (--limit " + std::to_string(o.limit) +
@@ -92,24 +97,32 @@ int list_dead(const DeadOptions& o) {
   int unreadable = 0;
   Table t({"folder", "agent", "model", "cost", "reason"}, {false, false, false, true, false});
   std::size_t n = 0;
-  int rc = for_each_item(o.common.resolved_root(), true, [&](const Folder& folder, StoredItem&& item) {
-    auto event = nlohmann::json::parse(item.event, nullptr, false);
-    std::string agent = agent_of(item.event);
-    if (!o.agent.empty() && agent != o.agent) return true;
-    ++n;
-    if (o.common.json) {
-      nlohmann::json line = {{"folder", folder.name}, {"reason", item.reason},
-                             {"event", event.is_discarded() ? nlohmann::json(item.event) : event}};
-      std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-      return true;
-    }
-    std::string model = event.is_object() && event.value("model", nlohmann::json()).is_string()
-                            ? event["model"].get<std::string>() : "";
-    double cost = event.is_object() && event.value("costUsd", nlohmann::json()).is_number()
-                      ? event["costUsd"].get<double>() : 0;
-    t.add({folder.name, agent, model, usd(ledger::to_nanos(cost)), item.reason});
-    return true;
-  }, &unreadable);
+  int rc = for_each_item(
+      o.common.resolved_root(), true,
+      [&](const Folder& folder, StoredItem&& item) {
+        auto event = nlohmann::json::parse(item.event, nullptr, false);
+        std::string agent = agent_of(item.event);
+        if (!o.agent.empty() && agent != o.agent) return true;
+        ++n;
+        if (o.common.json) {
+          nlohmann::json line = {
+              {"folder", folder.name},
+              {"reason", item.reason},
+              {"event", event.is_discarded() ? nlohmann::json(item.event) : event}};
+          std::printf("%s\n",
+                      line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+          return true;
+        }
+        std::string model = event.is_object() && event.value("model", nlohmann::json()).is_string()
+                                ? event["model"].get<std::string>()
+                                : "";
+        double cost = event.is_object() && event.value("costUsd", nlohmann::json()).is_number()
+                          ? event["costUsd"].get<double>()
+                          : 0;
+        t.add({folder.name, agent, model, usd(ledger::to_nanos(cost)), item.reason});
+        return true;
+      },
+      &unreadable);
   if (rc != kOk) return rc;
   if (!o.common.json) {
     if (n) {
@@ -200,7 +213,8 @@ int change_dead(const DeadOptions& o) {
   }
   const char* verb = o.action == "requeue" ? "requeued" : "purged";
   if (o.common.json) {
-    std::printf("%s\n", nlohmann::json({{verb, total}, {"foldersLeftAlone", failed}}).dump().c_str());
+    std::printf("%s\n",
+                nlohmann::json({{verb, total}, {"foldersLeftAlone", failed}}).dump().c_str());
   } else {
     std::printf("%zu dead letters %s%s\n", total, verb,
                 o.action == "requeue" ? " (the next client with an endpoint sends them)" : "");
@@ -209,7 +223,9 @@ int change_dead(const DeadOptions& o) {
   return kOk;
 }
 
-int run_dead(const DeadOptions& o) { return o.action == "list" ? list_dead(o) : change_dead(o); }
+int run_dead(const DeadOptions& o) {
+  return o.action == "list" ? list_dead(o) : change_dead(o);
+}
 
 }  // namespace
 
@@ -222,8 +238,9 @@ void add_events(CLI::App& app, Command* run) {
   cmd->add_flag("--dead", o->dead, "Dead letters instead: {\"folder\", \"reason\", \"event\"}");
   cmd->add_option("--limit", o->limit, "At most this many lines (default 100; 0: all)");
   cmd->add_option("--agent", o->agent, "Only the events of this agentId");
-  set_examples(cmd, "  agentburn events --limit 10\n  agentburn events --dead | jq .reason\n"
-                    "  agentburn events --agent agt_123 --limit 0 | wc -l\n");
+  set_examples(cmd,
+               "  agentburn events --limit 10\n  agentburn events --dead | jq .reason\n"
+               "  agentburn events --agent agt_123 --limit 0 | wc -l\n");
 }
 
 void add_dead_letters(CLI::App& app, Command* run) {
@@ -237,9 +254,10 @@ void add_dead_letters(CLI::App& app, Command* run) {
       ->required()
       ->check(CLI::IsMember({"list", "requeue", "purge"}));
   cmd->add_option("--agent", o->agent, "Only the dead letters of this agentId");
-  set_examples(cmd, "  agentburn dead-letters list\n  agentburn dead-letters requeue --agent agt_123\n"
-                    "  agentburn dead-letters purge\n"
-                    "requeue and purge change only folders no running process holds.\n");
+  set_examples(cmd,
+               "  agentburn dead-letters list\n  agentburn dead-letters requeue --agent agt_123\n"
+               "  agentburn dead-letters purge\n"
+               "requeue and purge change only folders no running process holds.\n");
 }
 
 }  // namespace agentburn::cli

@@ -1,10 +1,10 @@
 #include "folders.hpp"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,8 +44,7 @@ long holder_from_proc(dev_t dev, ino_t ino) {
                     &maj, &min, &inode) != 7) {
       continue;  // a waiter ("->") or another format
     }
-    if (std::strcmp(kind, "FLOCK") == 0 && inode == ino && maj == major(dev) &&
-        min == minor(dev)) {
+    if (std::strcmp(kind, "FLOCK") == 0 && inode == ino && maj == major(dev) && min == minor(dev)) {
       return pid;
     }
   }
@@ -64,8 +63,9 @@ long lock_holder(const std::string& folder) {
   // client opening now finds it held and adopts the folder a little later).
   int fd = open(lock.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  long held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK ? pid_in_name(
-      folder.substr(folder.rfind('/') + 1)) : 0;
+  long held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK
+                  ? pid_in_name(folder.substr(folder.rfind('/') + 1))
+                  : 0;
   close(fd);
   return held;
 }
@@ -124,9 +124,12 @@ Status FolderDb::open(const std::string& folder, bool writable, std::unique_ptr<
     if (name == "ledger") cf.merge_operator = ledger::merge_operator();
     cfs.emplace_back(name, cf);
   }
-  if (st.ok()) {
+  // A live client's compaction may delete a file between our reading of the manifest and
+  // our opening of that file: opening again reads the newer manifest.
+  for (int attempt = 0; st.ok() || attempt > 0; ++attempt) {
     st = writable ? rocksdb::DB::Open(o, folder, cfs, &f->handles_, &f->db_)
                   : rocksdb::DB::OpenForReadOnly(o, folder, cfs, &f->handles_, &f->db_);
+    if (st.ok() || writable || attempt == 2 || !(st.IsIOError() || st.IsPathNotFound())) break;
   }
   if (!st.ok()) {
     return Status::storage("cannot open the buffer database in " + folder + ": " + st.ToString());
@@ -213,21 +216,20 @@ Status read_ledger(const FolderDb& f, const std::function<void(const ledger::Row
 }
 
 Status read_items(const FolderDb& f, bool dead, const std::function<bool(StoredItem&&)>& each) {
-  return scan(f, dead ? "dead" : "default",
-              [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-                StoredItem item;
-                item.seq = detail::decode_seq(k);
-                if (!dead) {
-                  item.event = v.ToString();
-                } else if (!detail::decode_dead(v, &item.event, &item.reason)) {
-                  item.reason = "(a dead letter that does not decode)";
-                }
-                return each(std::move(item));
-              });
+  return scan(f, dead ? "dead" : "default", [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    StoredItem item;
+    item.seq = detail::decode_seq(k);
+    if (!dead) {
+      item.event = v.ToString();
+    } else if (!detail::decode_dead(v, &item.event, &item.reason)) {
+      item.reason = "(a dead letter that does not decode)";
+    }
+    return each(std::move(item));
+  });
 }
 
-Status read_all_ledgers(const std::string& root,
-                        const std::function<void(const ledger::Row&)>& row, int* unreadable) {
+Status read_all_ledgers(const std::string& root, const std::function<void(const ledger::Row&)>& row,
+                        int* unreadable) {
   std::vector<Folder> folders;
   std::vector<std::string> refused;
   Status s = list_folders(root, &folders, &refused);

@@ -90,7 +90,7 @@ Status read_items(const FolderDb& db, bool dead, const std::function<bool(Stored
 
 // Every folder's ledger rows, read-only; folders that cannot be read are warned about and
 // counted in `*unreadable`.
-Status read_all_ledgers(const std::string& root,
-                        const std::function<void(const ledger::Row&)>& row, int* unreadable);
+Status read_all_ledgers(const std::string& root, const std::function<void(const ledger::Row&)>& row,
+                        int* unreadable);
 
 }  // namespace agentburn::cli

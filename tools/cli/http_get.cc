@@ -55,6 +55,7 @@ GetResult http_get(const std::string& url, const GetOptions& options) {
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
   if (detail::is_plain_http_loopback(url)) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
   if (options.cert_info) curl_easy_setopt(curl, CURLOPT_CERTINFO, 1L);
+  if (!options.ca_bundle.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_bundle.c_str());
   CURLcode rc = curl_easy_perform(curl);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);

@@ -10,7 +10,7 @@
 namespace agentburn::cli {
 
 struct GetResult {
-  long status = 0;          // 0: no HTTP answer (error says why)
+  long status = 0;  // 0: no HTTP answer (error says why)
   std::string body;
   std::string error;
   std::string date;         // the Date header
@@ -22,6 +22,7 @@ struct GetOptions {
   std::string api_key;  // sent as x-api-key and Authorization: Bearer; "" sends none
   int timeout_ms = 15000;
   bool cert_info = false;
+  std::string ca_bundle;  // PEM file of CA certificates to trust instead of the system's
 };
 
 GetResult http_get(const std::string& url, const GetOptions& options);

@@ -1,6 +1,5 @@
 // agentburn: see, report and deliver what the library keeps on this machine.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "agentburn/version.h"
@@ -25,6 +24,10 @@ int main(int argc, char** argv) {
   add_report(app, &run);
   add_events(app, &run);
   add_dead_letters(app, &run);
+  add_sync(app, &run);
+  add_price(app, &run);
+  add_budgets(app, &run);
+  add_doctor(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

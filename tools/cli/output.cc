@@ -10,8 +10,12 @@ Table::Table(std::vector<std::string> header, std::vector<bool> right_aligned)
   right_.resize(header_.size(), false);
 }
 
-void Table::add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-void Table::add_footer(std::vector<std::string> row) { footer_.push_back(std::move(row)); }
+void Table::add(std::vector<std::string> row) {
+  rows_.push_back(std::move(row));
+}
+void Table::add_footer(std::vector<std::string> row) {
+  footer_.push_back(std::move(row));
+}
 
 namespace {
 
@@ -117,8 +121,8 @@ std::string age(std::int64_t ms) {
 std::string bar(double fraction, int width) {
   if (!(fraction > 0)) return "";
   int eighths = static_cast<int>(std::lround(std::min(fraction, 1.0) * width * 8));
-  static const char* kParts[] = {"", "\u258f", "\u258e", "\u258d", "\u258c",
-                                 "\u258b", "\u258a", "\u2589"};
+  static const char* kParts[] = {"",       "\u258f", "\u258e", "\u258d",
+                                 "\u258c", "\u258b", "\u258a", "\u2589"};
   std::string out;
   for (int i = 0; i < eighths / 8; ++i) out += "\u2588";
   out += kParts[eighths % 8];

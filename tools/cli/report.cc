@@ -1,9 +1,8 @@
 // agentburn report: spend from the ledgers of every folder on this machine (offline), or
 // from a server's GET /api/costs.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "event/codec.hpp"
@@ -32,10 +31,11 @@ struct View {
   std::string source;
 };
 
-constexpr const char* kFieldNames[] = {"events",       "costUsd",          "inputTokens",
-                                       "outputTokens", "cachedInputTokens", "cacheWriteInputTokens",
-                                       "reasoningTokens", "unpriced"};
-constexpr const char* kColumnNames[] = {"events", "cost",       "input",     "output",
+constexpr const char* kFieldNames[] = {
+    "events",          "costUsd",           "inputTokens",
+    "outputTokens",    "cachedInputTokens", "cacheWriteInputTokens",
+    "reasoningTokens", "unpriced"};
+constexpr const char* kColumnNames[] = {"events", "cost",        "input",     "output",
                                         "cached", "cache write", "reasoning", "unpriced"};
 
 std::string field_text(const Totals& t, int i) {
@@ -60,8 +60,8 @@ bool chronological(const View& v) {
 }
 
 void print_json(const View& v) {
-  nlohmann::json out = {{"source", v.source}, {"by", nlohmann::json::array()},
-                        {"groups", nlohmann::json::array()}};
+  nlohmann::json out = {
+      {"source", v.source}, {"by", nlohmann::json::array()}, {"groups", nlohmann::json::array()}};
   for (Dimension d : v.by) out["by"].push_back(ledger::dimension_name(d));
   for (const auto& g : v.spend.groups) {
     nlohmann::json key = nlohmann::json::object();
@@ -79,7 +79,8 @@ void print_csv(const View& v) {
   for (Dimension d : v.by) line += std::string(ledger::dimension_name(d)) + ",";
   for (int i = 0; i < ledger::kFields; ++i) {
     if (v.groups_cost_only && i != ledger::kCostNanos) continue;
-    line += std::string(kFieldNames[i]) + (i + 1 < ledger::kFields && !v.groups_cost_only ? "," : "");
+    line +=
+        std::string(kFieldNames[i]) + (i + 1 < ledger::kFields && !v.groups_cost_only ? "," : "");
   }
   std::printf("%s\n", line.c_str());
   auto print_row = [&](const std::vector<std::string>& key, const Totals& t) {
@@ -120,6 +121,9 @@ void print_table(const View& v) {
   Table t(header, right);
   for (const auto& g : v.spend.groups) {
     std::vector<std::string> row = g.key;
+    for (auto& cell : row) {
+      if (cell.empty()) cell = "(none)";  // events without that field (no taskId, say)
+    }
     for (int i : fields) {
       row.push_back(v.groups_cost_only && i != ledger::kCostNanos ? "-" : field_text(g.totals, i));
     }
@@ -151,10 +155,11 @@ void order_groups(View* v) {
 }
 
 std::string range_text(std::int64_t since_ms, std::int64_t until_ms) {
-  std::string since = since_ms == INT64_MIN ? "the first record"
-                                            : detail::format_timestamp_ms(since_ms).substr(0, 16) + "Z";
-  std::string until = until_ms == INT64_MAX ? "now"
-                                            : detail::format_timestamp_ms(until_ms).substr(0, 16) + "Z";
+  std::string since = since_ms == INT64_MIN
+                          ? "the first record"
+                          : detail::format_timestamp_ms(since_ms).substr(0, 16) + "Z";
+  std::string until =
+      until_ms == INT64_MAX ? "now" : detail::format_timestamp_ms(until_ms).substr(0, 16) + "Z";
   return since + " to " + until;
 }
 
@@ -172,7 +177,8 @@ double number_in(const nlohmann::json& j, std::initializer_list<const char*> nam
 
 // A by-name map as the reference server writes it ({"gpt-4o": 1.25}) or as AgentBurn does
 // ([{"model": "gpt-4o", "cost": 1.25, ...}] or {"gpt-4o": {"cost": 1.25}}).
-std::vector<std::pair<std::string, double>> cost_map(const nlohmann::json& j, const char* name_key) {
+std::vector<std::pair<std::string, double>> cost_map(const nlohmann::json& j,
+                                                     const char* name_key) {
   std::vector<std::pair<std::string, double>> out;
   auto cost_of = [](const nlohmann::json& v) {
     return v.is_number() ? v.get<double>()
@@ -197,46 +203,60 @@ std::vector<std::pair<std::string, double>> cost_map(const nlohmann::json& j, co
 }
 
 Status server_view(const ReportOptions& o, const std::vector<Dimension>& by, View* v) {
-  if (by.size() > 1) return Status::invalid("--by: a server report groups by one dimension at a time");
+  if (by.size() > 1)
+    return Status::invalid("--by: a server report groups by one dimension at a time");
   if (!o.until.empty()) return Status::invalid("--until: a server report cannot end before now");
   std::string base, key, body, path = "/api/costs";
   Status s = server_url("--server", o.server, &base);
   if (s.ok()) s = api_key(o.key_file, &key);
   if (!s.ok()) return s;
+  // Without --since, everything: a server counts the last 30 days unless told otherwise.
+  std::int64_t days = 36500;
   if (!o.since.empty()) {
     std::int64_t now = detail::now_unix_ms(), since = 0;
     s = parse_time("--since", o.since, now, &since);
     if (!s.ok()) return s;
-    std::int64_t days = std::max<std::int64_t>(1, (now - since + 86399999) / 86400000);
-    path += "?days=" + std::to_string(days);
+    days = std::max<std::int64_t>(1, (now - since + 86399999) / 86400000);
   }
+  path += "?days=" + std::to_string(days);
+  if (!by.empty() && by[0] == Dimension::kHour) path += "&groupBy=hour";
   s = get_json(base, path, key, &body);
   if (!s.ok()) return s;
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("data") && j["data"].is_object()) j = j["data"];
   if (!j.is_object()) {
-    return Status::http("GET " + base + path + ": the answer is not a JSON object: " +
-                        body.substr(0, 200));
+    return Status::http("GET " + base + path +
+                        ": the answer is not a JSON object: " + body.substr(0, 200));
   }
   Totals& t = v->spend.total;
-  t[ledger::kCostNanos] = ledger::to_nanos(number_in(j, {"totalCost", "totalCostUsd", "total_cost", "cost"}));
+  t[ledger::kCostNanos] =
+      ledger::to_nanos(number_in(j, {"totalCost", "totalCostUsd", "total_cost", "cost"}));
   t[ledger::kEvents] = static_cast<std::int64_t>(number_in(j, {"eventCount", "events", "count"}));
-  t[ledger::kInputTokens] = static_cast<std::int64_t>(number_in(j, {"totalInputTokens", "inputTokens"}));
-  t[ledger::kOutputTokens] = static_cast<std::int64_t>(number_in(j, {"totalOutputTokens", "outputTokens"}));
+  t[ledger::kInputTokens] =
+      static_cast<std::int64_t>(number_in(j, {"totalInputTokens", "inputTokens"}));
+  t[ledger::kOutputTokens] =
+      static_cast<std::int64_t>(number_in(j, {"totalOutputTokens", "outputTokens"}));
   t[ledger::kUnpriced] = static_cast<std::int64_t>(number_in(j, {"unpricedCount", "unpriced"}));
   v->by = by;
   v->groups_cost_only = true;
   v->source = "spend from " + base + path;
   if (by.empty()) return Status();
+  // Agents by id, as the ledgers know them ("byAgent" is by name at AgentBurn); hours from
+  // the time series ("2026-01-02T03:00:00Z", cut to the ledger's "2026-01-02T03").
   static const std::pair<Dimension, std::pair<const char*, const char*>> kMaps[] = {
-      {Dimension::kAgent, {"byAgent", "agentId"}},     {Dimension::kModel, {"byModel", "model"}},
-      {Dimension::kProvider, {"byProvider", "provider"}}, {Dimension::kOperation, {"byOperation", "operation"}},
-      {Dimension::kTask, {"byTask", "taskId"}},        {Dimension::kDay, {"byDay", "date"}}};
+      {Dimension::kAgent, {"byAgentId", "agentId"}},
+      {Dimension::kAgent, {"byAgent", "agentId"}},
+      {Dimension::kHour, {"timeSeries", "date"}},
+      {Dimension::kModel, {"byModel", "model"}},
+      {Dimension::kProvider, {"byProvider", "provider"}},
+      {Dimension::kOperation, {"byOperation", "operation"}},
+      {Dimension::kTask, {"byTask", "taskId"}},
+      {Dimension::kDay, {"byDay", "date"}}};
   for (const auto& [dim, names] : kMaps) {
-    if (dim != by[0]) continue;
-    for (const auto& [name, cost] : cost_map(j.value(names.first, nlohmann::json()), names.second)) {
+    if (dim != by[0] || !j.contains(names.first)) continue;
+    for (const auto& [name, cost] : cost_map(j[names.first], names.second)) {
       ledger::Group g;
-      g.key = {name};
+      g.key = {dim == Dimension::kHour ? name.substr(0, 13) : name};
       g.totals[ledger::kCostNanos] = ledger::to_nanos(cost);
       v->spend.groups.push_back(std::move(g));
     }
@@ -245,8 +265,8 @@ Status server_view(const ReportOptions& o, const std::vector<Dimension>& by, Vie
     return Status();
   }
   return Status::invalid(std::string("--by ") + ledger::dimension_name(by[0]) +
-                         ": a server's /api/costs has no such breakdown (it has agent, model, "
-                         "provider, operation, task, day)");
+                         ": this server's /api/costs has no such breakdown (AgentBurn's has "
+                         "agent, model, provider, operation, task, day, hour)");
 }
 
 int run_report(const ReportOptions& o) {
@@ -275,7 +295,8 @@ int run_report(const ReportOptions& o) {
     if (until != INT64_MAX) q.until_hour = (until + kMsPerHour - 1) / kMsPerHour;
     ledger::SpendBuilder builder(q);
     const std::string root = o.common.resolved_root();
-    s = read_all_ledgers(root, [&](const ledger::Row& row) { builder.add(row); }, &unreadable);
+    s = read_all_ledgers(
+        root, [&](const ledger::Row& row) { builder.add(row); }, &unreadable);
     if (!s.ok()) return fail(kFailure, s.message());
     v.by = by;
     v.spend = builder.finish();
@@ -309,8 +330,7 @@ void add_report(CLI::App& app, Command* run) {
       ->check(CLI::IsMember({"table", "csv", "json"}));
   cmd->add_option("--server", o->server,
                   "Read GET /api/costs of this AgentBurn server instead of the local ledgers");
-  cmd->add_option("--api-key-file", o->key_file,
-                  "File holding the API key for --server (default: $AGENTBURN_API_KEY)");
+  add_key_file(cmd, &o->key_file);
   set_examples(cmd,
                "  agentburn report --since 7d --by day\n"
                "  agentburn report --since 2026-12-01 --until 2026-12-08 --by agent,model\n"

@@ -1,4 +1,8 @@
 // agentburn status: every buffer folder under the root, and a total.
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
@@ -45,6 +49,19 @@ struct StatusOptions {
   Common common;
 };
 
+// Folders a client renamed corrupt-<name>-<time> because RocksDB could not open them.
+std::vector<std::string> set_aside_folders(const std::string& root) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(root.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (std::strncmp(e->d_name, "corrupt-", 8) == 0) out.push_back(e->d_name);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 int run_status(const StatusOptions& options) {
   const Common& common = options.common;
   const std::string root = common.resolved_root();
@@ -81,8 +98,9 @@ int run_status(const StatusOptions& options) {
     rows.push_back(std::move(f));
   }
   if (common.json) {
-    nlohmann::json out = {{"root", root}, {"folders", nlohmann::json::array()},
-                          {"refused", refused}};
+    nlohmann::json out = {
+        {"root", root}, {"folders", nlohmann::json::array()}, {"refused", refused},
+        {"setAside", set_aside_folders(root)}};
     for (const auto& f : rows) out["folders"].push_back(to_json(f, now));
     out["total"] = {{"folders", rows.size()},
                     {"pending", total.pending},
@@ -101,12 +119,17 @@ int run_status(const StatusOptions& options) {
                count(f.queue.dead), f.queue.oldest_ms ? age(now - *f.queue.oldest_ms) : "-",
                f.error.empty() ? f.state : f.state + ": " + f.error});
       }
-      t.add_footer({"total: " + std::to_string(rows.size()) + (rows.size() == 1 ? " folder" : " folders"), "",
-                    count(total.pending), bytes(total.pending_bytes), count(total.dead),
-                    total.oldest_ms ? age(now - *total.oldest_ms) : "-", ""});
+      t.add_footer(
+          {"total: " + std::to_string(rows.size()) + (rows.size() == 1 ? " folder" : " folders"),
+           "", count(total.pending), bytes(total.pending_bytes), count(total.dead),
+           total.oldest_ms ? age(now - *total.oldest_ms) : "-", ""});
       t.print(stdout);
     }
     for (const auto& why : refused) std::printf("left alone: %s\n", why.c_str());
+    for (const auto& name : set_aside_folders(root)) {
+      std::printf("set aside as corrupt by a client (set_aside_corrupt_buffer): %s/%s\n",
+                  root.c_str(), name.c_str());
+    }
   }
   return unreadable || !refused.empty() ? kPartial : kOk;
 }
@@ -119,8 +142,9 @@ void add_status(CLI::App& app, Command* run) {
       "Every buffer folder: owner pid and whether it is alive, pending events and bytes, dead "
       "letters, the oldest pending event's age",
       std::make_shared<StatusOptions>(), run_status);
-  set_examples(cmd, "  agentburn status\n  agentburn status --json | jq .total\n"
-                    "  agentburn status --root /srv/agent/buffer\n");
+  set_examples(cmd,
+               "  agentburn status\n  agentburn status --json | jq .total\n"
+               "  agentburn status --root /srv/agent/buffer\n");
 }
 
 }  // namespace agentburn::cli
