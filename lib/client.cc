@@ -388,17 +388,6 @@ budget::Scope scope_of(const ReserveRequest& r) {
   return s;
 }
 
-// A ledger row's scope (its empty fields were absent from its events).
-budget::Scope scope_of(const ledger::Row& row) {
-  budget::Scope s;
-  s.agent_id = row.agent_id, s.has_agent = true;
-  s.provider = row.provider, s.has_provider = true;
-  if (!row.task_id.empty()) s.task_id = row.task_id, s.has_task = true;
-  if (!row.workflow_id.empty()) s.workflow_id = row.workflow_id, s.has_workflow = true;
-  if (!row.model.empty()) s.model = row.model, s.has_model = true;
-  return s;
-}
-
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -492,7 +481,7 @@ Status Client::Impl::load_ledger() {
         ledger::Row row;
         ledger::Totals t{};
         if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
-        budgets->add(scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), nullptr);
+        budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), nullptr);
       },
       [&] { ledger_loaded.store(true); });
   return s;
@@ -504,7 +493,7 @@ void Client::Impl::ledger_adopted(std::string_view key, std::string_view value) 
   ledger::Totals t{};
   if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
   std::vector<BudgetAlert> alerts;
-  budgets->add(scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), &alerts);
+  budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), &alerts);
   if (!alerts.empty()) fire(alerts);
 }
 
@@ -663,6 +652,10 @@ Result<Client> Client::open(const Options& options) {
                            "buffer_root to a folder this process may write)");
   }
   if (!s.ok()) return s;
+  if (impl->ledger) {
+    s = impl->buffer->prune_ledger(hour_of(now_ms()) - 24LL * options.ledger_retention_days);
+    if (!s.ok()) return s;
+  }
   if (impl->budgets) {
     s = impl->load_ledger();
     if (!s.ok()) return s;

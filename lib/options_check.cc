@@ -31,6 +31,7 @@ Status check_options(const Options& o, bool combined) {
   }
   if (!(s = range("split_after_failures", o.split_after_failures, 1, 1000)).ok()) return s;
   if (!(s = range("close_timeout_ms", o.close_timeout_ms, 0, 3600000)).ok()) return s;
+  if (!(s = range("ledger_retention_days", o.ledger_retention_days, 1, 36500)).ok()) return s;
   if (!(s = range("reservation_ttl_ms", o.reservation_ttl_ms, 1, 7 * 86400000LL)).ok()) return s;
   if (!(s = budget::check_budgets(o.budgets)).ok()) return s;
   if (!(s = range("budget_sync_interval_ms", o.budget_sync_interval_ms, 100, 86400000)).ok()) {

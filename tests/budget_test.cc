@@ -15,6 +15,7 @@
 
 #include "budget/engine.hpp"
 #include "budget/json.hpp"
+#include "event/codec.hpp"
 #include "ledger/rows.hpp"
 #include "store/buffer.hpp"
 #include <nlohmann/json.hpp>
@@ -515,6 +516,30 @@ TEST_CASE("spend: the ledger answers what was tracked, grouped, after delivery a
   auto plain = Client::open(offline(other.path(), {}));
   REQUIRE(plain.ok());
   CHECK(plain->spend(SpendQuery()).status().message().find("no spend ledger") != std::string::npos);
+}
+
+TEST_CASE("ledger rows older than ledger_retention_days go at the next open") {
+  testing::TempDir root;
+  Options o = offline(root.path(), {});
+  o.ledger = true;
+  o.ledger_retention_days = 30;
+  {
+    auto c = Client::open(o);
+    REQUIRE(c.ok());
+    Event old = priced(1.0);
+    old.timestamp = detail::format_timestamp_ms(detail::now_unix_ms() - 40 * kDay);
+    REQUIRE(c->track(old).ok());
+    REQUIRE(c->track(priced(0.5)).ok());
+    CHECK(c->spend(SpendQuery())->total.cost_usd == doctest::Approx(1.5));
+  }
+  auto c = Client::open(o);
+  REQUIRE(c.ok());
+  auto r = c->spend(SpendQuery());
+  REQUIRE(r.ok());
+  CHECK(r->total.events == 1);
+  CHECK(r->total.cost_usd == doctest::Approx(0.5));
+  o.ledger_retention_days = 0;
+  CHECK(Client::open(o).status().message().find("ledger_retention_days") != std::string::npos);
 }
 
 TEST_CASE("fork while other threads reserve and track: the child's budgets work at once") {

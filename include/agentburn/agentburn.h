@@ -326,6 +326,9 @@ AB_API int ab_options_set_reservation_ttl_ms(ab_options *opts, int ms);
 /* 1: keep the spend ledger with no budget defined, so that budgets defined later count what
  * was tracked before; default 0 (budgets turn it on). */
 AB_API int ab_options_set_ledger(ab_options *opts, int on);
+/* Ledger rows older than this many days are deleted when a client opens the folder;
+ * 1..36500, default 90. */
+AB_API int ab_options_set_ledger_retention_days(ab_options *opts, int days);
 /* 1: read the server's budget alerts (GET /api/alerts) every budget_sync_interval_ms and keep
  * each active one as a budget named "server:<name>", scoped to its agentId if it has one.
  * Its spend: the server's currentSpend at the last sync, plus the events the server had not

@@ -131,6 +131,9 @@ struct Options {
   // Keep the spend ledger (the per-hour rollups budgets count from) even with no budget
   // defined, so that a budget defined later counts what was tracked before.
   bool ledger = false;
+  // Ledger rows older than this many days are deleted when a client opens the folder
+  // (total budgets then count what the ledger still holds). 1..36500.
+  int ledger_retention_days = 90;
 
   // How long the Client's destructor waits for delivery before leaving the rest on disk.
   int close_timeout_ms = 2000;

@@ -28,6 +28,16 @@ std::string fmt_usd(double v) {
 
 }  // namespace
 
+Scope scope_of(const ledger::Row& row) {
+  Scope s;
+  s.agent_id = row.agent_id, s.has_agent = true;
+  s.provider = row.provider, s.has_provider = true;
+  if (!row.task_id.empty()) s.task_id = row.task_id, s.has_task = true;
+  if (!row.workflow_id.empty()) s.workflow_id = row.workflow_id, s.has_workflow = true;
+  if (!row.model.empty()) s.model = row.model, s.has_model = true;
+  return s;
+}
+
 const char* period_name(BudgetPeriod p) {
   switch (p) {
     case BudgetPeriod::kDaily: return "daily";

@@ -43,6 +43,9 @@ struct Uncounted {
   }
 };
 
+// A ledger row's scope (its empty fields were absent from its events). Views into `row`.
+Scope scope_of(const ledger::Row& row);
+
 // What a refused reservation ran into.
 struct Refusal {
   BudgetState state;

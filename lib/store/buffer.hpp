@@ -85,6 +85,9 @@ class Buffer {
   // With `ledger`, its row is merged in the same write batch as the event.
   Status append(std::string_view event_json, const LedgerDelta* ledger = nullptr);
 
+  // Deletes the ledger rows of the hours before `hour` (hours since the Unix epoch).
+  Status prune_ledger(std::int64_t hour);
+
   // Calls `event` with every event not yet delivered (stored or staged), oldest first; reads
   // only, claims nothing.
   Status scan_pending(const std::function<void(std::string_view event_json)>& event);

@@ -28,6 +28,20 @@ Status Buffer::read_ledger(
   return Status();
 }
 
+Status Buffer::prune_ledger(std::int64_t hour) {
+  ForkSection section;
+  if (closed_ || !db_) return Status::closed("the client is closed");
+  if (hour <= 0) return Status();
+  char upper[8];
+  auto h = static_cast<std::uint64_t>(hour);
+  for (int i = 0; i < 8; ++i) upper[i] = static_cast<char>(h >> (56 - 8 * i));
+  auto st = db_->DeleteRange(rocksdb::WriteOptions(), ledger_cf_, rocksdb::Slice(), rocksdb::Slice(upper, 8));
+  if (!st.ok()) {
+    return Status::storage("cannot delete old spend ledger rows in " + folder_ + ": " + st.ToString());
+  }
+  return Status();
+}
+
 Status Buffer::adopt_ledger(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
                             const std::string& folder) {
   // Put, not merged: the rows keep the adopted folder's name as their origin, so an adoption

@@ -57,16 +57,6 @@ Status alerts_as_budgets(const std::string& body, nlohmann::json* out,
   return Status();
 }
 
-budget::Scope scope_of_row(const ledger::Row& row) {
-  budget::Scope s;
-  s.agent_id = row.agent_id, s.has_agent = true;
-  s.provider = row.provider, s.has_provider = true;
-  if (!row.task_id.empty()) s.task_id = row.task_id, s.has_task = true;
-  if (!row.workflow_id.empty()) s.workflow_id = row.workflow_id, s.has_workflow = true;
-  if (!row.model.empty()) s.model = row.model, s.has_model = true;
-  return s;
-}
-
 int run_budgets(const BudgetsOptions& o) {
   if (o.budgets_file.empty() && o.server.empty()) {
     return fail(kUsage,
@@ -104,7 +94,7 @@ int run_budgets(const BudgetsOptions& o) {
   s = read_all_ledgers(
       o.common.resolved_root(),
       [&](const ledger::Row& row) {
-        engine.add(scope_of_row(row), row.hour, row.totals[ledger::kCostNanos], now, nullptr);
+        engine.add(budget::scope_of(row), row.hour, row.totals[ledger::kCostNanos], now, nullptr);
       },
       &unreadable);
   if (!s.ok()) return fail(kFailure, s.message());

@@ -138,6 +138,7 @@ PROTOTYPES = {
     "ab_options_set_budgets_json": (c_int, [_options_p, c_char_p]),
     "ab_options_set_reservation_ttl_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_ledger": (c_int, [_options_p, c_int]),
+    "ab_options_set_ledger_retention_days": (c_int, [_options_p, c_int]),
     "ab_options_set_sync_server_budgets": (c_int, [_options_p, c_int]),
     "ab_options_set_budget_sync_interval_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_enforce_server_budgets": (c_int, [_options_p, c_int]),

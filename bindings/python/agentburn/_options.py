@@ -209,6 +209,7 @@ _SETTERS: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
     "budgets": ("budgets_json", _budgets),
     "reservation_ttl": ("reservation_ttl_ms", _seconds),
     "ledger": ("ledger", _flag),
+    "ledger_retention_days": ("ledger_retention_days", _c_int),
     "on_budget_alert": ("budget_alert", _callable),
     "sync_server_budgets": ("sync_server_budgets", _flag),
     "budget_sync_interval": ("budget_sync_interval_ms", _seconds),
