@@ -1,6 +1,7 @@
 // The dashboard page (GET /) in a real headless chromium: it asks for the key once, shows
 // the totals GET /api/dashboard answers, draws its charts, logs no error, says so when the
 // key is wrong, and fits a narrow window. A screenshot is written to the build folder.
+#include <cstdint>
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -18,7 +19,8 @@ namespace {
 
 std::string base64_decode(const std::string& in) {
   std::string out;
-  int bits = 0, value = 0;
+  int bits = 0;
+  std::uint32_t value = 0;  // the last bits read; unsigned, so that shifting out is defined
   for (char c : in) {
     int v = c >= 'A' && c <= 'Z'   ? c - 'A'
             : c >= 'a' && c <= 'z' ? c - 'a' + 26
@@ -27,7 +29,7 @@ std::string base64_decode(const std::string& in) {
             : c == '/'             ? 63
                                    : -1;
     if (v < 0) continue;
-    value = (value << 6) | v;
+    value = ((value << 6) | static_cast<std::uint32_t>(v)) & 0xFFFFFFu;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
