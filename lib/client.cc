@@ -783,9 +783,8 @@ std::vector<BudgetState> Client::check(const ReserveRequest& scope) const {
 Result<SpendReport> Client::spend(const SpendQuery& query) const {
   if (!impl_) return Status::closed("the client was moved from");
   ledger::Query q;
-  auto hour = [](std::int64_t ms) { return ms >= 0 ? ms / 3600000 : (ms - 3599999) / 3600000; };
-  if (query.since_ms != INT64_MIN) q.since_hour = hour(query.since_ms);
-  if (query.until_ms != INT64_MAX) q.until_hour = hour(query.until_ms + 3599999);
+  if (query.since_ms != INT64_MIN) q.since_hour = hour_of(query.since_ms);
+  if (query.until_ms != INT64_MAX) q.until_hour = hour_of(query.until_ms + 3599999);
   std::string names;
   for (const auto& b : query.by) names += (names.empty() ? "" : ",") + b;
   Status s = ledger::parse_dimensions(names, &q.by);

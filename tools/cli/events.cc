@@ -15,6 +15,16 @@ namespace agentburn::cli {
 
 namespace {
 
+// One dead letter as a JSON line: its folder, the reason, and the event (as text when it does
+// not parse).
+void print_dead_line(const Folder& folder, const StoredItem& item) {
+  auto event = nlohmann::json::parse(item.event, nullptr, false);
+  nlohmann::json line = {{"folder", folder.name},
+                         {"reason", item.reason},
+                         {"event", event.is_discarded() ? nlohmann::json(item.event) : event}};
+  std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
 struct EventsOptions {
   Common common;
   bool dead = false;
@@ -66,13 +76,7 @@ int run_events(const EventsOptions& o) {
         if (!o.dead) {
           std::printf("%s\n", item.event.c_str());
         } else {
-          auto event = nlohmann::json::parse(item.event, nullptr, false);
-          nlohmann::json line = {
-              {"folder", folder.name},
-              {"reason", item.reason},
-              {"event", event.is_discarded() ? nlohmann::json(item.event) : event}};
-          std::printf("%s\n",
-                      line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+          print_dead_line(folder, item);
         }
         return true;
       },
@@ -105,12 +109,7 @@ int list_dead(const DeadOptions& o) {
         if (!o.agent.empty() && agent != o.agent) return true;
         ++n;
         if (o.common.json) {
-          nlohmann::json line = {
-              {"folder", folder.name},
-              {"reason", item.reason},
-              {"event", event.is_discarded() ? nlohmann::json(item.event) : event}};
-          std::printf("%s\n",
-                      line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+          print_dead_line(folder, item);
           return true;
         }
         std::string model = event.is_object() && event.value("model", nlohmann::json()).is_string()
