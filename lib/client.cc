@@ -15,6 +15,7 @@
 #include "budget/engine.hpp"
 #include "budget/json.hpp"
 #include "event/codec.hpp"
+#include "ledger/event_row.hpp"
 #include "ledger/query.hpp"
 #include "ledger/rows.hpp"
 #include "options_check.hpp"
@@ -74,8 +75,7 @@ class Client::Impl {
   // the child a buffer folder and a sender of its own.
   Status enter(std::shared_lock<std::shared_mutex>* lock);
   void restart_after_fork();
-  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out,
-               const detail::LedgerDelta* ledger_row);
+  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out);
   Status load_catalog();
   // Fills `price` for `e` (whose tokens are validated): the caller's cost, the catalog's, or
   // none found.
@@ -211,8 +211,7 @@ Status Client::Impl::open_parts() {
   return Status();
 }
 
-Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::string* key_out,
-                           const detail::LedgerDelta* ledger_row) {
+Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::string* key_out) {
   std::string encoded;
   encoded.reserve(256);
   detail::encode_event(e, norm, false, &encoded);
@@ -223,7 +222,7 @@ Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::
   }
   std::shared_lock<std::shared_mutex> g;
   Status s = enter(&g);
-  if (s.ok()) s = buffer->append(encoded, ledger_row);
+  if (s.ok()) s = buffer->append(encoded);
   if (!s.ok()) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return s;
@@ -394,9 +393,7 @@ std::int64_t now_ms() {
       .count();
 }
 
-std::int64_t hour_of(std::int64_t unix_ms) {
-  return unix_ms >= 0 ? unix_ms / 3600000 : (unix_ms - 3599999) / 3600000;
-}
+using ledger::hour_of;
 
 std::string usd_text(double v) {
   char buf[64];
@@ -427,28 +424,12 @@ Status Client::Impl::track_event(const Event& e, std::string* key_out, bool meta
     rejected.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
-  if (!ledger) return store(e, norm, key_out, nullptr);
-  // The event's ledger row, written in its own write batch.
+  // The ledger counts the stored event itself until it leaves the buffer (then its row).
+  s = store(e, norm, key_out);
+  if (!s.ok() || !budgets) return s;
   const double cost = norm.cost_usd ? *norm.cost_usd : e.cost_usd.value_or(0.0);
   const std::int64_t nanos = ledger::to_nanos(cost);
   const std::int64_t hour = hour_of(norm.timestamp_ms);
-  ledger::Totals t{};
-  t[ledger::kEvents] = 1;
-  t[ledger::kCostNanos] = nanos;
-  t[ledger::kInputTokens] = e.input_tokens.value_or(0);
-  t[ledger::kOutputTokens] = e.output_tokens.value_or(0);
-  t[ledger::kCachedInputTokens] = e.cached_input_tokens.value_or(0);
-  t[ledger::kCacheWriteInputTokens] = e.cache_write_input_tokens.value_or(0);
-  t[ledger::kReasoningTokens] = e.reasoning_tokens.value_or(0);
-  t[ledger::kUnpriced] = norm.cost_source && std::string_view(norm.cost_source) == "unpriced";
-  detail::LedgerDelta delta;
-  delta.key = ledger::encode_key(
-      hour, "",
-      {e.agent_id, e.provider, e.model.value_or(""), e.operation, e.task_id.value_or(""),
-       e.workflow_id.value_or("")});
-  delta.value = ledger::encode_value(t);
-  s = store(e, norm, key_out, &delta);
-  if (!s.ok() || !budgets) return s;
   std::vector<BudgetAlert> alerts;
   if (reservation) {
     budgets->settle(*reservation, scope_of(e), hour, nanos, now_ms(), &alerts);
@@ -615,6 +596,7 @@ Result<Client> Client::open(const Options& options) {
   bo.log = options.log;
   impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
   impl->ledger = options.ledger || !options.budgets.empty() || options.sync_server_budgets;
+  bo.ledger = impl->ledger;
   if (!options.budgets.empty() || options.sync_server_budgets) {
     impl->budgets = std::make_unique<budget::Engine>(options.budgets);
     bo.ledger_adopted = [raw = impl.get()](std::string_view key, std::string_view value) {
@@ -785,6 +767,9 @@ Result<SpendReport> Client::spend(const SpendQuery& query) const {
   ledger::Query q;
   if (query.since_ms != INT64_MIN) q.since_hour = hour_of(query.since_ms);
   if (query.until_ms != INT64_MAX) q.until_hour = hour_of(query.until_ms + 3599999);
+  // Nothing older than the retention, even an event still waiting to be delivered.
+  q.since_hour =
+      std::max<std::int64_t>(q.since_hour, hour_of(now_ms()) - 24LL * impl_->options.ledger_retention_days);
   std::string names;
   for (const auto& b : query.by) names += (names.empty() ? "" : ",") + b;
   Status s = ledger::parse_dimensions(names, &q.by);

@@ -113,7 +113,8 @@ struct Options {
   bool require_price = false;
   // --- Budgets (README.md, "Budgets") ----------------------------------------------------
   // Checked by Client::reserve before a call, counted by track(). Their spend is kept in the
-  // buffer folder's ledger, written in each event's write batch, and survives restarts.
+  // buffer folder's ledger (an event's row is added when the event leaves the folder; until
+  // then the event itself counts) and survives restarts.
   std::vector<Budget> budgets;
   // A reservation neither settled nor released within this is dropped.
   int reservation_ttl_ms = 600000;

@@ -146,6 +146,7 @@ void Sender::pause(const std::string& kind, const std::string& message, Status w
     stats_.last_error = message;
     if (!why.ok()) blocked_ = std::move(why);
   }
+  buffer_->note_error(message);  // written when it changes
   if (kind == pause_kind_) return;
   pause_kind_ = kind;
   if (config_.log) config_.log(LogLevel::kError, message + "; retrying with backoff");
@@ -161,6 +162,7 @@ void Sender::fail(LogLevel level, const std::string& message) {
     std::lock_guard<std::mutex> g(stats_mu_);
     stats_.last_error = message;
   }
+  buffer_->note_error(message);
   if (config_.log) config_.log(level, message);
 }
 

@@ -28,6 +28,8 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
   std::vector<std::string> refused;
   std::vector<std::string> others = list_buffer_folders(options.root, &refused);
   b->log_refused(refused);
+  // An adoption cut short is finished by whoever takes its folder over (see adopt_all).
+  std::stable_partition(others.begin(), others.end(), was_adopting);
   // A restarted process takes its predecessor's folder over whole rather than copying it.
   bool taken = false;
   for (auto it = others.begin(); it != others.end() && !taken; ++it) {
@@ -58,12 +60,10 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
     b->close().ok();
     return Status::storage("cannot write to " + b->folder_ + ": " + st.ToString());
   }
-  for (const auto& folder : others) {
-    s = b->adopt(folder);
-    if (!s.ok()) {
-      b->close().ok();
-      return s;
-    }
+  s = b->adopt_all(std::move(others));
+  if (!s.ok()) {
+    b->close().ok();
+    return s;
   }
   if (options.durability == Durability::kBuffered) {
     b->stage_thread_ = std::thread([raw = b.get()] { raw->stage_loop(); });

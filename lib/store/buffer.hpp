@@ -6,10 +6,15 @@
 // - column family "dead": dead letters. Key: the event's sequence number. Value: a 4-byte
 //   little-endian length of the event, the event, then the reason text.
 // - column family "meta": "format_version" -> decimal text; "counters" -> the counters a
-//   clean close left (see Buffer::close), so that the next open need not count the events.
-// - column family "ledger": the spend ledger's rollups (ledger/rows.hpp), written in the
-//   same batch as the event they count. A folder that holds ledger rows stays after a clean
-//   close, for the next process to take over with its spend.
+//   clean close left (see Buffer::close), so that the next open need not count the events;
+//   "last_delivery", "last_error" (see note_error); "adopted <folder>" -> the last queue key
+//   copied from a folder being adopted.
+// - column family "ledger" (with BufferOptions::ledger): the spend ledger's rollups
+//   (ledger/rows.hpp) of the events that left the folder. An event's row is added in the
+//   write that takes it out (delivered, dropped, purged), so that every event tracked is
+//   counted once, in the ledger or as an event still held (ledger/event_row.hpp). A folder
+//   that holds ledger rows stays after a clean close, for the next process to take over with
+//   its spend.
 //
 // Acked events leave with one DeleteRange per batch; readers seek with a lower bound past the
 // deleted prefix, so tombstones are never walked; a manual compaction of the deleted prefix
@@ -50,12 +55,6 @@ struct StoredEvent {
   std::string json;
 };
 
-// A ledger row to add to, in the event's own write batch (empty key: none).
-struct LedgerDelta {
-  std::string key;
-  std::string value;
-};
-
 struct BufferOptions {
   std::string root;  // resolved, not empty
   Durability durability = Durability::kProcess;
@@ -67,8 +66,10 @@ struct BufferOptions {
   // Tests only: called at named points ("requeue:chunk_moved", "adopt:dead_chunk",
   // "adopt:chunk_copied") so that a test can force an interleaving or a crash.
   std::function<void(const char* point)> test_point;
-  // Called for each ledger row copied in from an adopted folder, once it is written, with
-  // what it adds (ledger/rows.hpp's value format).
+  // Keep a spend ledger (see the layout above).
+  bool ledger = false;
+  // Called for what an adoption brings in, once it is written: each ledger row copied, and
+  // the row of each event moved in (ledger/rows.hpp's formats).
   std::function<void(std::string_view key, std::string_view value)> ledger_adopted;
 };
 
@@ -82,8 +83,7 @@ class Buffer {
 
   // Stores one encoded event as the options' durability says. kFull when the cap is reached
   // under FullPolicy::kReject.
-  // With `ledger`, its row is merged in the same write batch as the event.
-  Status append(std::string_view event_json, const LedgerDelta* ledger = nullptr);
+  Status append(std::string_view event_json);
 
   // Deletes the ledger rows of the hours before `hour` (hours since the Unix epoch).
   Status prune_ledger(std::int64_t hour);
@@ -92,9 +92,10 @@ class Buffer {
   // only, claims nothing.
   Status scan_pending(const std::function<void(std::string_view event_json)>& event);
 
-  // Calls `row` for every ledger row of this folder (its own and those adopted), in key order,
-  // then `then`, with no adoption under way: an adoption's rows go either to `row` or, after
-  // `then`, to BufferOptions::ledger_adopted.
+  // Calls `row` for every ledger row of this folder (its own and those adopted), then for the
+  // row of every event it holds (queued or dead), all from one snapshot, then `then`, with no
+  // adoption under way: what an adoption brings goes either to `row` or, after `then`, to
+  // BufferOptions::ledger_adopted. Rows are not summed: one key may come more than once.
   Status read_ledger(const std::function<void(std::string_view key, std::string_view value)>& row,
                      const std::function<void()>& then);
 
@@ -111,6 +112,10 @@ class Buffer {
   // (a read, or part of one), deleted with one range tombstone; otherwise key by key. When it
   // fails, nothing is deleted and the events stay claimed.
   Status remove(const std::vector<StoredEvent>& events, bool whole);
+  // Records the sender's last error in the folder (meta "last_error": Unix ms, a space, the
+  // message) for readers from outside the process; the next delivery clears it, and records
+  // its time (meta "last_delivery").
+  void note_error(const std::string& message);
   // Moves an event to the dead letters with a reason, in one write. When it fails the event
   // stays queued and claimed.
   Status bury(const StoredEvent& event, const std::string& reason);
@@ -155,6 +160,10 @@ class Buffer {
   Status open_db(const std::string& folder, bool create, rocksdb::DB** db,
                  std::vector<rocksdb::ColumnFamilyHandle*>* handles);
   Status adopt(const std::string& folder);
+  // Adopts each folder, those whose own adoption a kill cut short first (their "adopting"
+  // file): what they copied is then known here (their "adopted" marks) before the folder
+  // they copied from is read. This folder holds an "adopting" file while it adopts.
+  Status adopt_all(std::vector<std::string> folders);
   // Makes `folder` (of a dead process) this buffer's own. False, with nothing changed, when
   // it cannot be locked, holds no database, or cannot be opened as one of this version; the
   // adoption pass then deals with it.
@@ -167,12 +176,10 @@ class Buffer {
   struct StagedEvent {
     std::uint64_t seq = 0;
     std::string json;
-    LedgerDelta ledger;
   };
   Status write_events(std::vector<StagedEvent>* batch);
   // Durability::kSystem: append through the group commit below.
-  Status append_synced(std::string_view event_json, const LedgerDelta* ledger,
-                       std::uint64_t size);
+  Status append_synced(std::string_view event_json, std::uint64_t size);
   // Copies the ledger rows of an adopted database in, under its folder's name.
   Status adopt_ledger(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
                       const std::string& folder);
@@ -207,6 +214,8 @@ class Buffer {
   rocksdb::ColumnFamilyHandle* dead_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* ledger_cf_ = nullptr;
+  bool error_noted_ = false;  // under queue_mu_
+  std::string noted_error_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
 
   std::atomic<std::uint64_t> next_seq_{1};
@@ -259,7 +268,6 @@ class Buffer {
   struct SyncRequest {
     std::uint64_t seq = 0;
     std::string_view json;
-    const LedgerDelta* ledger = nullptr;
     bool done = false;
     bool ok = false;
     std::string error;

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <cstring>
 
 #include "event/codec.hpp"
+#include "ledger/event_row.hpp"
 #include "store/buffer_internal.hpp"
 #include "store/fork_safety.hpp"
 
@@ -170,15 +172,40 @@ Status Buffer::adopt(const std::string& folder) {
       return Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
     }
   }
+  // What it had copied of folders still to be adopted (its adoption was cut short): known
+  // here before those folders are read.
+  {
+    rocksdb::WriteBatch marks;
+    std::unique_ptr<rocksdb::Iterator> it(other->NewIterator(rocksdb::ReadOptions(), h[2]));
+    for (it->Seek("adopted "); it->Valid() && it->key().starts_with("adopted "); it->Next()) {
+      marks.Put(meta_cf_, it->key(), it->value());
+    }
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    st = marks.Count() ? db_->Write(sync, &marks) : rocksdb::Status::OK();
+    if (!st.ok()) {
+      cleanup();
+      return Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
+    }
+  }
   s = adopt_ledger(other, h[3], folder);
   // Move queue then dead letters in chunks. Each chunk is synced here before it is deleted
-  // there: a crash in between leaves a copy in both, which the server's dedupe absorbs.
+  // there. A crash in between leaves a copy in both: the last queue key copied is noted here
+  // in the chunk's own write, so that the adoption that runs again skips what was copied, and
+  // a dead letter already held is known by its identity (dead_ids_).
+  const std::string copied_mark = "adopted " + folder.substr(folder.rfind('/') + 1);
   std::uint64_t moved = 0;
   for (int which = 0; which < 2 && s.ok(); ++which) {
     rocksdb::ColumnFamilyHandle* src = which == 0 ? h[0] : h[1];
     rocksdb::ColumnFamilyHandle* dst = which == 0 ? queue_cf_ : dead_cf_;
     std::unique_ptr<rocksdb::Iterator> it(other->NewIterator(rocksdb::ReadOptions(), src));
-    it->SeekToFirst();
+    std::string copied_upto;
+    if (which == 0 && db_->Get(rocksdb::ReadOptions(), meta_cf_, copied_mark, &copied_upto).ok()) {
+      it->Seek(copied_upto);
+      if (it->Valid() && it->key() == rocksdb::Slice(copied_upto)) it->Next();
+    } else {
+      it->SeekToFirst();
+    }
     while (it->Valid()) {
       std::vector<std::string> values;
       std::string first_key = it->key().ToString(), last_key;
@@ -217,6 +244,7 @@ Status Buffer::adopt(const std::string& folder) {
         batch.Put(dst, SeqKey(first + i).slice(), values[i]);
         bytes += values[i].size() + kKeyOverhead;
       }
+      if (which == 0) batch.Put(meta_cf_, copied_mark, last_key);
       // Counted before they are readable (the sender may deliver them at once).
       (which == 0 ? pending_ : dead_count_) += n;
       (which == 0 ? pending_bytes_ : dead_bytes_) += bytes;
@@ -238,6 +266,21 @@ Status Buffer::adopt(const std::string& folder) {
         uncount(which == 0 ? pending_bytes_ : dead_bytes_, bytes, "adopted bytes");
       } else {
         moved += which == 0 ? n : 0;
+        if (options_.ledger && options_.ledger_adopted) {
+          // What these events add to this folder's spend (read_ledger counts them from now).
+          std::string key, event, reason;
+          ledger::Totals t{};
+          for (const auto& v : values) {
+            std::string_view json = v;
+            if (which == 1) {
+              if (!decode_dead(v, &event, &reason)) continue;
+              json = event;
+            }
+            if (ledger::row_of_event(json, &key, &t)) {
+              options_.ledger_adopted(key, ledger::encode_value(t));
+            }
+          }
+        }
         test_point("adopt:chunk_copied");
         // A failure here (or a crash) leaves the events in both folders; the copy here
         // counts. A queued event then goes twice (the server's deduplication absorbs it); a
@@ -257,6 +300,8 @@ Status Buffer::adopt(const std::string& folder) {
   if (!s.ok()) return s;
   adopted_ += moved;
   discard_folder(folder);
+  // Gone with its folder (a crash before this leaves a mark for a folder that is no more).
+  (void)db_->Delete(rocksdb::WriteOptions(), meta_cf_, copied_mark);
   if (moved) {
     log(LogLevel::kInfo, "adopted " + std::to_string(moved) + " events from " + folder);
   }
@@ -270,11 +315,32 @@ Status Buffer::adopt_dead_folders() {
   std::vector<std::string> refused;
   std::vector<std::string> folders = list_buffer_folders(options_.root, &refused);
   log_refused(refused);
+  folders.erase(std::remove(folders.begin(), folders.end(), folder_), folders.end());
+  return adopt_all(std::move(folders));
+}
+
+Status Buffer::adopt_all(std::vector<std::string> folders) {
+  const std::string mark = folder_ + "/adopting";
+  if (folders.empty()) {
+    ::unlink(mark.c_str());  // that of a predecessor taken over, with nothing left to adopt
+    return Status();
+  }
+  std::stable_partition(folders.begin(), folders.end(), was_adopting);
+  // Durable before the first chunk is copied: a process killed during an adoption leaves a
+  // folder that the next one finds first.
+  int fd = ::open(mark.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::storage("cannot create " + mark + ": " + std::strerror(errno));
+  ::close(fd);
+  fd = ::open(folder_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)::fsync(fd);
+    ::close(fd);
+  }
   for (const auto& folder : folders) {
-    if (folder == folder_) continue;
     Status s = adopt(folder);
     if (!s.ok()) return s;
   }
+  ::unlink(mark.c_str());
   return Status();
 }
 

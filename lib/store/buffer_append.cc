@@ -15,7 +15,7 @@
 
 namespace agentburn::detail {
 
-Status Buffer::append(std::string_view event_json, const LedgerDelta* ledger) {
+Status Buffer::append(std::string_view event_json) {
   ForkSection section;
   if (closed_) return Status::closed("the client is closed");
   const std::uint64_t size = event_json.size() + kKeyOverhead;
@@ -44,14 +44,14 @@ Status Buffer::append(std::string_view event_json, const LedgerDelta* ledger) {
                              "they can be written");
     }
     std::uint64_t seq = next_seq_.fetch_add(1);
-    stage_.push_back(StagedEvent{seq, std::string(event_json), ledger ? *ledger : LedgerDelta()});
+    stage_.push_back(StagedEvent{seq, std::string(event_json)});
     stage_bytes_ += size;
     pending_.fetch_add(1, std::memory_order_relaxed);
     pending_bytes_.fetch_add(size, std::memory_order_relaxed);
     if (stage_.size() == 1 || stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
     return Status();
   }
-  if (options_.durability == Durability::kSystem) return append_synced(event_json, ledger, size);
+  if (options_.durability == Durability::kSystem) return append_synced(event_json, size);
   // Counted before the event becomes readable: the sender may deliver and uncount it as soon
   // as it is, and the counters must never go below zero on the way.
   pending_.fetch_add(1, std::memory_order_relaxed);
@@ -64,11 +64,7 @@ Status Buffer::append(std::string_view event_json, const LedgerDelta* ledger) {
   }
   auto put = [&] {
     rocksdb::Slice value(event_json.data(), event_json.size());
-    if (!ledger) return db_->Put(write_options(options_.durability), queue_cf_, SeqKey(seq).slice(), value);
-    rocksdb::WriteBatch wb;
-    wb.Put(queue_cf_, SeqKey(seq).slice(), value);
-    wb.Merge(ledger_cf_, ledger->key, ledger->value);
-    return db_->Write(write_options(options_.durability), &wb);
+    return db_->Put(write_options(options_.durability), queue_cf_, SeqKey(seq).slice(), value);
   };
   auto st = put();
   if (!st.ok() && recover(st)) st = put();
@@ -87,8 +83,7 @@ Status Buffer::append(std::string_view event_json, const LedgerDelta* ledger) {
   return Status();
 }
 
-Status Buffer::append_synced(std::string_view event_json, const LedgerDelta* ledger,
-                             std::uint64_t size) {
+Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
   // Group commit: the first thread to find no write under way writes, in one synced batch,
   // every event queued so far; the others wait for it, queueing more meanwhile. An fsync then
   // carries as many events as threads were waiting for the previous one, and only one thread
@@ -96,7 +91,6 @@ Status Buffer::append_synced(std::string_view event_json, const LedgerDelta* led
   // yielded its way to a third of this).
   SyncRequest req;
   req.json = event_json;
-  req.ledger = ledger;
   pending_.fetch_add(1, std::memory_order_relaxed);  // before it is readable, as in append()
   pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   std::unique_lock<std::mutex> g(sync_mu_);
@@ -130,7 +124,6 @@ Status Buffer::append_synced(std::string_view event_json, const LedgerDelta* led
     rocksdb::WriteBatch wb;
     for (auto* r : group) {
       wb.Put(queue_cf_, SeqKey(r->seq).slice(), rocksdb::Slice(r->json.data(), r->json.size()));
-      if (r->ledger) wb.Merge(ledger_cf_, r->ledger->key, r->ledger->value);
     }
     rocksdb::WriteOptions w = write_options(Durability::kSystem);
     auto st = db_->Write(w, &wb);
@@ -166,10 +159,7 @@ Status Buffer::append_synced(std::string_view event_json, const LedgerDelta* led
 
 Status Buffer::write_events(std::vector<StagedEvent>* batch) {
   rocksdb::WriteBatch wb;
-  for (const auto& e : *batch) {
-    wb.Put(queue_cf_, SeqKey(e.seq).slice(), e.json);
-    if (!e.ledger.key.empty()) wb.Merge(ledger_cf_, e.ledger.key, e.ledger.value);
-  }
+  for (const auto& e : *batch) wb.Put(queue_cf_, SeqKey(e.seq).slice(), e.json);
   auto st = db_->Write(write_options(options_.durability), &wb);
   if (!st.ok() && recover(st)) st = db_->Write(write_options(options_.durability), &wb);
   if (!st.ok()) return Status::storage("cannot write staged events: " + st.ToString());
@@ -281,10 +271,13 @@ Status Buffer::make_room(std::uint64_t need) {
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, queue_cf_));
   rocksdb::WriteBatch wb;
+  LedgerFold fold;  // dropped, but tracked: their spend stays
   for (it->Seek(lower_slice); it->Valid() && freed < to_free; it->Next(), ++n) {
     wb.Delete(queue_cf_, it->key());
+    if (options_.ledger) fold.add(std::string_view(it->value().data(), it->value().size()));
     freed += it->value().size() + kKeyOverhead;
   }
+  fold.write(&wb, ledger_cf_);
   if (freed < to_free) {
     return Status::full("the buffer is full and the oldest events are being delivered; "
                         "the event was not stored");

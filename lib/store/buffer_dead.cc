@@ -146,17 +146,21 @@ Status Buffer::purge_dead_letters() {
   // What the range delete removes, read first from the same state: the write below happens
   // before any other change to the dead letters can (they all hold queue_mu_).
   std::uint64_t n = 0, bytes = 0;
+  LedgerFold fold;  // purged, but tracked: their spend stays
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     ++n;
     bytes += it->value().size() + kKeyOverhead;
+    if (options_.ledger) fold.add_dead(it->value());
   }
   if (!it->status().ok()) {
     return Status::storage("cannot read the dead letters: " + it->status().ToString());
   }
   it.reset();
-  auto st = db_->DeleteRange(rocksdb::WriteOptions(), dead_cf_, SeqKey(0).slice(),
-                             SeqKey(~std::uint64_t{0}).slice());
+  rocksdb::WriteBatch wb;
+  wb.DeleteRange(dead_cf_, SeqKey(0).slice(), SeqKey(~std::uint64_t{0}).slice());
+  fold.write(&wb, ledger_cf_);
+  auto st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot purge dead letters: " + st.ToString());
   uncount(dead_count_, n, "dead_letters");
   uncount(dead_bytes_, bytes, "dead_bytes");

@@ -6,11 +6,13 @@
 #include <rocksdb/options.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "agentburn/options.hpp"
+#include "ledger/rows.hpp"
 
 namespace agentburn::detail {
 
@@ -40,6 +42,18 @@ bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reaso
 // twice and refused twice is kept once.
 using DeadId = std::pair<std::uint64_t, std::uint64_t>;
 DeadId dead_id(std::string_view event_json);
+
+// The ledger rows of events leaving a folder, summed per row, to add in the write that takes
+// them out (see buffer.hpp's layout).
+class LedgerFold {
+ public:
+  void add(std::string_view event_json);
+  void add_dead(const rocksdb::Slice& dead_letter);
+  void write(rocksdb::WriteBatch* wb, rocksdb::ColumnFamilyHandle* cf) const;
+
+ private:
+  std::map<std::string, ledger::Totals> rows_;
+};
 
 rocksdb::Options db_options(bool create, rocksdb::Env* env, const LogCallback& log);
 rocksdb::WriteOptions write_options(Durability d);

@@ -2,6 +2,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "ledger/event_row.hpp"
 #include "ledger/rows.hpp"
 #include "store/buffer.hpp"
 #include "store/buffer_internal.hpp"
@@ -9,20 +10,60 @@
 
 namespace agentburn::detail {
 
+void LedgerFold::add(std::string_view event_json) {
+  std::string key;
+  ledger::Totals t{};
+  if (!ledger::row_of_event(event_json, &key, &t)) return;
+  auto [it, fresh] = rows_.try_emplace(std::move(key), t);
+  if (fresh) return;
+  for (int i = 0; i < ledger::kFields; ++i) it->second[i] += t[i];
+}
+
+void LedgerFold::add_dead(const rocksdb::Slice& dead_letter) {
+  std::string event, reason;
+  if (decode_dead(dead_letter, &event, &reason)) add(event);
+}
+
+void LedgerFold::write(rocksdb::WriteBatch* wb, rocksdb::ColumnFamilyHandle* cf) const {
+  for (const auto& [key, totals] : rows_) wb->Merge(cf, key, ledger::encode_value(totals));
+}
+
 Status Buffer::read_ledger(
     const std::function<void(std::string_view key, std::string_view value)>& row,
     const std::function<void()>& then) {
   std::lock_guard<std::mutex> one_pass(adopt_mu_);
   ForkSection section;
   if (closed_ || !db_) return Status::closed("the client is closed");
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), ledger_cf_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    row(std::string_view(it->key().data(), it->key().size()),
-        std::string_view(it->value().data(), it->value().size()));
-  }
-  if (!it->status().ok()) {
-    return Status::storage("cannot read the spend ledger in " + folder_ + ": " +
-                           it->status().ToString());
+  // One snapshot for the three: an event the sender takes out meanwhile is counted once, as
+  // an event or in the ledger.
+  struct Snapshot {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Snapshot() { db->ReleaseSnapshot(s); }
+  } snap{db_, db_->GetSnapshot()};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap.s;
+  for (auto* cf : {ledger_cf_, queue_cf_, dead_cf_}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
+    std::string key, event, reason;
+    ledger::Totals t{};
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (cf == ledger_cf_) {
+        row(std::string_view(it->key().data(), it->key().size()),
+            std::string_view(it->value().data(), it->value().size()));
+        continue;
+      }
+      std::string_view json(it->value().data(), it->value().size());
+      if (cf == dead_cf_) {
+        if (!decode_dead(it->value(), &event, &reason)) continue;
+        json = event;
+      }
+      if (ledger::row_of_event(json, &key, &t)) row(key, ledger::encode_value(t));
+    }
+    if (!it->status().ok()) {
+      return Status::storage("cannot read the spend ledger in " + folder_ + ": " +
+                             it->status().ToString());
+    }
   }
   then();
   return Status();

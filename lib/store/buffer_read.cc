@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "event/codec.hpp"
 #include "store/buffer_internal.hpp"
 #include "store/fork_safety.hpp"
 
@@ -135,6 +136,14 @@ Status Buffer::remove(const std::vector<StoredEvent>& events, bool whole) {
     // these keys and no other.
     for (const auto& e : events) wb.Delete(queue_cf_, SeqKey(e.seq).slice());
   }
+  if (options_.ledger) {
+    LedgerFold fold;
+    for (const auto& e : events) fold.add(e.json);
+    fold.write(&wb, ledger_cf_);
+  }
+  // For `agentburn status`, which reads folders from outside the process.
+  wb.Put(meta_cf_, "last_delivery", std::to_string(now_unix_ms()));
+  if (error_noted_) wb.Delete(meta_cf_, "last_error");
   auto st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok() && recover(st)) st = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!st.ok()) return Status::storage("cannot delete delivered events: " + st.ToString());
@@ -143,6 +152,7 @@ Status Buffer::remove(const std::vector<StoredEvent>& events, bool whole) {
   } else {
     for (const auto& e : events) unclaim(e.seq, e.seq);
   }
+  error_noted_ = false;
   uncount(pending_, events.size(), "pending");
   uncount(pending_bytes_, bytes, "pending_bytes");
   removed_since_compaction_ += events.size();
@@ -203,6 +213,18 @@ void Buffer::wake() {
     woken_ = true;
   }
   data_cv_.notify_all();
+}
+
+void Buffer::note_error(const std::string& message) {
+  ForkSection section;
+  std::lock_guard<std::mutex> g(queue_mu_);
+  if (closed_ || !db_ || (error_noted_ && message == noted_error_)) return;
+  // Best effort: the error may be this very disk's.
+  auto st = db_->Put(rocksdb::WriteOptions(), meta_cf_, "last_error",
+                     std::to_string(now_unix_ms()) + " " + message);
+  if (!st.ok()) return;
+  error_noted_ = true;
+  noted_error_ = message;
 }
 
 }  // namespace agentburn::detail

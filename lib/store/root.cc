@@ -268,4 +268,8 @@ void remove_tree(const std::string& path) {
   std::filesystem::remove_all(path, ec);
 }
 
+bool was_adopting(const std::string& folder) {
+  return access((folder + "/adopting").c_str(), F_OK) == 0;
+}
+
 }  // namespace agentburn::detail

@@ -68,6 +68,10 @@ void remove_stale_staging(const std::string& root);
 // Removes a buffer folder, atomically as far as other processes can see.
 void discard_folder(const std::string& path);
 
+// Whether the process of `folder` was adopting other folders when it stopped (the "adopting"
+// file Buffer::adopt_all keeps while it adopts).
+bool was_adopting(const std::string& folder);
+
 // rm -rf.
 void remove_tree(const std::string& path);
 

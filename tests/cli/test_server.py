@@ -32,6 +32,9 @@ def test_sync_delivers_a_killed_process_folder_through_faults(cli, root, child, 
     assert len(agent_events(srv, agent)) == 31
     st = json.loads(cli("status", "--root", root, "--json").stdout)
     assert st["total"]["pending"] == 0
+    # The folder says when it last delivered, and the 503s are behind it.
+    assert [f["lastDeliveryAt"] is not None for f in st["folders"]] == [True]
+    assert [f["lastError"] for f in st["folders"]] == [None]
 
     # The ledger came along and stays after delivery: the same totals as the server's.
     after = json.loads(cli("report", "--root", root, "--json").stdout)["total"]
@@ -229,7 +232,14 @@ def test_sync_with_a_key_the_server_refuses_stops_and_keeps_everything(cli, root
     assert "refused the API key" in r.stderr and "2 left on disk" in r.stdout
     r = cli("sync", "--root", root, "--endpoint", srv.url)
     assert r.returncode == 1 and "no API key was given" in r.stderr
-    assert json.loads(cli("status", "--root", root, "--json").stdout)["total"]["pending"] == 2
+    st = json.loads(cli("status", "--root", root, "--json").stdout)
+    assert st["total"]["pending"] == 2
+    # Why it is stuck, read from the folder after the syncing process is gone.
+    [folder] = st["folders"]
+    assert folder["lastDeliveryAt"] is None
+    assert "401" in folder["lastError"] and folder["lastErrorAt"].endswith("Z"), folder
+    table = cli("status", "--root", root).stdout
+    assert "last error" in table and "401" in table, table
 
 
 def test_budgets_from_the_servers_alerts(cli, root, child, start_server):

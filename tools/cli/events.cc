@@ -169,18 +169,25 @@ Status change_folder(const Folder& folder, const DeadOptions& o, std::size_t* ch
   auto* dead = db->cf("dead");
   auto* queue = db->cf("default");
   auto* meta = db->cf("meta");
+  auto* ledger_cf = db->cf("ledger");
   if (!dead || !queue || !meta) return Status();
   rocksdb::WriteBatch wb;
+  detail::LedgerFold fold;  // purged letters keep their spend in the ledger
   std::uint64_t seq = next_seq(*db);
   s = read_items(*db, true, [&](StoredItem&& item) {
     if (!o.agent.empty() && agent_of(item.event) != o.agent) return true;
     detail::SeqKey key(item.seq);
     wb.Delete(dead, key.slice());
-    if (o.action == "requeue") wb.Put(queue, detail::SeqKey(seq++).slice(), item.event);
+    if (o.action == "requeue") {
+      wb.Put(queue, detail::SeqKey(seq++).slice(), item.event);
+    } else {
+      fold.add(item.event);
+    }
     ++*changed;
     return true;
   });
   if (!s.ok() || *changed == 0) return s;
+  if (ledger_cf) fold.write(&wb, ledger_cf);
   wb.Delete(meta, "counters");
   rocksdb::WriteOptions sync;
   sync.sync = true;

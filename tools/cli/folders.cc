@@ -17,6 +17,7 @@
 
 #include "common.hpp"
 #include "event/codec.hpp"
+#include "ledger/event_row.hpp"
 #include "store/buffer_internal.hpp"
 
 namespace agentburn::cli {
@@ -196,6 +197,15 @@ Status summarize(const FolderDb& f, QueueSummary* out) {
     if (f.db()->Get(rocksdb::ReadOptions(), meta, "format_version", &version).ok()) {
       q.format_version = std::atoi(version.c_str());
     }
+    std::string text;
+    if (f.db()->Get(rocksdb::ReadOptions(), meta, "last_delivery", &text).ok()) {
+      q.last_delivery_ms = std::atoll(text.c_str());
+    }
+    if (f.db()->Get(rocksdb::ReadOptions(), meta, "last_error", &text).ok()) {
+      std::size_t space = text.find(' ');
+      q.last_error_ms = std::atoll(text.c_str());
+      q.last_error = space == std::string::npos ? text : text.substr(space + 1);
+    }
   }
   *out = q;
   return Status();
@@ -203,16 +213,30 @@ Status summarize(const FolderDb& f, QueueSummary* out) {
 
 Status read_ledger(const FolderDb& f, const std::function<void(const ledger::Row&)>& row,
                    std::uint64_t* bad) {
-  return scan(f, "ledger", [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+  auto decoded = [&](std::string_view key, std::string_view value) {
     ledger::Row r;
-    if (ledger::decode_key(std::string_view(k.data(), k.size()), &r) &&
-        ledger::decode_value(std::string_view(v.data(), v.size()), &r.totals)) {
+    if (ledger::decode_key(key, &r) && ledger::decode_value(value, &r.totals)) {
       row(r);
     } else if (bad) {
       ++*bad;
     }
+  };
+  // The rows of the events that left, then the events still held (counted in the ledger only
+  // once they leave: see ledger/event_row.hpp).
+  Status s = scan(f, "ledger", [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    decoded(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()));
     return true;
   });
+  for (bool dead : {false, true}) {
+    if (!s.ok()) break;
+    s = read_items(f, dead, [&](StoredItem&& item) {
+      std::string key;
+      ledger::Totals t{};
+      if (ledger::row_of_event(item.event, &key, &t)) decoded(key, ledger::encode_value(t));
+      return true;
+    });
+  }
+  return s;
 }
 
 Status read_items(const FolderDb& f, bool dead, const std::function<bool(StoredItem&&)>& each) {

@@ -73,6 +73,9 @@ struct QueueSummary {
   std::uint64_t pending = 0, pending_bytes = 0, dead = 0, dead_bytes = 0;
   std::optional<std::int64_t> oldest_ms;  // the oldest pending event's timestamp
   int format_version = 0;                 // 0: not recorded
+  std::optional<std::int64_t> last_delivery_ms;  // the last acknowledged batch
+  std::optional<std::int64_t> last_error_ms;     // the sender's last error, since then
+  std::string last_error;
 };
 Status summarize(const FolderDb& db, QueueSummary* out);
 

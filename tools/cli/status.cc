@@ -36,10 +36,17 @@ nlohmann::json to_json(const FolderStatus& f, std::int64_t now_ms) {
                       {"pendingBytes", f.queue.pending_bytes},
                       {"deadLetters", f.queue.dead},
                       {"oldestPendingAgeMs", nullptr},
-                      // Not recorded on disk by the library: known only to the live client.
                       {"lastDeliveryAt", nullptr},
-                      {"lastError", nullptr}};
+                      {"lastError", nullptr},
+                      {"lastErrorAt", nullptr}};
   if (f.queue.oldest_ms) j["oldestPendingAgeMs"] = now_ms - *f.queue.oldest_ms;
+  if (f.queue.last_delivery_ms) {
+    j["lastDeliveryAt"] = detail::format_timestamp_ms(*f.queue.last_delivery_ms);
+  }
+  if (f.queue.last_error_ms) {
+    j["lastError"] = f.queue.last_error;
+    j["lastErrorAt"] = detail::format_timestamp_ms(*f.queue.last_error_ms);
+  }
   if (f.queue.format_version) j["formatVersion"] = f.queue.format_version;
   if (!f.error.empty()) j["error"] = f.error;
   return j;
@@ -112,18 +119,24 @@ int run_status(const StatusOptions& options) {
     if (rows.empty()) {
       std::printf("no buffer folders: nothing is waiting to be sent\n");
     } else {
-      Table t({"folder", "owner", "pending", "bytes", "dead", "oldest", "state"},
-              {false, false, true, true, true, true, false});
+      Table t({"folder", "owner", "pending", "bytes", "dead", "oldest", "delivered", "state"},
+              {false, false, true, true, true, true, true, false});
       for (const auto& f : rows) {
         t.add({f.folder.name, owner_text(f), count(f.queue.pending), bytes(f.queue.pending_bytes),
                count(f.queue.dead), f.queue.oldest_ms ? age(now - *f.queue.oldest_ms) : "-",
+               f.queue.last_delivery_ms ? age(now - *f.queue.last_delivery_ms) + " ago" : "never",
                f.error.empty() ? f.state : f.state + ": " + f.error});
       }
       t.add_footer(
           {"total: " + std::to_string(rows.size()) + (rows.size() == 1 ? " folder" : " folders"),
            "", count(total.pending), bytes(total.pending_bytes), count(total.dead),
-           total.oldest_ms ? age(now - *total.oldest_ms) : "-", ""});
+           total.oldest_ms ? age(now - *total.oldest_ms) : "-", "", ""});
       t.print(stdout);
+      for (const auto& f : rows) {
+        if (!f.queue.last_error_ms) continue;
+        std::printf("%s: last error %s ago: %s\n", f.folder.name.c_str(),
+                    age(now - *f.queue.last_error_ms).c_str(), f.queue.last_error.c_str());
+      }
     }
     for (const auto& why : refused) std::printf("left alone: %s\n", why.c_str());
     for (const auto& name : set_aside_folders(root)) {
@@ -140,7 +153,7 @@ void add_status(CLI::App& app, Command* run) {
   CLI::App* cmd = add_command(
       app, run, "status",
       "Every buffer folder: owner pid and whether it is alive, pending events and bytes, dead "
-      "letters, the oldest pending event's age",
+      "letters, the oldest pending event's age, when it last delivered, and its last error",
       std::make_shared<StatusOptions>(), run_status);
   set_examples(cmd,
                "  agentburn status\n  agentburn status --json | jq .total\n"

@@ -94,6 +94,7 @@ int run_sync(const SyncOptions& o) {
   options.endpoint = o.endpoint;
   options.api_key = key;
   options.ca_bundle = o.ca_bundle;
+  options.ledger = true;  // what it delivers keeps its spend in the ledger
   std::string last_log;
   options.log = [&last_log](LogLevel level, const std::string& m) {
     if (level >= LogLevel::kWarning) last_log = m;
