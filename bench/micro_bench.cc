@@ -16,6 +16,7 @@
 #include "pricing/catalog.hpp"
 #include "pricing/usage.hpp"
 #include "store/buffer.hpp"
+#include "store/buffer_internal.hpp"
 
 namespace {
 
@@ -67,6 +68,7 @@ agentburn::Client& client(agentburn::Durability d) {
     o.buffer_root = make_temp_dir(tmp_base(), "client-");
     o.durability = d;
     o.close_timeout_ms = 0;
+    o.ledger = false;  // the baseline: BM_TrackProcessLedger keeps it (the default)
     auto r = agentburn::Client::open(o);
     if (!r.ok()) die(r.status().to_string());
     c = std::make_unique<agentburn::Client>(std::move(r.value()));
@@ -258,7 +260,8 @@ void BM_TrackProcessBudgets10(benchmark::State& state) {
 }
 BENCHMARK(BM_TrackProcessBudgets10);
 
-// track() with the ledger on and no budget: the ledger row alone.
+// track() with the ledger on (the default) and no budget. The row is written when the event
+// leaves the folder, by the sender: BM_LedgerFoldEvent is that cost, per event.
 void BM_TrackProcessLedger(benchmark::State& state) {
   static std::unique_ptr<agentburn::Client> c;
   if (!c) {
@@ -276,6 +279,17 @@ void BM_TrackProcessLedger(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_TrackProcessLedger);
+
+// What the sender adds per delivered event with the ledger on: the event's row computed from
+// its stored text and summed into the batch's rows (encoded and written once per row).
+void BM_LedgerFoldEvent(benchmark::State& state) {
+  for (auto _ : state) {
+    detail::LedgerFold fold;
+    fold.add(stored());
+    benchmark::DoNotOptimize(fold);
+  }
+}
+BENCHMARK(BM_LedgerFoldEvent);
 
 // reserve() then track(event, reservation) with the same 10 budgets. Against
 // BM_TrackProcessBudgets10: what the reservation adds to the track it settles.

@@ -597,6 +597,7 @@ Result<Client> Client::open(const Options& options) {
   impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
   impl->ledger = options.ledger || !options.budgets.empty() || options.sync_server_budgets;
   bo.ledger = impl->ledger;
+  bo.ledger_prune_before_hour = hour_of(now_ms()) - 24LL * options.ledger_retention_days;
   if (!options.budgets.empty() || options.sync_server_budgets) {
     impl->budgets = std::make_unique<budget::Engine>(options.budgets);
     bo.ledger_adopted = [raw = impl.get()](std::string_view key, std::string_view value) {
@@ -775,8 +776,8 @@ Result<SpendReport> Client::spend(const SpendQuery& query) const {
   Status s = ledger::parse_dimensions(names, &q.by);
   if (!s.ok()) return s;
   if (!impl_->ledger) {
-    return Status::invalid("spend: this client keeps no spend ledger (set Options::ledger, or "
-                           "define a budget)");
+    return Status::invalid("spend: this client keeps no spend ledger (Options::ledger is off and "
+                           "no budget is defined)");
   }
   ledger::SpendBuilder builder(q);
   {

@@ -513,7 +513,9 @@ TEST_CASE("spend: the ledger answers what was tracked, grouped, after delivery a
   CHECK(r->total.cost_usd == doctest::Approx(1.25));
   // Without the ledger: a clear error.
   testing::TempDir other;
-  auto plain = Client::open(offline(other.path(), {}));
+  Options off = offline(other.path(), {});
+  off.ledger = false;
+  auto plain = Client::open(off);
   REQUIRE(plain.ok());
   CHECK(plain->spend(SpendQuery()).status().message().find("no spend ledger") != std::string::npos);
 }

@@ -5,13 +5,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <rocksdb/db.h>
+
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "ledger/event_row.hpp"
 #include "ledger/rows.hpp"
 #include "store/buffer.hpp"
+#include "store/buffer_internal.hpp"
 #include "support.hpp"
+
+#include <filesystem>
+namespace fs = std::filesystem;
 
 using agentburn::Status;
 using agentburn::detail::Buffer;
@@ -119,7 +126,27 @@ TEST_CASE("delivered, dropped, buried and purged events keep their spend, counte
   s = spend(*b);
   CHECK(s.events == n);
   CHECK(s.nanos == want);
+  const std::string folder = b->folder();
   REQUIRE(b->close().ok());
+  {
+    // 15 events stay queued, so does the folder, which says when it last delivered.
+    // As `agentburn status` opens it.
+    rocksdb::Options o = agentburn::detail::db_options(false, rocksdb::Env::Default(), nullptr);
+    rocksdb::ColumnFamilyOptions with_merge = o;
+    with_merge.merge_operator = ledger::merge_operator();
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+        {rocksdb::kDefaultColumnFamilyName, o}, {"dead", o}, {"meta", o}, {"ledger", with_merge}};
+    std::vector<rocksdb::ColumnFamilyHandle*> h;
+    rocksdb::DB* db = nullptr;
+    auto opened = rocksdb::DB::OpenForReadOnly(o, folder, cfs, &h, &db);
+    REQUIRE_MESSAGE(opened.ok(), opened.ToString());
+    std::string at;
+    auto got = db->Get(rocksdb::ReadOptions(), h[2], "last_delivery", &at);
+    CHECK_MESSAGE(got.ok(), got.ToString());
+    CHECK(std::atoll(at.c_str()) > 1700000000000LL);
+    for (auto* cf : h) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+  }
   // And after a restart.
   auto again = open(opts(root.path()));
   s = spend(*again);
@@ -235,5 +262,60 @@ TEST_CASE("an adopted folder's events and rows are counted once, after a crash b
   CHECK(s.events == 2500);
   CHECK(s.nanos == 2500 * 3000LL);
   CHECK(c->pending() == 1300);  // and the queue holds each undelivered event once
+}
+
+TEST_CASE("a clean close moves the spend to the root ledger and the folder goes; a fold cut short counts once") {
+  testing::TempDir root;
+  for (int round = 0; round < 3; ++round) {
+    auto b = open(opts(root.path()));
+    for (int i = 0; i < 10; ++i) REQUIRE(b->append(event(round * 100 + i, 1000)).ok());
+    std::vector<StoredEvent> batch;
+    REQUIRE(b->read_next(1000, 1 << 20, &batch).ok());
+    REQUIRE(b->remove(batch, true).ok());
+    CHECK(spend(*b).events == 10 * (round + 1));
+    REQUIRE(b->close().ok());
+    CHECK(testing::count_folders(root.path()) == 0);  // nothing but the root ledger stays
+  }
+  CHECK(fs::is_directory(root.path() + "/ledger"));
+  // A process killed after its rows reached the root ledger, before it deleted them: the
+  // next one takes the folder over and counts them once, and folds them again, once.
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    BufferOptions o = opts(root.path());
+    o.test_point = [](const char* point) {
+      if (std::string(point) == "fold:written") _exit(0);
+    };
+    std::unique_ptr<Buffer> b;
+    if (!Buffer::open(o, &b).ok()) _exit(2);
+    for (int i = 0; i < 10; ++i) {
+      if (!b->append(event(900 + i, 1000)).ok()) _exit(3);
+    }
+    std::vector<StoredEvent> batch;
+    if (!b->read_next(1000, 1 << 20, &batch).ok() || !b->remove(batch, true).ok()) _exit(4);
+    (void)b->close();
+    _exit(5);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WEXITSTATUS(status) == 0);
+  CHECK(testing::count_folders(root.path()) == 1);
+  {
+    auto b = open(opts(root.path()));
+    Sum s = spend(*b);
+    CHECK(s.events == 40);
+    CHECK(s.nanos == 40 * 1000000LL);
+    REQUIRE(b->append(event(950, 1000)).ok());  // more spend on the same rows, then folded
+    CHECK(spend(*b).events == 41);
+    std::vector<StoredEvent> batch;
+    REQUIRE(b->read_next(1000, 1 << 20, &batch).ok());
+    REQUIRE(b->remove(batch, true).ok());
+    CHECK(spend(*b).events == 41);
+    REQUIRE(b->close().ok());
+  }
+  CHECK(testing::count_folders(root.path()) == 0);
+  auto b = open(opts(root.path()));
+  CHECK(spend(*b).events == 41);
+  CHECK(spend(*b).nanos == 41 * 1000000LL);
 }
 }

@@ -47,7 +47,9 @@ inline bool wait_until(const std::function<bool()>& cond,
 // Folders directly below `root` (buffer folders of live or dead processes).
 inline int count_folders(const std::string& root) {
   int n = 0;
-  for (const auto& e : std::filesystem::directory_iterator(root)) n += e.is_directory();
+  for (const auto& e : std::filesystem::directory_iterator(root)) {
+    n += e.is_directory() && e.path().filename() != "ledger";  // the root ledger is no folder
+  }
   return n;
 }
 

@@ -72,7 +72,7 @@ export interface AgentBurnOptions {
   budgets?: Budget[] | Budget | string;
   /** A reservation neither settled nor released within this is dropped (600000 ms). */
   reservationTtlMs?: number;
-  /** Keep the spend ledger with no budget defined (false; budgets turn it on). */
+  /** Keep the spend ledger (true; budgets keep it on whatever this says). */
   ledger?: boolean;
   /** Called (on the main thread, from track) when a budget's spend crosses an alertAt threshold. */
   budgetAlert?: ((alert: BudgetWindow & { threshold: number }) => void) | null;

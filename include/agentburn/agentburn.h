@@ -323,11 +323,11 @@ AB_API int ab_options_set_budgets_json(ab_options *opts, const char *json);
 /* A reservation neither settled nor released within this is dropped; 1..604800000 ms,
  * default 600000 (10 minutes). */
 AB_API int ab_options_set_reservation_ttl_ms(ab_options *opts, int ms);
-/* 1: keep the spend ledger with no budget defined, so that budgets defined later count what
- * was tracked before; default 0 (budgets turn it on). */
+/* 0: keep no spend ledger (unless a budget is defined); default 1: the ledger is kept, so
+ * that spend is answerable offline and budgets defined later count what was tracked before. */
 AB_API int ab_options_set_ledger(ab_options *opts, int on);
-/* Ledger rows older than this many days are deleted when a client opens the folder;
- * 1..36500, default 90. */
+/* Spend older than this many days is not reported, and its rows are deleted (when a client
+ * opens or closes); 1..36500, default 90. */
 AB_API int ab_options_set_ledger_retention_days(ab_options *opts, int days);
 /* 1: read the server's budget alerts (GET /api/alerts) every budget_sync_interval_ms and keep
  * each active one as a budget named "server:<name>", scoped to its agentId if it has one.
@@ -385,15 +385,16 @@ AB_API int ab_client_budgets_json(char **out, ab_client *c);
 
 /* ---- The spend ledger --------------------------------------------------------------- */
 
-/* What this client's buffer folder tracked (and took over or adopted), from its spend ledger,
- * offline: it stays after the events are delivered. `json` (`len` bytes, may be NULL with 0):
+/* What was tracked under this client's buffer root, from the spend ledger, offline: by this
+ * client (and the folders it took over or adopted) and by every client that closed cleanly
+ * before it (their rows go to the root's ledger). It stays after the events are delivered. `json` (`len` bytes, may be NULL with 0):
  * {"since": ISO 8601, "until": ISO 8601, "by": ["model", ...]} (all optional; by names:
  * agent, model, provider, operation, day, hour, task, workflow; times count by the hour).
  * Answers (free with ab_free) {"by", "total": {totals}, "groups": [{"key": {"model": ...},
  * totals}]} with totals {"events", "costUsd", "inputTokens", "outputTokens",
  * "cachedInputTokens", "cacheWriteInputTokens", "reasoningTokens", "unpriced"}.
- * AB_EINVALID for a bad query, or a client without the ledger (ab_options_set_ledger, or a
- * budget). */
+ * AB_EINVALID for a bad query, or a client without the ledger (ab_options_set_ledger 0 and
+ * no budget). */
 AB_API int ab_client_spend_json(char **out, ab_client *c, const char *json, size_t len);
 
 /* ---- Delivery ----------------------------------------------------------------------- */

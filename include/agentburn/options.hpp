@@ -129,11 +129,12 @@ struct Options {
   int budget_sync_interval_ms = 30000;
   // The server's budgets block reserve() past their limit (default: they only alert).
   bool enforce_server_budgets = false;
-  // Keep the spend ledger (the per-hour rollups budgets count from) even with no budget
-  // defined, so that a budget defined later counts what was tracked before.
-  bool ledger = false;
-  // Ledger rows older than this many days are deleted when a client opens the folder
-  // (total budgets then count what the ledger still holds). 1..36500.
+  // Keep the spend ledger: per-hour rollups of what was tracked, that stay after delivery
+  // (Client::spend, `agentburn report`) and that budgets count from (budgets keep it on).
+  // At a clean close a folder's rows move to the root's ledger ("<buffer_root>/ledger").
+  bool ledger = true;
+  // Spend older than this many days is not reported, and its rows are deleted when a client
+  // opens or closes (total budgets then count what the ledger still holds). 1..36500.
   int ledger_retention_days = 90;
 
   // How long the Client's destructor waits for delivery before leaving the rest on disk.

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "ledger/rows.hpp"
+#include "store/root_ledger.hpp"
 #include "store/buffer_internal.hpp"
 #include "store/fork_safety.hpp"
 
@@ -153,7 +154,8 @@ Status Buffer::close() {
   // which then counts the events instead.
   const bool queued = holds_any(queue_cf_), dead = holds_any(dead_cf_);
   const bool empty = !queued && !dead;
-  const bool spent = holds_any(ledger_cf_);  // the folder stays for its spend
+  // The folder stays for its spend when its rows cannot go to the root ledger.
+  const bool spent = holds_any(ledger_cf_) && !(options_.ledger && s.ok() && fold_ledger());
   const bool counters_agree = queued == (pending_.load() > 0) && dead == (dead_count_.load() > 0);
   if (!counters_agree) {
     log(LogLevel::kError, "buffer counters were off at close (pending " +

@@ -13,8 +13,8 @@
 //   (ledger/rows.hpp) of the events that left the folder. An event's row is added in the
 //   write that takes it out (delivered, dropped, purged), so that every event tracked is
 //   counted once, in the ledger or as an event still held (ledger/event_row.hpp). A folder
-//   that holds ledger rows stays after a clean close, for the next process to take over with
-//   its spend.
+//   closing cleanly moves its rows to the root ledger (store/root_ledger.hpp); meta "folding"
+//   names its fold identity while it does.
 //
 // Acked events leave with one DeleteRange per batch; readers seek with a lower bound past the
 // deleted prefix, so tombstones are never walked; a manual compaction of the deleted prefix
@@ -66,8 +66,11 @@ struct BufferOptions {
   // Tests only: called at named points ("requeue:chunk_moved", "adopt:dead_chunk",
   // "adopt:chunk_copied") so that a test can force an interleaving or a crash.
   std::function<void(const char* point)> test_point;
-  // Keep a spend ledger (see the layout above).
+  // Keep a spend ledger (see the layout above). At a clean close its rows go to the root
+  // ledger (store/root_ledger.hpp), which also drops the rows of the hours before
+  // `ledger_prune_before_hour` (0: none), and the folder goes as it would without a ledger.
   bool ledger = false;
+  std::int64_t ledger_prune_before_hour = 0;
   // Called for what an adoption brings in, once it is written: each ledger row copied, and
   // the row of each event moved in (ledger/rows.hpp's formats).
   std::function<void(std::string_view key, std::string_view value)> ledger_adopted;
@@ -180,8 +183,13 @@ class Buffer {
   Status write_events(std::vector<StagedEvent>* batch);
   // Durability::kSystem: append through the group commit below.
   Status append_synced(std::string_view event_json, std::uint64_t size);
-  // Copies the ledger rows of an adopted database in, under its folder's name.
+  // Moves this folder's ledger rows to the root ledger (at close, queue_mu_ held); true when
+  // they went.
+  bool fold_ledger();
+  // Copies the ledger rows of an adopted database in, under its folder's name (or the fold
+  // identity its meta names, when a fold of it was cut short).
   Status adopt_ledger(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
+                      rocksdb::ColumnFamilyHandle* meta,
                       const std::string& folder);
   // After a failed write: asks RocksDB to leave its error state; true when it did.
   bool recover(const rocksdb::Status& failed);

@@ -188,7 +188,7 @@ Status Buffer::adopt(const std::string& folder) {
       return Status::storage("cannot adopt buffer folder " + folder + ": " + st.ToString());
     }
   }
-  s = adopt_ledger(other, h[3], folder);
+  s = adopt_ledger(other, h[3], h[2], folder);
   // Move queue then dead letters in chunks. Each chunk is synced here before it is deleted
   // there. A crash in between leaves a copy in both: the last queue key copied is noted here
   // in the chunk's own write, so that the adoption that runs again skips what was copied, and

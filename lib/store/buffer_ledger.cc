@@ -1,14 +1,34 @@
-// The ledger column family: reading it, and copying an adopted folder's rows in.
+// The ledger column family: rows folded in as events leave, read with the root ledger's,
+// moved to the root ledger at close, and copied in from an adopted folder.
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <unordered_set>
+
+#include "event/codec.hpp"
 #include "ledger/event_row.hpp"
 #include "ledger/rows.hpp"
 #include "store/buffer.hpp"
 #include "store/buffer_internal.hpp"
 #include "store/fork_safety.hpp"
+#include "store/root_ledger.hpp"
 
 namespace agentburn::detail {
+
+namespace {
+
+// How long a closing or reading client waits for another process's use of the root ledger.
+constexpr int kRootLedgerWaitMs = 10000;
+
+// The origin this folder's own rows ("" in its keys) have in the root ledger: the identity
+// of a fold under way (meta "folding"), else none yet.
+std::string fold_identity(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta) {
+  std::string id;
+  if (!db->Get(rocksdb::ReadOptions(), meta, "folding", &id).ok()) id.clear();
+  return id;
+}
+
+}  // namespace
 
 void LedgerFold::add(std::string_view event_json) {
   std::string key;
@@ -43,6 +63,27 @@ Status Buffer::read_ledger(
   } snap{db_, db_->GetSnapshot()};
   rocksdb::ReadOptions ro;
   ro.snapshot = snap.s;
+  // The root ledger's rows, less those this folder holds a copy of (the same or newer).
+  const std::string id = fold_identity(db_, meta_cf_);
+  std::unordered_set<std::string> held;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, ledger_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string_view key(it->key().data(), it->key().size());
+      if (!ledger::origin_of(key).empty()) {
+        held.emplace(key);
+      } else if (!id.empty()) {
+        held.insert(ledger::with_origin(key, id));
+      }
+    }
+  }
+  Status s = read_root_ledger(
+      options_.root,
+      [&](std::string_view key, std::string_view value) {
+        if (held.empty() || !held.count(std::string(key))) row(key, value);
+      },
+      env_.get(), kRootLedgerWaitMs);
+  if (!s.ok()) return s;
   for (auto* cf : {ledger_cf_, queue_cf_, dead_cf_}) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
     std::string key, event, reason;
@@ -69,6 +110,38 @@ Status Buffer::read_ledger(
   return Status();
 }
 
+
+bool Buffer::fold_ledger() {
+  std::string id = fold_identity(db_, meta_cf_);
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  if (id.empty()) {
+    id = folder_.substr(folder_.rfind('/') + 1) + "@" + std::to_string(now_unix_ms());
+    if (!db_->Put(sync, meta_cf_, "folding", id).ok()) return false;
+  }
+  LedgerRows rows;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), ledger_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    std::string k = ledger::origin_of(key).empty() ? ledger::with_origin(key, id) : std::string(key);
+    if (!k.empty()) rows.emplace_back(std::move(k), it->value().ToString());
+  }
+  if (!it->status().ok()) return false;
+  it.reset();
+  Status s = fold_into_root_ledger(options_.root, rows, options_.ledger_prune_before_hour,
+                                   env_.get(), kRootLedgerWaitMs);
+  if (!s.ok()) {
+    log(LogLevel::kWarning, s.message() + "; the folder " + folder_ +
+                                " stays with its spend, for the next process to take over");
+    return false;
+  }
+  test_point("fold:written");
+  rocksdb::WriteBatch wb;
+  wb.DeleteRange(ledger_cf_, rocksdb::Slice(), rocksdb::Slice("\xff\xff\xff\xff\xff\xff\xff\xff\xff", 9));
+  wb.Delete(meta_cf_, "folding");
+  return db_->Write(sync, &wb).ok();
+}
+
 Status Buffer::prune_ledger(std::int64_t hour) {
   ForkSection section;
   if (closed_ || !db_) return Status::closed("the client is closed");
@@ -84,11 +157,15 @@ Status Buffer::prune_ledger(std::int64_t hour) {
 }
 
 Status Buffer::adopt_ledger(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
+                            rocksdb::ColumnFamilyHandle* meta,
                             const std::string& folder) {
   // Put, not merged: the rows keep the adopted folder's name as their origin, so an adoption
   // that a crash cut short and that runs again writes the same keys with the same values.
   // Rows that folder had itself adopted keep their own origin.
-  const std::string name = folder.substr(folder.rfind('/') + 1);
+  // Rows a cut-short fold may have written to the root ledger already keep the origin they
+  // have there: the copy here then replaces them when read, and when folded again.
+  std::string name = fold_identity(other, meta);
+  if (name.empty()) name = folder.substr(folder.rfind('/') + 1);
   std::unique_ptr<rocksdb::Iterator> it(other->NewIterator(rocksdb::ReadOptions(), src));
   rocksdb::WriteOptions sync;
   sync.sync = true;

@@ -199,6 +199,7 @@ std::vector<std::string> list_buffer_folders(const std::string& root,
   if (!d) return out;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] == '.' || std::strncmp(e->d_name, "corrupt-", 8) == 0) continue;
+    if (std::strcmp(e->d_name, "ledger") == 0) continue;  // the root ledger (root_ledger.hpp)
     std::string path = root + "/" + e->d_name;
     // lstat: a link to a folder elsewhere is not a folder of this root.
     struct stat st;

@@ -1216,6 +1216,7 @@ void Harness::final_client(const std::string& root) {
     for (const auto& e : fs::directory_iterator(root)) {
       if (!e.is_directory()) continue;
       std::string name = e.path().filename().string();
+      if (name == "ledger") continue;  // the root's spend ledger, no buffer folder
       if (name.rfind("corrupt-", 0) == 0) {
         ++*aside;
       } else if (name.rfind(".new-", 0) == 0 && !fs::exists(e.path() / "agentburn.lock")) {

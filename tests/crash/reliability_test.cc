@@ -93,7 +93,7 @@ std::vector<std::string> buffer_folders(const std::string& root) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(root)) {
     std::string name = e.path().filename().string();
-    if (e.is_directory() && name[0] != '.' && name.rfind("corrupt-", 0) != 0) {
+    if (e.is_directory() && name[0] != '.' && name.rfind("corrupt-", 0) != 0 && name != "ledger") {
       out.push_back(e.path().string());
     }
   }

@@ -13,12 +13,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "event/codec.hpp"
 #include "ledger/event_row.hpp"
 #include "store/buffer_internal.hpp"
+#include "store/root_ledger.hpp"
 
 namespace agentburn::cli {
 
@@ -212,7 +214,7 @@ Status summarize(const FolderDb& f, QueueSummary* out) {
 }
 
 Status read_ledger(const FolderDb& f, const std::function<void(const ledger::Row&)>& row,
-                   std::uint64_t* bad) {
+                   std::uint64_t* bad, std::unordered_set<std::string>* held) {
   auto decoded = [&](std::string_view key, std::string_view value) {
     ledger::Row r;
     if (ledger::decode_key(key, &r) && ledger::decode_value(value, &r.totals)) {
@@ -223,8 +225,18 @@ Status read_ledger(const FolderDb& f, const std::function<void(const ledger::Row
   };
   // The rows of the events that left, then the events still held (counted in the ledger only
   // once they leave: see ledger/event_row.hpp).
+  std::string fold_id;
+  if (auto* meta = f.cf("meta")) {
+    if (!f.db()->Get(rocksdb::ReadOptions(), meta, "folding", &fold_id).ok()) fold_id.clear();
+  }
   Status s = scan(f, "ledger", [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-    decoded(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()));
+    std::string_view key(k.data(), k.size());
+    decoded(key, std::string_view(v.data(), v.size()));
+    if (held && !ledger::origin_of(key).empty()) {
+      held->emplace(key);
+    } else if (held && !fold_id.empty()) {
+      held->insert(ledger::with_origin(key, fold_id));
+    }
     return true;
   });
   for (bool dead : {false, true}) {
@@ -262,12 +274,13 @@ Status read_all_ledgers(const std::string& root, const std::function<void(const 
     warn("left alone: " + why);
     ++*unreadable;
   }
+  std::unordered_set<std::string> held;  // root rows a folder holds a copy of
   for (const auto& folder : folders) {
     if (!has_database(folder.path)) continue;
     std::unique_ptr<FolderDb> db;
     std::uint64_t bad = 0;
     s = FolderDb::open_read_only(folder.path, &db);
-    if (s.ok()) s = read_ledger(*db, row, &bad);
+    if (s.ok()) s = read_ledger(*db, row, &bad, &held);
     if (!s.ok()) {
       warn(s.message());
       ++*unreadable;
@@ -275,6 +288,27 @@ Status read_all_ledgers(const std::string& root, const std::function<void(const 
       warn(folder.path + ": " + std::to_string(bad) + " ledger rows do not decode; left out");
       ++*unreadable;
     }
+  }
+  // The spend of folders that closed cleanly.
+  std::uint64_t bad = 0;
+  s = detail::read_root_ledger(
+      root,
+      [&](std::string_view key, std::string_view value) {
+        if (held.count(std::string(key))) return;
+        ledger::Row r;
+        if (ledger::decode_key(key, &r) && ledger::decode_value(value, &r.totals)) {
+          row(r);
+        } else {
+          ++bad;
+        }
+      },
+      rocksdb::Env::Default(), 5000);
+  if (!s.ok()) {
+    warn(s.message());
+    ++*unreadable;
+  } else if (bad) {
+    warn(root + "/ledger: " + std::to_string(bad) + " rows do not decode; left out");
+    ++*unreadable;
   }
   return Status();
 }

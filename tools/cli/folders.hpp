@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <unordered_set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,9 +80,11 @@ struct QueueSummary {
 };
 Status summarize(const FolderDb& db, QueueSummary* out);
 
-// Calls `row` for each ledger row, decoded; rows that do not decode are counted in `bad`.
+// Calls `row` for each ledger row, decoded, and for the row of each event the folder holds;
+// rows that do not decode are counted in `bad`. With `held`, adds the root-ledger keys of the
+// rows the folder holds a copy of (store/root_ledger.hpp).
 Status read_ledger(const FolderDb& db, const std::function<void(const ledger::Row&)>& row,
-                   std::uint64_t* bad);
+                   std::uint64_t* bad, std::unordered_set<std::string>* held = nullptr);
 
 // Pending events (or dead letters, with their reason) in order; `each` returns false to stop.
 struct StoredItem {

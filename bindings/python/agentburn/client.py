@@ -211,7 +211,7 @@ class AgentBurn:
     - ``reservation_ttl``: seconds after which an unsettled reservation is dropped (600).
     - ``on_budget_alert``: called with a dict (the budget window plus ``threshold``) when
       spend crosses a threshold; on the thread that tracked; must not call this client.
-    - ``ledger``: keep the spend ledger without budgets (False; budgets turn it on).
+    - ``ledger``: keep the spend ledger (True; budgets keep it on whatever this says).
     - ``sync_server_budgets``: keep the server's budget alerts (``GET /api/alerts``) as
       budgets named "server:<name>", read every ``budget_sync_interval`` seconds (30);
       ``enforce_server_budgets``: they block ``reserve`` past their limit (else they alert).
@@ -379,8 +379,9 @@ class AgentBurn:
 
     def spend(self, since: Any = None, until: Any = None,
               by: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-        """What this client's buffer folder tracked, from its spend ledger, offline (it stays
-        after delivery; needs ``ledger=True`` or a budget). ``since``/``until``: ISO 8601 text
+        """What was tracked under this client's buffer root, from the spend ledger, offline:
+        this client's and that of every client that closed cleanly before it (it stays after
+        delivery; not with ``ledger=False`` and no budget). ``since``/``until``: ISO 8601 text
         or timezone-aware datetimes (by the hour); ``by``: names among agent, model, provider,
         operation, day, hour, task, workflow. Returns ``{"by", "total", "groups"}``, each
         group with its ``key`` and the totals (``events``, ``costUsd``, token counts,
