@@ -464,7 +464,7 @@ Status Client::Impl::load_ledger() {
         if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
         budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), nullptr);
       },
-      [&] { ledger_loaded.store(true); });
+      [&] { ledger_loaded.store(true); }, /*root_optional=*/true);
   return s;
 }
 
@@ -475,7 +475,11 @@ void Client::Impl::ledger_adopted(std::string_view key, std::string_view value) 
   if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
   std::vector<BudgetAlert> alerts;
   budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), &alerts);
-  if (!alerts.empty()) fire(alerts);
+  // The adoption runs in a fork section: the callbacks wait for its end (they may take what
+  // a fork()ing thread holds, such as Python's GIL).
+  if (!alerts.empty()) {
+    detail::outside_fork_section([this, alerts = std::move(alerts)] { fire(alerts); });
+  }
 }
 
 void Client::Impl::sync_loop() {
@@ -597,7 +601,10 @@ Result<Client> Client::open(const Options& options) {
   impl->agents = std::make_unique<detail::AgentRegistry>(bo.root);
   impl->ledger = options.ledger || !options.budgets.empty() || options.sync_server_budgets;
   bo.ledger = impl->ledger;
-  bo.ledger_prune_before_hour = hour_of(now_ms()) - 24LL * options.ledger_retention_days;
+  // The root's ledger is shared by every client of the root: one whose retention is shorter
+  // than the default does not shorten the others'.
+  bo.ledger_prune_before_hour =
+      hour_of(now_ms()) - 24LL * std::max(options.ledger_retention_days, Options().ledger_retention_days);
   if (!options.budgets.empty() || options.sync_server_budgets) {
     impl->budgets = std::make_unique<budget::Engine>(options.budgets);
     bo.ledger_adopted = [raw = impl.get()](std::string_view key, std::string_view value) {

@@ -8,6 +8,7 @@
 #include <rocksdb/db.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "ledger/rows.hpp"
 #include "store/buffer.hpp"
 #include "store/buffer_internal.hpp"
+#include "store/root.hpp"
 #include "support.hpp"
 
 #include <filesystem>
@@ -317,5 +319,58 @@ TEST_CASE("a clean close moves the spend to the root ledger and the folder goes;
   auto b = open(opts(root.path()));
   CHECK(spend(*b).events == 41);
   CHECK(spend(*b).nanos == 41 * 1000000LL);
+}
+
+TEST_CASE("while another process holds a folder whose adoption was cut short, nothing else is adopted") {
+  testing::TempDir root;
+  // Two folders of processes alive at once, that then die holding 5 events each.
+  int ready[2], die[2];
+  REQUIRE(pipe(ready) == 0);
+  REQUIRE(pipe(die) == 0);
+  std::vector<pid_t> children;
+  for (int f = 0; f < 2; ++f) {
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      close(die[1]);
+      std::unique_ptr<Buffer> b;
+      if (!Buffer::open(opts(root.path()), &b).ok()) _exit(2);
+      for (int i = 0; i < 5; ++i) {
+        if (!b->append(event(f * 10 + i, 1000)).ok()) _exit(3);
+      }
+      char x = 'r';
+      if (write(ready[1], &x, 1) != 1) _exit(4);
+      (void)read(die[0], &x, 1);
+      _exit(0);
+    }
+    char x;
+    REQUIRE(read(ready[0], &x, 1) == 1);
+    children.push_back(child);
+  }
+  close(die[1]);
+  for (pid_t child : children) {
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+  std::vector<std::string> folders;
+  for (const auto& e : fs::directory_iterator(root.path())) {
+    if (e.is_directory()) folders.push_back(e.path().string());
+  }
+  REQUIRE(folders.size() == 2);
+  // The first was adopting when it died, and another process holds it now.
+  std::ofstream(folders[0] + "/adopting").put('\n');
+  auto holder = std::make_unique<agentburn::detail::FolderLock>();
+  REQUIRE(agentburn::detail::FolderLock::try_lock(folders[0], holder.get()));
+  auto c = open(opts(root.path()));
+  CHECK(c->pending() == 0);  // neither taken over nor adopted
+  CHECK(testing::count_folders(root.path()) == 3);
+  REQUIRE(c->adopt_dead_folders().ok());
+  CHECK(c->pending() == 0);
+  holder.reset();  // its holder is gone without finishing: now this one does
+  REQUIRE(c->adopt_dead_folders().ok());
+  CHECK(c->pending() == 10);
+  CHECK(testing::count_folders(root.path()) == 1);
+  CHECK(spend(*c).events == 10);
 }
 }

@@ -326,8 +326,9 @@ AB_API int ab_options_set_reservation_ttl_ms(ab_options *opts, int ms);
 /* 0: keep no spend ledger (unless a budget is defined); default 1: the ledger is kept, so
  * that spend is answerable offline and budgets defined later count what was tracked before. */
 AB_API int ab_options_set_ledger(ab_options *opts, int on);
-/* Spend older than this many days is not reported, and its rows are deleted (when a client
- * opens or closes); 1..36500, default 90. */
+/* Spend older than this many days is not reported, and its rows are deleted when a client
+ * opens (the root's ledger, shared by the root's clients, keeps at least 90 days);
+ * 1..36500, default 90. */
 AB_API int ab_options_set_ledger_retention_days(ab_options *opts, int days);
 /* 1: read the server's budget alerts (GET /api/alerts) every budget_sync_interval_ms and keep
  * each active one as a budget named "server:<name>", scoped to its agentId if it has one.

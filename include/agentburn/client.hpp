@@ -112,9 +112,10 @@ class Client {
   Status track_response(const Event& fields, std::string_view provider, std::string_view body,
                         std::string* key_out = nullptr);
 
-  // What this client's buffer folder tracked (and took over or adopted), from its spend
-  // ledger, offline: kept after the events are delivered. Needs the ledger
-  // (Options::ledger, or a budget); kInvalid for an unknown `by` name.
+  // What was tracked under this client's buffer root, from the spend ledger, offline: by
+  // this client (and the folders it took over or adopted) and by every client that closed
+  // cleanly before it; kept after the events are delivered. kInvalid for an unknown `by` name,
+  // or with the ledger off (Options::ledger false and no budget).
   Result<SpendReport> spend(const SpendQuery& query) const;
 
   // --- Budgets (README.md, "Budgets") ---

@@ -134,7 +134,9 @@ struct Options {
   // At a clean close a folder's rows move to the root's ledger ("<buffer_root>/ledger").
   bool ledger = true;
   // Spend older than this many days is not reported, and its rows are deleted when a client
-  // opens or closes (total budgets then count what the ledger still holds). 1..36500.
+  // opens; the root's ledger, shared by every client of the root, drops rows older than this
+  // or 90 days, whichever is longer, when a client moves its rows there at close (total
+  // budgets then count what the ledger still holds). 1..36500.
   int ledger_retention_days = 90;
 
   // How long the Client's destructor waits for delivery before leaving the rest on disk.

@@ -99,8 +99,10 @@ class Buffer {
   // row of every event it holds (queued or dead), all from one snapshot, then `then`, with no
   // adoption under way: what an adoption brings goes either to `row` or, after `then`, to
   // BufferOptions::ledger_adopted. Rows are not summed: one key may come more than once.
+  // With `root_optional`, a root ledger that cannot be read (locked for long, damaged) is
+  // logged and left out instead of failing the read.
   Status read_ledger(const std::function<void(std::string_view key, std::string_view value)>& row,
-                     const std::function<void()>& then);
+                     const std::function<void()>& then, bool root_optional = false);
 
   // --- For the sender ---
   // Reads up to `max_events` / `max_bytes` events after the last ones read (in arrival
@@ -222,7 +224,9 @@ class Buffer {
   rocksdb::ColumnFamilyHandle* dead_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* ledger_cf_ = nullptr;
-  bool error_noted_ = false;  // under queue_mu_
+  // Under queue_mu_. True at first: a predecessor's error, in a folder taken over, goes with
+  // the first delivery.
+  bool error_noted_ = true;
   std::string noted_error_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
 

@@ -50,7 +50,7 @@ void LedgerFold::write(rocksdb::WriteBatch* wb, rocksdb::ColumnFamilyHandle* cf)
 
 Status Buffer::read_ledger(
     const std::function<void(std::string_view key, std::string_view value)>& row,
-    const std::function<void()>& then) {
+    const std::function<void()>& then, bool root_optional) {
   std::lock_guard<std::mutex> one_pass(adopt_mu_);
   ForkSection section;
   if (closed_ || !db_) return Status::closed("the client is closed");
@@ -83,7 +83,8 @@ Status Buffer::read_ledger(
         if (held.empty() || !held.count(std::string(key))) row(key, value);
       },
       env_.get(), kRootLedgerWaitMs);
-  if (!s.ok()) return s;
+  if (!s.ok() && !root_optional) return s;
+  if (!s.ok()) log(LogLevel::kWarning, s.message() + "; counting this folder's spend alone");
   for (auto* cf : {ledger_cf_, queue_cf_, dead_cf_}) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
     std::string key, event, reason;
@@ -115,9 +116,15 @@ bool Buffer::fold_ledger() {
   std::string id = fold_identity(db_, meta_cf_);
   rocksdb::WriteOptions sync;
   sync.sync = true;
+  auto failed = [&](const std::string& what) {
+    log(LogLevel::kWarning, "cannot move the spend ledger of " + folder_ + " to the root's: " +
+                                what + "; the folder stays with its spend, for the next process");
+    return false;
+  };
   if (id.empty()) {
     id = folder_.substr(folder_.rfind('/') + 1) + "@" + std::to_string(now_unix_ms());
-    if (!db_->Put(sync, meta_cf_, "folding", id).ok()) return false;
+    auto st = db_->Put(sync, meta_cf_, "folding", id);
+    if (!st.ok()) return failed(st.ToString());
   }
   LedgerRows rows;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), ledger_cf_));
@@ -126,20 +133,18 @@ bool Buffer::fold_ledger() {
     std::string k = ledger::origin_of(key).empty() ? ledger::with_origin(key, id) : std::string(key);
     if (!k.empty()) rows.emplace_back(std::move(k), it->value().ToString());
   }
-  if (!it->status().ok()) return false;
+  if (!it->status().ok()) return failed(it->status().ToString());
   it.reset();
   Status s = fold_into_root_ledger(options_.root, rows, options_.ledger_prune_before_hour,
                                    env_.get(), kRootLedgerWaitMs);
-  if (!s.ok()) {
-    log(LogLevel::kWarning, s.message() + "; the folder " + folder_ +
-                                " stays with its spend, for the next process to take over");
-    return false;
-  }
+  if (!s.ok()) return failed(s.message());
   test_point("fold:written");
   rocksdb::WriteBatch wb;
   wb.DeleteRange(ledger_cf_, rocksdb::Slice(), rocksdb::Slice("\xff\xff\xff\xff\xff\xff\xff\xff\xff", 9));
   wb.Delete(meta_cf_, "folding");
-  return db_->Write(sync, &wb).ok();
+  auto st = db_->Write(sync, &wb);
+  // Failed: the rows stay here under the identity they have there (read once, folded again).
+  return st.ok() || failed(st.ToString());
 }
 
 Status Buffer::prune_ledger(std::int64_t hour) {

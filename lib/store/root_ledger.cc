@@ -17,35 +17,29 @@
 
 namespace agentburn::detail {
 
-namespace {
+RootLedgerLock::~RootLedgerLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+}
 
-// flock on <root>/ledger.lock, released on destruction.
-class RootLedgerLock {
- public:
-  ~RootLedgerLock() {
-    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
-  }
-  Status take(const std::string& root, bool exclusive, int wait_ms) {
-    const std::string path = root + "/ledger.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd_ < 0) return Status::storage("cannot open " + path + ": " + std::strerror(errno));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-    while (::flock(fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK && errno != EINTR) {
-        return Status::storage("cannot lock " + path + ": " + std::strerror(errno));
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return Status::storage("the spend ledger under " + root + " stayed locked by another "
-                               "process for " + std::to_string(wait_ms) + " ms");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+Status RootLedgerLock::take(const std::string& root, bool exclusive, int wait_ms) {
+  const std::string path = root + "/ledger.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd_ < 0) return Status::storage("cannot open " + path + ": " + std::strerror(errno));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (::flock(fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      return Status::storage("cannot lock " + path + ": " + std::strerror(errno));
     }
-    return Status();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::storage("the spend ledger under " + root + " stayed locked by another "
+                             "process for " + std::to_string(wait_ms) + " ms");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  return Status();
+}
 
- private:
-  int fd_ = -1;
-};
+namespace {
 
 rocksdb::Options root_options(bool create, rocksdb::Env* env) {
   rocksdb::Options o = db_options(create, env, nullptr);

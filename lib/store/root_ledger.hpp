@@ -30,6 +30,20 @@ namespace agentburn::detail {
 
 using LedgerRows = std::vector<std::pair<std::string, std::string>>;
 
+// The flock on <root>/ledger.lock, released on destruction. A reader that also reads folders
+// holds it shared across its whole read: no folder folds into the root meanwhile.
+class RootLedgerLock {
+ public:
+  RootLedgerLock() = default;
+  RootLedgerLock(const RootLedgerLock&) = delete;
+  RootLedgerLock& operator=(const RootLedgerLock&) = delete;
+  ~RootLedgerLock();
+  Status take(const std::string& root, bool exclusive, int wait_ms);
+
+ private:
+  int fd_ = -1;
+};
+
 // Writes `rows` (keys with their origin set) in one synced write and deletes the rows of the
 // hours before `prune_before_hour` (0: none).
 Status fold_into_root_ledger(const std::string& root, const LedgerRows& rows,

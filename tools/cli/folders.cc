@@ -274,6 +274,11 @@ Status read_all_ledgers(const std::string& root, const std::function<void(const 
     warn("left alone: " + why);
     ++*unreadable;
   }
+  // Held across the folders and the root: a client that closes meanwhile waits to fold its
+  // rows into the root, so they are read once, in its folder.
+  detail::RootLedgerLock no_fold;
+  s = no_fold.take(root, false, 10000);
+  if (!s.ok()) return s;
   std::unordered_set<std::string> held;  // root rows a folder holds a copy of
   for (const auto& folder : folders) {
     if (!has_database(folder.path)) continue;
