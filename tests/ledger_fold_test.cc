@@ -208,7 +208,7 @@ TEST_CASE("a folder killed with SIGKILL while it delivers: its spend, adopted, i
   CHECK(s.nanos == n * 7000LL);
 }
 
-TEST_CASE("an adopted folder's events and rows are counted once, after a crash between copy and delete") {
+TEST_CASE("an adopted folder's events and rows are counted once, after a crash between copy and delete (forked children)") {
   testing::TempDir root;
   // Folder B: half its events delivered, then its process dies (its lock goes with it).
   int b_ready[2], b_die[2];
@@ -266,7 +266,7 @@ TEST_CASE("an adopted folder's events and rows are counted once, after a crash b
   CHECK(c->pending() == 1300);  // and the queue holds each undelivered event once
 }
 
-TEST_CASE("a clean close moves the spend to the root ledger and the folder goes; a fold cut short counts once") {
+TEST_CASE("a clean close moves the spend to the root ledger and the folder goes; a fold cut short counts once (a forked child)") {
   testing::TempDir root;
   for (int round = 0; round < 3; ++round) {
     auto b = open(opts(root.path()));
@@ -321,7 +321,7 @@ TEST_CASE("a clean close moves the spend to the root ledger and the folder goes;
   CHECK(spend(*b).nanos == 41 * 1000000LL);
 }
 
-TEST_CASE("while another process holds a folder whose adoption was cut short, nothing else is adopted") {
+TEST_CASE("while another process holds a folder whose adoption was cut short, nothing else is adopted (forked children)") {
   testing::TempDir root;
   // Two folders of processes alive at once, that then die holding 5 events each.
   int ready[2], die[2];
