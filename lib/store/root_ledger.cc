@@ -23,7 +23,10 @@ RootLedgerLock::~RootLedgerLock() {
 
 Status RootLedgerLock::take(const std::string& root, bool exclusive, int wait_ms) {
   const std::string path = root + "/ledger.lock";
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  // Readers create nothing: no lock file, no client has ever folded, nothing to wait for.
+  fd_ = exclusive ? ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)
+                  : ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd_ < 0 && !exclusive && errno == ENOENT) return Status();
   if (fd_ < 0) return Status::storage("cannot open " + path + ": " + std::strerror(errno));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   while (::flock(fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {

@@ -31,7 +31,8 @@ namespace agentburn::detail {
 using LedgerRows = std::vector<std::pair<std::string, std::string>>;
 
 // The flock on <root>/ledger.lock, released on destruction. A reader that also reads folders
-// holds it shared across its whole read: no folder folds into the root meanwhile.
+// holds it shared across its whole read: no folder folds into the root meanwhile. Only a
+// writer creates the file; a reader finding none holds nothing (nothing was ever folded).
 class RootLedgerLock {
  public:
   RootLedgerLock() = default;
