@@ -29,9 +29,7 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
   std::vector<std::string> refused;
   std::vector<std::string> others = list_buffer_folders(options.root, &refused);
   b->log_refused(refused);
-  // An adoption cut short is finished by whoever takes its folder over (see adopt_all); when
-  // another process holds such a folder, nothing is taken over or adopted until it is done.
-  if (adoption_pending_elsewhere(others, "")) others.clear();
+  // An adoption cut short is finished by whoever takes its folder over (see adopt_all).
   std::stable_partition(others.begin(), others.end(), was_adopting);
   // A restarted process takes its predecessor's folder over whole rather than copying it.
   bool taken = false;

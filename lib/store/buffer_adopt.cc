@@ -321,10 +321,6 @@ Status Buffer::adopt_dead_folders() {
 
 Status Buffer::adopt_all(std::vector<std::string> folders) {
   const std::string mark = folder_ + "/adopting";
-  // Another process holds a folder whose adoption a kill cut short: it finishes it, knowing
-  // what was copied; adopting any of the others now could copy those events a second time.
-  // The sender's next pass (every 10 s) tries again.
-  if (adoption_pending_elsewhere(folders, folder_)) return Status();
   if (folders.empty()) {
     ::unlink(mark.c_str());  // that of a predecessor taken over, with nothing left to adopt
     return Status();

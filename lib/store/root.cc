@@ -273,13 +273,4 @@ bool was_adopting(const std::string& folder) {
   return access((folder + "/adopting").c_str(), F_OK) == 0;
 }
 
-bool adoption_pending_elsewhere(const std::vector<std::string>& folders, const std::string& own) {
-  for (const auto& folder : folders) {
-    if (folder == own || !was_adopting(folder)) continue;
-    FolderLock lock;  // released at once: only whether another holds it matters
-    if (!FolderLock::try_lock(folder, &lock)) return true;
-  }
-  return false;
-}
-
 }  // namespace agentburn::detail

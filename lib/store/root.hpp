@@ -71,9 +71,7 @@ void discard_folder(const std::string& path);
 // Whether the process of `folder` was adopting other folders when it stopped (the "adopting"
 // file Buffer::adopt_all keeps while it adopts).
 bool was_adopting(const std::string& folder);
-// Whether one of `folders` (other than `own`) was adopting and is held by another process,
-// or another client of this one, that finishes that adoption (buffer_adopt.cc).
-bool adoption_pending_elsewhere(const std::vector<std::string>& folders, const std::string& own);
+
 
 // rm -rf.
 void remove_tree(const std::string& path);
