@@ -8,7 +8,6 @@
 #include <rocksdb/db.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -16,7 +15,6 @@
 #include "ledger/rows.hpp"
 #include "store/buffer.hpp"
 #include "store/buffer_internal.hpp"
-#include "store/root.hpp"
 #include "support.hpp"
 
 #include <filesystem>

@@ -268,22 +268,17 @@ Status Buffer::adopt(const std::string& folder) {
         moved += which == 0 ? n : 0;
         if (options_.ledger && options_.ledger_adopted) {
           // What these events add to this folder's spend (read_ledger counts them from now).
-          std::string key, event, reason;
+          std::string key;
           ledger::Totals t{};
           for (const auto& v : values) {
-            std::string_view json = v;
-            if (which == 1) {
-              if (!decode_dead(v, &event, &reason)) continue;
-              json = event;
-            }
-            if (ledger::row_of_event(json, &key, &t)) {
+            if (LedgerFold::row_of(v, which == 1, &key, &t)) {
               options_.ledger_adopted(key, ledger::encode_value(t));
             }
           }
         }
         test_point("adopt:chunk_copied");
         // A failure here (or a crash) leaves the events in both folders; the copy here
-        // counts. A queued event then goes twice (the server's deduplication absorbs it); a
+        // counts. The next adoption skips the queued ones (copied_mark); a
         // dead letter is kept once (dead_ids_).
         st = other->DeleteRange(rocksdb::WriteOptions(), src, first_key, last_key + '\xff');
       }

@@ -49,6 +49,9 @@ class LedgerFold {
  public:
   void add(std::string_view event_json);
   void add_dead(const rocksdb::Slice& dead_letter);
+  // The row of a stored value: an event's text, or a dead letter's (`dead`). False when it
+  // holds no event to count.
+  static bool row_of(const rocksdb::Slice& value, bool dead, std::string* key, ledger::Totals* t);
   void write(rocksdb::WriteBatch* wb, rocksdb::ColumnFamilyHandle* cf) const;
 
  private:

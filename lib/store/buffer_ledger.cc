@@ -44,6 +44,13 @@ void LedgerFold::add_dead(const rocksdb::Slice& dead_letter) {
   if (decode_dead(dead_letter, &event, &reason)) add(event);
 }
 
+bool LedgerFold::row_of(const rocksdb::Slice& value, bool dead, std::string* key,
+                        ledger::Totals* t) {
+  if (!dead) return ledger::row_of_event(std::string_view(value.data(), value.size()), key, t);
+  std::string event, reason;
+  return decode_dead(value, &event, &reason) && ledger::row_of_event(event, key, t);
+}
+
 void LedgerFold::write(rocksdb::WriteBatch* wb, rocksdb::ColumnFamilyHandle* cf) const {
   for (const auto& [key, totals] : rows_) wb->Merge(cf, key, ledger::encode_value(totals));
 }
@@ -87,20 +94,15 @@ Status Buffer::read_ledger(
   if (!s.ok()) log(LogLevel::kWarning, s.message() + "; counting this folder's spend alone");
   for (auto* cf : {ledger_cf_, queue_cf_, dead_cf_}) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
-    std::string key, event, reason;
+    std::string key;
     ledger::Totals t{};
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (cf == ledger_cf_) {
         row(std::string_view(it->key().data(), it->key().size()),
             std::string_view(it->value().data(), it->value().size()));
-        continue;
+      } else if (LedgerFold::row_of(it->value(), cf == dead_cf_, &key, &t)) {
+        row(key, ledger::encode_value(t));
       }
-      std::string_view json(it->value().data(), it->value().size());
-      if (cf == dead_cf_) {
-        if (!decode_dead(it->value(), &event, &reason)) continue;
-        json = event;
-      }
-      if (ledger::row_of_event(json, &key, &t)) row(key, ledger::encode_value(t));
     }
     if (!it->status().ok()) {
       return Status::storage("cannot read the spend ledger in " + folder_ + ": " +
