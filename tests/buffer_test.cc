@@ -612,7 +612,7 @@ TEST_CASE("an unknown newer format is a clear error, and the folder is left alon
     // Stamp the folder with a future version, as a newer library would.
     rocksdb::Options o;
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, o}, {"dead", o}, {"meta", o}, {"ledger", o}};
+        {rocksdb::kDefaultColumnFamilyName, o}, {"dead", o}, {"meta", o}, {"ledger", o}, {"settle", o}};
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     rocksdb::DB* db = nullptr;
     REQUIRE(rocksdb::DB::Open(o, folder, cfs, &h, &db).ok());

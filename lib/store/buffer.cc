@@ -54,6 +54,7 @@ Status Buffer::open(const BufferOptions& options, std::unique_ptr<Buffer>* out) 
     b->dead_cf_ = b->handles_[1];
     b->meta_cf_ = b->handles_[2];
     b->ledger_cf_ = b->handles_[3];
+    b->settle_cf_ = b->handles_[4];
   }
   auto st = b->db_->Put(rocksdb::WriteOptions(), b->meta_cf_, "format_version",
                         std::to_string(kFormatVersion));
@@ -95,7 +96,8 @@ Status Buffer::open_db(const std::string& folder, bool create, rocksdb::DB** db,
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, o},
                                                       {"dead", small},
                                                       {"meta", small},
-                                                      {"ledger", ledger}};
+                                                      {"ledger", ledger},
+                                                      {"settle", small}};
   auto st = rocksdb::DB::Open(o, folder, cfs, handles, db);
   if (st.ok()) note_db_open(folder);
   if (!st.ok()) {
@@ -153,7 +155,8 @@ Status Buffer::close() {
   // be the reason an event is deleted. Nor is a counter found wrong saved for the next open,
   // which then counts the events instead.
   const bool queued = holds_any(queue_cf_), dead = holds_any(dead_cf_);
-  const bool empty = !queued && !dead;
+  // Settles not yet applied to the budget store keep the folder (and so are adopted).
+  const bool empty = !queued && !dead && !holds_any(settle_cf_);
   // The folder stays for its spend when its rows cannot go to the root ledger.
   const bool spent = holds_any(ledger_cf_) && !(options_.ledger && s.ok() && fold_ledger());
   const bool counters_agree = queued == (pending_.load() > 0) && dead == (dead_count_.load() > 0);

@@ -15,6 +15,10 @@
 //   counted once, in the ledger or as an event still held (ledger/event_row.hpp). A folder
 //   closing cleanly moves its rows to the root ledger (store/root_ledger.hpp); meta "folding"
 //   names its fold identity while it does.
+// - column family "settle": the budget settles still to be applied to a shared budget store
+//   (Options::budget_store, budget/fleet.hpp), each written in its event's own write. Key: the
+//   event's sequence number (or, for those adopted, "\xff<folder>/<its key there>"). A folder
+//   that holds one is never removed at close.
 //
 // Acked events leave with one DeleteRange per batch; readers seek with a lower bound past the
 // deleted prefix, so tombstones are never walked; a manual compaction of the deleted prefix
@@ -86,7 +90,14 @@ class Buffer {
 
   // Stores one encoded event as the options' durability says. kFull when the cap is reached
   // under FullPolicy::kReject.
-  Status append(std::string_view event_json);
+  // With `settle`, its record goes to the "settle" column family in the same write.
+  Status append(std::string_view event_json, std::string_view settle = {});
+
+  // --- The settle queue (see the layout above) ---
+  // Reads up to `max` records, oldest of this folder first.
+  Status read_settles(std::size_t max, std::vector<std::pair<std::string, std::string>>* out);
+  // Deletes records read_settles() returned, by key, in one write.
+  Status remove_settles(const std::vector<std::string>& keys);
 
   // Deletes the ledger rows of the hours before `hour` (hours since the Unix epoch).
   Status prune_ledger(std::int64_t hour);
@@ -181,10 +192,14 @@ class Buffer {
   struct StagedEvent {
     std::uint64_t seq = 0;
     std::string json;
+    std::string settle;
   };
   Status write_events(std::vector<StagedEvent>* batch);
   // Durability::kSystem: append through the group commit below.
-  Status append_synced(std::string_view event_json, std::uint64_t size);
+  Status append_synced(std::string_view event_json, std::string_view settle, std::uint64_t size);
+  // Copies the settle records of an adopted database in, keyed by its folder's name.
+  Status adopt_settles(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
+                       const std::string& folder);
   // Moves this folder's ledger rows to the root ledger (at close, queue_mu_ held); true when
   // they went.
   bool fold_ledger();
@@ -224,6 +239,7 @@ class Buffer {
   rocksdb::ColumnFamilyHandle* dead_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* ledger_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* settle_cf_ = nullptr;
   // Under queue_mu_. True at first: a predecessor's error, in a folder taken over, goes with
   // the first delivery.
   bool error_noted_ = true;
@@ -280,6 +296,7 @@ class Buffer {
   struct SyncRequest {
     std::uint64_t seq = 0;
     std::string_view json;
+    std::string_view settle;
     bool done = false;
     bool ok = false;
     std::string error;

@@ -43,6 +43,7 @@ bool Buffer::take_over(const std::string& folder) {
   dead_cf_ = h[1];
   meta_cf_ = h[2];
   ledger_cf_ = h[3];
+  settle_cf_ = h[4];
   folder_ = folder;
   if (!load_counters().ok()) {
     next_seq_ = 1;
@@ -52,7 +53,7 @@ bool Buffer::take_over(const std::string& folder) {
     claimed_upto_ = 0;
     db_ = nullptr;
     handles_.clear();
-    queue_cf_ = dead_cf_ = meta_cf_ = ledger_cf_ = nullptr;
+    queue_cf_ = dead_cf_ = meta_cf_ = ledger_cf_ = settle_cf_ = nullptr;
     folder_.clear();
     return give_back();
   }
@@ -189,6 +190,7 @@ Status Buffer::adopt(const std::string& folder) {
     }
   }
   s = adopt_ledger(other, h[3], h[2], folder);
+  if (s.ok()) s = adopt_settles(other, h[4], folder);
   // Move queue then dead letters in chunks. Each chunk is synced here before it is deleted
   // there. A crash in between leaves a copy in both: the last queue key copied is noted here
   // in the chunk's own write, so that the adoption that runs again skips what was copied, and

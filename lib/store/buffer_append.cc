@@ -15,7 +15,7 @@
 
 namespace agentburn::detail {
 
-Status Buffer::append(std::string_view event_json) {
+Status Buffer::append(std::string_view event_json, std::string_view settle) {
   ForkSection section;
   if (closed_) return Status::closed("the client is closed");
   const std::uint64_t size = event_json.size() + kKeyOverhead;
@@ -44,14 +44,14 @@ Status Buffer::append(std::string_view event_json) {
                              "they can be written");
     }
     std::uint64_t seq = next_seq_.fetch_add(1);
-    stage_.push_back(StagedEvent{seq, std::string(event_json)});
+    stage_.push_back(StagedEvent{seq, std::string(event_json), std::string(settle)});
     stage_bytes_ += size;
     pending_.fetch_add(1, std::memory_order_relaxed);
     pending_bytes_.fetch_add(size, std::memory_order_relaxed);
     if (stage_.size() == 1 || stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
     return Status();
   }
-  if (options_.durability == Durability::kSystem) return append_synced(event_json, size);
+  if (options_.durability == Durability::kSystem) return append_synced(event_json, settle, size);
   // Counted before the event becomes readable: the sender may deliver and uncount it as soon
   // as it is, and the counters must never go below zero on the way.
   pending_.fetch_add(1, std::memory_order_relaxed);
@@ -64,7 +64,13 @@ Status Buffer::append(std::string_view event_json) {
   }
   auto put = [&] {
     rocksdb::Slice value(event_json.data(), event_json.size());
-    return db_->Put(write_options(options_.durability), queue_cf_, SeqKey(seq).slice(), value);
+    if (settle.empty()) {
+      return db_->Put(write_options(options_.durability), queue_cf_, SeqKey(seq).slice(), value);
+    }
+    rocksdb::WriteBatch wb;
+    wb.Put(queue_cf_, SeqKey(seq).slice(), value);
+    wb.Put(settle_cf_, SeqKey(seq).slice(), rocksdb::Slice(settle.data(), settle.size()));
+    return db_->Write(write_options(options_.durability), &wb);
   };
   auto st = put();
   if (!st.ok() && recover(st)) st = put();
@@ -83,7 +89,8 @@ Status Buffer::append(std::string_view event_json) {
   return Status();
 }
 
-Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
+Status Buffer::append_synced(std::string_view event_json, std::string_view settle,
+                             std::uint64_t size) {
   // Group commit: the first thread to find no write under way writes, in one synced batch,
   // every event queued so far; the others wait for it, queueing more meanwhile. An fsync then
   // carries as many events as threads were waiting for the previous one, and only one thread
@@ -91,6 +98,7 @@ Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
   // yielded its way to a third of this).
   SyncRequest req;
   req.json = event_json;
+  req.settle = settle;
   pending_.fetch_add(1, std::memory_order_relaxed);  // before it is readable, as in append()
   pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   std::unique_lock<std::mutex> g(sync_mu_);
@@ -124,6 +132,10 @@ Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
     rocksdb::WriteBatch wb;
     for (auto* r : group) {
       wb.Put(queue_cf_, SeqKey(r->seq).slice(), rocksdb::Slice(r->json.data(), r->json.size()));
+      if (!r->settle.empty()) {
+        wb.Put(settle_cf_, SeqKey(r->seq).slice(),
+               rocksdb::Slice(r->settle.data(), r->settle.size()));
+      }
     }
     rocksdb::WriteOptions w = write_options(Durability::kSystem);
     auto st = db_->Write(w, &wb);
@@ -159,7 +171,10 @@ Status Buffer::append_synced(std::string_view event_json, std::uint64_t size) {
 
 Status Buffer::write_events(std::vector<StagedEvent>* batch) {
   rocksdb::WriteBatch wb;
-  for (const auto& e : *batch) wb.Put(queue_cf_, SeqKey(e.seq).slice(), e.json);
+  for (const auto& e : *batch) {
+    wb.Put(queue_cf_, SeqKey(e.seq).slice(), e.json);
+    if (!e.settle.empty()) wb.Put(settle_cf_, SeqKey(e.seq).slice(), e.settle);
+  }
   auto st = db_->Write(write_options(options_.durability), &wb);
   if (!st.ok() && recover(st)) st = db_->Write(write_options(options_.durability), &wb);
   if (!st.ok()) return Status::storage("cannot write staged events: " + st.ToString());
