@@ -205,6 +205,26 @@ AB_INT_SETTER(ledger_retention_days, ledger_retention_days, int)
 AB_BOOL_SETTER(sync_server_budgets, sync_server_budgets)
 AB_INT_SETTER(budget_sync_interval_ms, budget_sync_interval_ms, int)
 AB_BOOL_SETTER(enforce_server_budgets, enforce_server_budgets)
+AB_STRING_SETTER(budget_store_password, budget_store_password)
+AB_INT_SETTER(budget_store_timeout_ms, budget_store_timeout_ms, int)
+
+int ab_options_set_budget_store(ab_options* o, const char* url) {
+  return set_option(o, "ab_options_set_budget_store", [&](Options& c) {
+    c.budget_store = url && *url ? url : "local";
+  });
+}
+
+int ab_options_set_budget_store_unavailable(ab_options* o, int policy) {
+  return guarded([&] {
+    if (policy < AB_BUDGET_STORE_LOCAL || policy > AB_BUDGET_STORE_OPEN) {
+      return fail(AB_EINVALID, "budget_store_unavailable: must be AB_BUDGET_STORE_LOCAL, _CLOSED "
+                               "or _OPEN, got " + std::to_string(policy));
+    }
+    return set_option(o, "ab_options_set_budget_store_unavailable", [&](Options& c) {
+      c.budget_store_unavailable = static_cast<agentburn::BudgetStoreUnavailable>(policy);
+    });
+  });
+}
 
 int ab_options_set_budgets_json(ab_options* o, const char* json) {
   return guarded([&] {

@@ -13,6 +13,7 @@
 #include <condition_variable>
 
 #include "budget/engine.hpp"
+#include "budget/fleet.hpp"
 #include "budget/json.hpp"
 #include "event/codec.hpp"
 #include "ledger/event_row.hpp"
@@ -66,6 +67,24 @@ class Client::Impl {
   void sync_loop();
   void sync_server_budgets();
   void stop_sync();
+  // Budgets shared through a store (Options::budget_store), and the thread that applies the
+  // buffer's settle queue to it. The engine above then keeps what this process knows, for
+  // budget_store_unavailable "local".
+  std::unique_ptr<budget::Fleet> fleet;
+  std::thread* settle_thread = nullptr;  // on the heap, as sync_thread
+  std::mutex settle_mu;
+  std::condition_variable settle_cv;
+  bool settle_stop = false;
+  bool settle_kick = false;
+  std::mutex drain_mu;  // one drain at a time: the thread's and close()'s
+  std::atomic<bool> store_down{false};  // warned that the store cannot be reached
+  void settle_loop();
+  void start_settle();
+  void stop_settle();
+  // Applies the settle queue to the store until it is empty, the store fails or `deadline`.
+  Status drain_settles(Clock::time_point deadline);
+  // Logs once when the store becomes unreachable, and once when it is back.
+  void note_store(const Status& s);
   // Shared by calls that use the buffer, exclusive for close(): no call sees a closed buffer.
   mutable std::shared_mutex life;
   bool closed = false;
@@ -75,7 +94,8 @@ class Client::Impl {
   // the child a buffer folder and a sender of its own.
   Status enter(std::shared_lock<std::shared_mutex>* lock);
   void restart_after_fork();
-  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out);
+  Status store(const Event& e, const detail::Normalized& norm, std::string* key_out,
+               std::string_view settle = {});
   Status load_catalog();
   // Fills `price` for `e` (whose tokens are validated): the caller's cost, the catalog's, or
   // none found.
@@ -121,12 +141,14 @@ void before_fork() {
   g_clients_mu.lock();
   for (auto* impl : g_clients) {
     if (impl->budgets) impl->budgets->lock_for_fork();
+    if (impl->fleet) impl->fleet->lock_for_fork();
   }
   detail::fork_prepare();
 }
 void after_fork_parent() {
   detail::fork_parent();
   for (auto* impl : g_clients) {
+    if (impl->fleet) impl->fleet->unlock_after_fork_parent();
     if (impl->budgets) impl->budgets->unlock_after_fork();
   }
   g_clients_mu.unlock();
@@ -142,6 +164,11 @@ void after_fork_child() {
     new (&impl->sync_mu) std::mutex();
     new (&impl->unknown_mu) std::mutex();
     if (impl->budgets) impl->budgets->unlock_after_fork();
+    // The store's connection is the parent's socket: the child opens its own.
+    impl->settle_thread = nullptr;
+    new (&impl->settle_mu) std::mutex();
+    new (&impl->drain_mu) std::mutex();
+    if (impl->fleet) impl->fleet->after_fork_child();
     // At once, not at the next call: a child that never calls again must not keep its
     // parent's folder locked after the parent dies.
     if (impl->buffer) impl->buffer->abandon_after_fork();
@@ -177,7 +204,9 @@ void Client::Impl::restart_after_fork() {
   if (!s.ok()) {
     closed = true;
     if (options.log) options.log(LogLevel::kError, "cannot reopen the buffer after fork: " + s.message());
+    return;
   }
+  if (fleet) start_settle();
 }
 
 Status Client::Impl::enter(std::shared_lock<std::shared_mutex>* lock) {
@@ -211,7 +240,8 @@ Status Client::Impl::open_parts() {
   return Status();
 }
 
-Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::string* key_out) {
+Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::string* key_out,
+                           std::string_view settle) {
   std::string encoded;
   encoded.reserve(256);
   detail::encode_event(e, norm, false, &encoded);
@@ -222,7 +252,7 @@ Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::
   }
   std::shared_lock<std::shared_mutex> g;
   Status s = enter(&g);
-  if (s.ok()) s = buffer->append(encoded);
+  if (s.ok()) s = buffer->append(encoded, settle);
   if (!s.ok()) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return s;
@@ -424,20 +454,140 @@ Status Client::Impl::track_event(const Event& e, std::string* key_out, bool meta
     rejected.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
-  // The ledger counts the stored event itself until it leaves the buffer (then its row).
-  s = store(e, norm, key_out);
-  if (!s.ok() || !budgets) return s;
   const double cost = norm.cost_usd ? *norm.cost_usd : e.cost_usd.value_or(0.0);
   const std::int64_t nanos = ledger::to_nanos(cost);
   const std::int64_t hour = hour_of(norm.timestamp_ms);
+  // With a shared store, the event's spend goes to it from a settle record written with the
+  // event (never lost between the two; applied once, by its idempotency key).
+  std::string settle;
+  if (fleet) {
+    std::string_view key = norm.idempotency_key.empty() ? std::string_view(*e.idempotency_key)
+                                                        : std::string_view(norm.idempotency_key);
+    settle = fleet->settle_record(scope_of(e), hour, nanos, key, reservation);
+  }
+  // The ledger counts the stored event itself until it leaves the buffer (then its row).
+  s = store(e, norm, key_out, settle);
+  if (!s.ok() || !budgets) return s;
+  if (!settle.empty()) {
+    if (reservation) fleet->settled(*reservation);
+    {
+      std::lock_guard<std::mutex> g(settle_mu);
+      settle_kick = true;
+    }
+    settle_cv.notify_one();
+  }
+  // Alerts of shared budgets come from the store's settles (one process sees each).
   std::vector<BudgetAlert> alerts;
+  std::vector<BudgetAlert>* local_alerts = fleet ? nullptr : &alerts;
   if (reservation) {
-    budgets->settle(*reservation, scope_of(e), hour, nanos, now_ms(), &alerts);
+    budgets->settle(*reservation, scope_of(e), hour, nanos, now_ms(), local_alerts);
   } else {
-    budgets->add(scope_of(e), hour, nanos, now_ms(), &alerts);
+    budgets->add(scope_of(e), hour, nanos, now_ms(), local_alerts);
   }
   if (!alerts.empty()) fire(alerts);
   return s;
+}
+
+void Client::Impl::note_store(const Status& s) {
+  bool unreachable = !s.ok() && s.code() != Status::Code::kBudgetExceeded;
+  if (unreachable == store_down.load()) return;
+  if (store_down.exchange(unreachable) == unreachable) return;
+  if (!options.log) return;
+  if (unreachable) {
+    const char* policy[] = {"local: reserve() enforces on this process's own spend",
+                            "closed: reserve() refuses", "open: reserve() admits"};
+    options.log(LogLevel::kWarning,
+                s.message() + "; until it is back, budget_store_unavailable is " +
+                    policy[static_cast<int>(options.budget_store_unavailable)] +
+                    ", and spend waits in the buffer to be settled");
+  } else {
+    options.log(LogLevel::kInfo, "budget store " + fleet->store().url().shown() + " is reachable again");
+  }
+}
+
+void Client::Impl::start_settle() {
+  {
+    std::lock_guard<std::mutex> g(settle_mu);
+    settle_stop = false;
+    settle_kick = true;  // what a predecessor (taken over or adopted) left
+  }
+  settle_thread = new std::thread([this] { settle_loop(); });
+}
+
+void Client::Impl::stop_settle() {
+  {
+    std::lock_guard<std::mutex> g(settle_mu);
+    settle_stop = true;
+  }
+  settle_cv.notify_all();
+  if (settle_thread) {
+    settle_thread->join();
+    delete settle_thread;
+    settle_thread = nullptr;
+  }
+}
+
+void Client::Impl::settle_loop() {
+  std::chrono::milliseconds backoff{0};
+  std::unique_lock<std::mutex> g(settle_mu);
+  while (!settle_stop) {
+    if (backoff.count() > 0) {
+      settle_cv.wait_for(g, backoff, [&] { return settle_stop; });
+    } else {
+      // Also once a second without a kick: records adopted from other folders.
+      settle_cv.wait_for(g, std::chrono::seconds(1), [&] { return settle_stop || settle_kick; });
+    }
+    if (settle_stop) break;
+    settle_kick = false;
+    g.unlock();
+    Status s = drain_settles(Clock::time_point::max());
+    g.lock();
+    backoff = s.ok() || s.code() == Status::Code::kClosed
+                  ? std::chrono::milliseconds(0)
+                  : std::clamp(backoff * 2, std::chrono::milliseconds(100),
+                               std::chrono::milliseconds(5000));
+  }
+}
+
+Status Client::Impl::drain_settles(Clock::time_point deadline) {
+  std::lock_guard<std::mutex> one(drain_mu);
+  constexpr std::size_t kChunk = 256;
+  while (Clock::now() < deadline) {
+    std::vector<std::pair<std::string, std::string>> records;
+    {
+      std::shared_lock<std::shared_mutex> g(life);
+      if (closed || !buffer) return Status::closed("the client is closed");
+      Status s = buffer->read_settles(kChunk, &records);
+      if (!s.ok()) return s;
+    }
+    if (records.empty()) return Status();
+    std::vector<std::string> done;
+    std::vector<BudgetAlert> alerts;
+    Status failed;
+    for (const auto& [key, record] : records) {
+      Status s = fleet->apply(record, now_ms(), &alerts);
+      if (s.code() == Status::Code::kInvalid) {
+        // Unreadable: kept would block the queue forever; logged and dropped.
+        if (options.log) options.log(LogLevel::kError, "dropped " + s.message());
+      } else if (!s.ok()) {
+        failed = s;
+        break;
+      }
+      done.push_back(key);
+    }
+    note_store(failed);
+    if (!done.empty()) {
+      std::shared_lock<std::shared_mutex> g(life);
+      if (closed || !buffer) return Status::closed("the client is closed");
+      // Applied but not deleted (a failure here): applied again later, and ignored there.
+      Status s = buffer->remove_settles(done);
+      if (!s.ok()) return s;
+    }
+    if (!alerts.empty()) fire(alerts);
+    if (!failed.ok()) return failed;
+    if (records.size() < kChunk) return Status();
+  }
+  return Status::timeout("settles remain");
 }
 
 void Client::Impl::fire(const std::vector<BudgetAlert>& alerts) {
@@ -605,6 +755,19 @@ Result<Client> Client::open(const Options& options) {
   // than the default does not shorten the others'.
   bo.ledger_prune_before_hour =
       hour_of(now_ms()) - 24LL * std::max(options.ledger_retention_days, Options().ledger_retention_days);
+  if (!options.budgets.empty() && options.budget_store != "local") {
+    budget::StoreUrl url;
+    s = budget::parse_store_url(options.budget_store, &url);
+    if (!s.ok()) return s;
+    if (url.password.empty()) url.password = options.budget_store_password;
+    if (url.password.empty()) {
+      const char* env = std::getenv("AGENTBURN_BUDGET_STORE_PASSWORD");
+      if (env) url.password = env;
+    }
+    impl->fleet = std::make_unique<budget::Fleet>(
+        options.budgets, std::make_unique<budget::RedisStore>(url, options.budget_store_timeout_ms),
+        std::make_unique<budget::RedisStore>(url, options.budget_store_timeout_ms));
+  }
   if (!options.budgets.empty() || options.sync_server_budgets) {
     impl->budgets = std::make_unique<budget::Engine>(options.budgets);
     bo.ledger_adopted = [raw = impl.get()](std::string_view key, std::string_view value) {
@@ -653,6 +816,7 @@ Result<Client> Client::open(const Options& options) {
   if (options.sync_server_budgets) {
     impl->sync_thread = new std::thread([raw = impl.get()] { raw->sync_loop(); });
   }
+  if (impl->fleet) impl->start_settle();
   return Client(std::move(impl));
 }
 
@@ -741,8 +905,31 @@ Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* 
     return r;
   }
   budget::Refusal no;
-  if (impl_->budgets->reserve(scope_of(request), nanos, now_ms(),
-                              impl_->options.reservation_ttl_ms, &r, &no)) {
+  bool refused_by_store = false;
+  if (impl_->fleet) {
+    Status st = impl_->fleet->reserve(scope_of(request), nanos, impl_->options.reservation_ttl_ms,
+                                      now_ms(), &r, &no);
+    impl_->note_store(st);
+    if (st.ok()) return r;
+    refused_by_store = st.code() == Status::Code::kBudgetExceeded;
+    if (!refused_by_store) {
+      switch (impl_->options.budget_store_unavailable) {
+        case BudgetStoreUnavailable::kClosed:
+          return Status::budget_exceeded(st.message() + "; budget_store_unavailable is closed, so "
+                                         "no reservation is made while the store is unreachable");
+        case BudgetStoreUnavailable::kOpen:
+          r = Reservation();
+          r.id = "abr-none";  // holds nothing
+          r.estimate_usd = ledger::to_usd(nanos);
+          r.expires_at_ms = now_ms() + impl_->options.reservation_ttl_ms;
+          return r;
+        case BudgetStoreUnavailable::kLocal:
+          break;  // this process's own view, below
+      }
+    }
+  }
+  if (!refused_by_store && impl_->budgets->reserve(scope_of(request), nanos, now_ms(),
+                                                   impl_->options.reservation_ttl_ms, &r, &no)) {
     return r;
   }
   if (refused) *refused = no.state;
@@ -758,6 +945,12 @@ Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* 
 Status Client::release(const Reservation& reservation) {
   if (!impl_) return Status::closed("the client was moved from");
   if (reservation.id == "abr-none") return Status();
+  if (impl_->fleet && impl_->fleet->owns(reservation.id)) {
+    // A store that cannot be reached keeps the holds until their TTL: not an error here.
+    Status s = impl_->fleet->release(reservation.id);
+    impl_->note_store(s);
+    return s.code() == Status::Code::kInvalid ? s : Status();
+  }
   if (!impl_->budgets || !impl_->budgets->release(reservation.id, now_ms())) {
     return Status::invalid("reservation " + reservation.id +
                            " is not open: it was settled, released or expired");
@@ -765,9 +958,31 @@ Status Client::release(const Reservation& reservation) {
   return Status();
 }
 
+namespace {
+
+// The store's states replace the process's own for the windows it answered.
+void merge_states(const std::vector<BudgetState>& shared, std::vector<BudgetState>* out) {
+  for (const BudgetState& s : shared) {
+    bool found = false;
+    for (BudgetState& o : *out) {
+      if (o.name == s.name && o.scope == s.scope) o = s, found = true;
+    }
+    if (!found) out->push_back(s);
+  }
+}
+
+}  // namespace
+
 std::vector<BudgetState> Client::check(const ReserveRequest& scope) const {
   if (!impl_ || !impl_->budgets) return {};
-  return impl_->budgets->check(scope_of(scope), now_ms());
+  std::vector<BudgetState> out = impl_->budgets->check(scope_of(scope), now_ms());
+  if (impl_->fleet) {
+    std::vector<BudgetState> shared;
+    Status s = impl_->fleet->check(scope_of(scope), now_ms(), &shared);
+    impl_->note_store(s);
+    if (s.ok()) merge_states(shared, &out);
+  }
+  return out;
 }
 
 Result<SpendReport> Client::spend(const SpendQuery& query) const {
@@ -821,7 +1036,17 @@ Result<SpendReport> Client::spend(const SpendQuery& query) const {
 
 std::vector<BudgetState> Client::budgets() const {
   if (!impl_ || !impl_->budgets) return {};
-  return impl_->budgets->list(now_ms());
+  std::vector<BudgetState> out = impl_->budgets->list(now_ms());
+  if (impl_->fleet) {
+    // The windows this process knows of, as the store has them.
+    std::vector<std::pair<std::string, std::string>> windows;
+    for (const BudgetState& s : out) windows.emplace_back(s.name, s.scope);
+    std::vector<BudgetState> shared;
+    Status s = impl_->fleet->read(windows, now_ms(), &shared);
+    impl_->note_store(s);
+    if (s.ok()) merge_states(shared, &out);
+  }
+  return out;
 }
 
 Result<EventPrice> Client::price_event(const Event& event) const {
@@ -1000,7 +1225,13 @@ Status Client::purge_dead_letters() {
 
 Status Client::close(std::chrono::milliseconds timeout) {
   if (!impl_) return Status::closed("the client was moved from");
+  auto deadline = Clock::now() + timeout;
   Status flushed = flush(timeout);
+  if (impl_->fleet && !impl_->forked.load()) {
+    // What is not settled by then stays in the folder for the next process.
+    impl_->stop_settle();
+    impl_->drain_settles(deadline).ok();
+  }
   impl_->closing = true;  // aborts a registration (and a budget sync) under way
   impl_->stop_sync();
   std::unique_lock<std::shared_mutex> g(impl_->life);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "budget/engine.hpp"
+#include "budget/redis_store.hpp"
 #include "transport/http.hpp"
 
 namespace agentburn::detail {
@@ -37,6 +38,8 @@ Status check_options(const Options& o, bool combined) {
   if (!(s = range("budget_sync_interval_ms", o.budget_sync_interval_ms, 100, 86400000)).ok()) {
     return s;
   }
+  if (!(s = range("budget_store_timeout_ms", o.budget_store_timeout_ms, 1, 60000)).ok()) return s;
+  if (!(s = budget::check_store_url(o.budget_store)).ok()) return s;
   if (combined && o.sync_server_budgets && o.endpoint.empty()) {
     return Status::invalid("sync_server_budgets: needs an endpoint to read the budgets from");
   }

@@ -97,6 +97,11 @@ typedef struct ab_options ab_options;
 #define AB_FULL_REJECT 0      /* default: refuse the new event with AB_EFULL */
 #define AB_FULL_DROP_OLDEST 1 /* delete the oldest events not being sent (counted as dropped) */
 
+/* What ab_client_reserve_json does while the shared budget store cannot be reached. */
+#define AB_BUDGET_STORE_LOCAL 0  /* default: enforce on this process's own spend; catch up later */
+#define AB_BUDGET_STORE_CLOSED 1 /* refuse with AB_EBUDGET, saying the store is unreachable */
+#define AB_BUDGET_STORE_OPEN 2   /* admit; the reservation holds nothing */
+
 #define AB_LOG_DEBUG 0
 #define AB_LOG_INFO 1
 #define AB_LOG_WARNING 2
@@ -341,6 +346,20 @@ AB_API int ab_options_set_budget_sync_interval_ms(ab_options *opts, int ms);
 /* 1: the server's budgets block ab_client_reserve_json past their limit (AB_EBUDGET);
  * default 0: they only alert. */
 AB_API int ab_options_set_enforce_server_budgets(ab_options *opts, int on);
+/* Where the budgets keep their spend and holds: "local" (default: this process) or
+ * "redis://[:password@]host[:port][/db]", shared by every process and machine naming the same
+ * Redis, so that one limit holds across a fleet (README.md, "Fleet budgets"). Each event's
+ * spend is settled to Redis from the buffer, once, by its idempotency key; reserve holds in
+ * Redis, with the reservation TTL. AB_EINVALID for a malformed URL, or a library built without
+ * Redis support. NULL or "" means "local". The URL's password is never logged. */
+AB_API int ab_options_set_budget_store(ab_options *opts, const char *url);
+/* The Redis password when the URL has none; NULL or "": AGENTBURN_BUDGET_STORE_PASSWORD from
+ * the environment, if set. */
+AB_API int ab_options_set_budget_store_password(ab_options *opts, const char *password);
+/* Every call to the store waits at most this long, reserve included; 1..60000, default 50. */
+AB_API int ab_options_set_budget_store_timeout_ms(ab_options *opts, int ms);
+/* AB_BUDGET_STORE_*: what reserve does while the store cannot be reached. */
+AB_API int ab_options_set_budget_store_unavailable(ab_options *opts, int policy);
 /* Called when a budget's spend crosses one of its alertAt thresholds (once per threshold
  * per window), on the thread that tracked, with the window as JSON (see ab_client_budgets_json)
  * plus "threshold". It must not call back into the client. fn NULL: none. */

@@ -32,6 +32,13 @@ enum class FullPolicy {
   kDropOldest,  // The oldest pending events are deleted to make room (counted as dropped).
 };
 
+// What reserve() does while the shared budget store (Options::budget_store) cannot be reached.
+enum class BudgetStoreUnavailable {
+  kLocal = 0,   // enforce on what this process knows (its own spend); catch up later
+  kClosed = 1,  // refuse: reserve() fails with kBudgetExceeded naming the store
+  kOpen = 2,    // admit: the reservation holds nothing
+};
+
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 // Receives the library's warnings and errors. Runs on the thread that noticed (usually the
@@ -129,6 +136,17 @@ struct Options {
   int budget_sync_interval_ms = 30000;
   // The server's budgets block reserve() past their limit (default: they only alert).
   bool enforce_server_budgets = false;
+  // Where `budgets` keep their spend and holds (README.md, "Fleet budgets"): "local" (this
+  // process) or "redis://[:password@]host[:port][/db]", shared by every process and machine
+  // that names the same Redis (needs a library built with Redis support). A budget is known
+  // there by its name: give one budget the same name, limit and period everywhere.
+  std::string budget_store = "local";
+  // The Redis password, when the URL has none; empty: the environment variable
+  // AGENTBURN_BUDGET_STORE_PASSWORD, if set. Never logged nor written to disk.
+  std::string budget_store_password;
+  // Every call to the store waits at most this long (reserve() included). 1..60000.
+  int budget_store_timeout_ms = 50;
+  BudgetStoreUnavailable budget_store_unavailable = BudgetStoreUnavailable::kLocal;
   // Keep the spend ledger: per-hour rollups of what was tracked, that stay after delivery
   // (Client::spend, `agentburn report`) and that budgets count from (budgets keep it on).
   // At a clean close a folder's rows move to the root's ledger ("<buffer_root>/ledger").

@@ -98,9 +98,7 @@ Engine::Engine(const std::vector<Budget>& budgets) {
     Def d;
     d.budget = b;
     d.limit = ledger::to_nanos(b.limit_usd);
-    for (double a : b.alert_at) d.thresholds.push_back(ledger::to_nanos(a * b.limit_usd));
-    std::sort(d.thresholds.begin(), d.thresholds.end());
-    d.thresholds.erase(std::unique(d.thresholds.begin(), d.thresholds.end()), d.thresholds.end());
+    d.thresholds = thresholds_of(b);
     defs_.push_back(std::move(d));
   }
   std::random_device rd;
@@ -109,7 +107,8 @@ Engine::Engine(const std::vector<Budget>& budgets) {
   id_prefix_ = buf;
 }
 
-bool Engine::matches(const Budget& b, const Scope& s, std::string* key) const {
+bool match_budget(const Budget& b, const Scope& s, std::string* key,
+                  const std::unordered_map<std::string, std::string>* aliases) {
   const struct {
     const char* name;
     const std::optional<std::string>* want;
@@ -130,23 +129,65 @@ bool Engine::matches(const Budget& b, const Scope& s, std::string* key) const {
       key->append(f.value);
     } else if (**f.want != f.value) {
       // An event of a provisional agent id counts for the id it became.
-      if (f.want != &b.agent_id || aliases_.empty()) return false;
-      auto alias = aliases_.find(std::string(f.value));
-      if (alias == aliases_.end() || alias->second != **f.want) return false;
+      if (f.want != &b.agent_id || !aliases || aliases->empty()) return false;
+      auto alias = aliases->find(std::string(f.value));
+      if (alias == aliases->end() || alias->second != **f.want) return false;
     }
   }
   return true;
 }
 
-std::int64_t Engine::first_hour(const Def& d, std::int64_t now_ms) const {
+bool Engine::matches(const Budget& b, const Scope& s, std::string* key) const {
+  return match_budget(b, s, key, &aliases_);
+}
+
+std::int64_t window_first_hour(BudgetPeriod period, std::int64_t now_ms) {
   std::int64_t now_hour = floor_div(now_ms, kHourMs);
-  switch (d.budget.period) {
+  switch (period) {
     case BudgetPeriod::kDaily: return floor_div(now_ms, kDayMs) * 24;
     case BudgetPeriod::kWeekly: return now_hour - 7 * 24;
     case BudgetPeriod::kMonthly: return now_hour - 30 * 24;
     case BudgetPeriod::kTotal: return INT64_MIN;
   }
   return INT64_MIN;
+}
+
+std::vector<std::int64_t> thresholds_of(const Budget& b) {
+  std::vector<std::int64_t> t;
+  for (double a : b.alert_at) t.push_back(ledger::to_nanos(a * b.limit_usd));
+  std::sort(t.begin(), t.end());
+  t.erase(std::unique(t.begin(), t.end()), t.end());
+  return t;
+}
+
+BudgetState window_state(const Budget& b, const std::string& key, std::int64_t spent,
+                         std::int64_t held, std::int64_t oldest_hour, std::int64_t now_ms) {
+  BudgetState s;
+  s.name = b.name;
+  s.scope = key;
+  s.period = period_name(b.period);
+  s.action = b.action == BudgetAction::kBlock ? "block" : "alert";
+  s.limit_usd = b.limit_usd;
+  s.spent_usd = ledger::to_usd(spent);
+  s.held_usd = ledger::to_usd(held);
+  s.remaining_usd =
+      ledger::to_usd(std::max<std::int64_t>(0, ledger::to_nanos(b.limit_usd) - spent - held));
+  switch (b.period) {
+    case BudgetPeriod::kDaily: s.resets_at_ms = (floor_div(now_ms, kDayMs) + 1) * kDayMs; break;
+    case BudgetPeriod::kWeekly:
+    case BudgetPeriod::kMonthly: {
+      int days = b.period == BudgetPeriod::kWeekly ? 7 : 30;
+      // Spend of an hour leaves the window when that hour is `days` days and an hour old.
+      s.resets_at_ms = oldest_hour < 0 ? 0 : (oldest_hour + days * 24 + 1) * kHourMs;
+      break;
+    }
+    case BudgetPeriod::kTotal: s.resets_at_ms = 0; break;
+  }
+  return s;
+}
+
+std::int64_t Engine::first_hour(const Def& d, std::int64_t now_ms) const {
+  return window_first_hour(d.budget.period, now_ms);
 }
 
 void Engine::roll(Def& d, Window& w, std::int64_t now_ms) {
@@ -163,26 +204,9 @@ void Engine::roll(Def& d, Window& w, std::int64_t now_ms) {
 
 BudgetState Engine::state(const Def& d, const std::string& key, const Window& w,
                           std::int64_t now_ms) const {
-  BudgetState s;
-  s.name = d.budget.name;
-  s.scope = key;
-  s.period = period_name(d.budget.period);
-  s.action = d.budget.action == BudgetAction::kBlock ? "block" : "alert";
-  s.limit_usd = d.budget.limit_usd;
-  s.spent_usd = ledger::to_usd(w.spent);
-  s.held_usd = ledger::to_usd(w.held);
+  BudgetState s = window_state(d.budget, key, w.spent, w.held,
+                               w.hours.empty() ? -1 : w.hours.begin()->first, now_ms);
   s.remaining_usd = ledger::to_usd(std::max<std::int64_t>(0, d.limit - w.spent - w.held));
-  switch (d.budget.period) {
-    case BudgetPeriod::kDaily: s.resets_at_ms = (floor_div(now_ms, kDayMs) + 1) * kDayMs; break;
-    case BudgetPeriod::kWeekly:
-    case BudgetPeriod::kMonthly: {
-      int days = d.budget.period == BudgetPeriod::kWeekly ? 7 : 30;
-      // Spend of an hour leaves the window when that hour is `days` days and an hour old.
-      s.resets_at_ms = w.hours.empty() ? 0 : (w.hours.begin()->first + days * 24 + 1) * kHourMs;
-      break;
-    }
-    case BudgetPeriod::kTotal: s.resets_at_ms = 0; break;
-  }
   return s;
 }
 

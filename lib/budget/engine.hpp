@@ -58,6 +58,19 @@ const char* period_name(BudgetPeriod p);
 // "" for a name that is none of them.
 bool parse_period(std::string_view name, BudgetPeriod* out);
 
+// Whether `scope` falls under `b`; `key` gets the "*" fields' values ("taskId=t1,model=m").
+// With `aliases` (provisional agent id -> server id), a budget of a server id also matches
+// the provisional ids that became it.
+bool match_budget(const Budget& b, const Scope& scope, std::string* key,
+                  const std::unordered_map<std::string, std::string>* aliases = nullptr);
+// The first hour (since the epoch) a window of `period` holds at `now_ms`.
+std::int64_t window_first_hour(BudgetPeriod period, std::int64_t now_ms);
+// A window's state; `oldest_hour` is the first hour with spend in it (-1: none).
+BudgetState window_state(const Budget& b, const std::string& key, std::int64_t spent,
+                         std::int64_t held, std::int64_t oldest_hour, std::int64_t now_ms);
+// A budget's alert thresholds in nano-dollars, ascending.
+std::vector<std::int64_t> thresholds_of(const Budget& b);
+
 class Engine {
  public:
   explicit Engine(const std::vector<Budget>& budgets);

@@ -146,3 +146,14 @@ def test_spend_reads_the_ledger_offline(buffer_dir):
     with pytest.raises(InvalidEventError, match="colour"):
         ab.spend(by="colour")
     ab.close(0)
+
+
+def test_a_bad_budget_store_names_the_option_and_hides_the_password(buffer_dir):
+    with pytest.raises(InvalidOptionError) as e:
+        AgentBurn(buffer_dir=buffer_dir, budgets=[{"name": "b", "limitUsd": 1}],
+                  budget_store="redis://:s3cret@[::1")
+    assert "budget_store" in str(e.value)
+    assert "s3cret" not in str(e.value)
+    with pytest.raises(InvalidOptionError) as e:
+        AgentBurn(buffer_dir=buffer_dir, budget_store_unavailable="maybe")
+    assert "budget_store_unavailable" in str(e.value)

@@ -55,6 +55,9 @@ AB_DURABILITY_SYSTEM = 2
 
 AB_FULL_REJECT = 0
 AB_FULL_DROP_OLDEST = 1
+AB_BUDGET_STORE_LOCAL = 0
+AB_BUDGET_STORE_CLOSED = 1
+AB_BUDGET_STORE_OPEN = 2
 
 AB_LOG_DEBUG = 0
 AB_LOG_INFO = 1
@@ -142,6 +145,10 @@ PROTOTYPES = {
     "ab_options_set_sync_server_budgets": (c_int, [_options_p, c_int]),
     "ab_options_set_budget_sync_interval_ms": (c_int, [_options_p, c_int]),
     "ab_options_set_enforce_server_budgets": (c_int, [_options_p, c_int]),
+    "ab_options_set_budget_store": (c_int, [_options_p, c_char_p]),
+    "ab_options_set_budget_store_password": (c_int, [_options_p, c_char_p]),
+    "ab_options_set_budget_store_timeout_ms": (c_int, [_options_p, c_int]),
+    "ab_options_set_budget_store_unavailable": (c_int, [_options_p, c_int]),
     "ab_options_set_budget_alert": (c_int, [_options_p, ALERT_FN, c_void_p]),
     "ab_client_reserve_json": (c_int, [_key_buffer, _client_p, c_char_p, c_size_t]),
     "ab_last_refusal": (c_char_p, []),

@@ -39,6 +39,12 @@ _DURABILITY = {
     "process": _native.AB_DURABILITY_PROCESS,
     "system": _native.AB_DURABILITY_SYSTEM,
 }
+_BUDGET_STORE_UNAVAILABLE = {
+    "local": _native.AB_BUDGET_STORE_LOCAL,
+    "closed": _native.AB_BUDGET_STORE_CLOSED,
+    "open": _native.AB_BUDGET_STORE_OPEN,
+}
+
 _FULL_POLICY = {
     "reject": _native.AB_FULL_REJECT,
     "drop_oldest": _native.AB_FULL_DROP_OLDEST,
@@ -214,6 +220,11 @@ _SETTERS: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
     "sync_server_budgets": ("sync_server_budgets", _flag),
     "budget_sync_interval": ("budget_sync_interval_ms", _seconds),
     "enforce_server_budgets": ("enforce_server_budgets", _flag),
+    "budget_store": ("budget_store", _text),
+    "budget_store_password": ("budget_store_password", _text),
+    "budget_store_timeout": ("budget_store_timeout_ms", _seconds),
+    "budget_store_unavailable": (
+        "budget_store_unavailable", lambda o, v: _choice(o, v, _BUDGET_STORE_UNAVAILABLE)),
 }
 
 OPTION_NAMES: Tuple[str, ...] = tuple(sorted(_SETTERS))

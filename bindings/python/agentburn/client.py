@@ -215,6 +215,11 @@ class AgentBurn:
     - ``sync_server_budgets``: keep the server's budget alerts (``GET /api/alerts``) as
       budgets named "server:<name>", read every ``budget_sync_interval`` seconds (30);
       ``enforce_server_budgets``: they block ``reserve`` past their limit (else they alert).
+    - ``budget_store``: "local" (default) or "redis://[:password@]host[:port][/db]": the
+      budgets' spend and holds are shared by every process naming that Redis (README.md,
+      "Fleet budgets"); ``budget_store_password`` (else $AGENTBURN_BUDGET_STORE_PASSWORD);
+      ``budget_store_timeout`` in seconds (0.05); ``budget_store_unavailable``: "local",
+      "closed" or "open", what ``reserve`` does while Redis cannot be reached.
 
     An unknown keyword raises TypeError; a bad value raises InvalidOptionError naming the
     option. Log messages go to ``logging.getLogger("agentburn")``.

@@ -1,0 +1,282 @@
+#include "budget/fleet.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "ledger/rows.hpp"
+
+namespace agentburn::budget {
+
+namespace {
+
+constexpr std::int64_t kHourMs = 3600000;
+constexpr std::int64_t kDayMs = 24 * kHourMs;
+
+std::string window_prefix(std::string_view budget, std::string_view scope) {
+  std::string k = "ab:b:";
+  k += std::to_string(budget.size());
+  k.push_back(':');
+  k.append(budget);
+  k.push_back(':');
+  k.append(scope);
+  return k;
+}
+
+// How long a window's spend key lives after its last spend (0: forever).
+std::int64_t spend_ttl_ms(BudgetPeriod p) {
+  switch (p) {
+    case BudgetPeriod::kDaily: return kDayMs + kHourMs;
+    case BudgetPeriod::kWeekly: return 7 * kDayMs + 2 * kHourMs;
+    case BudgetPeriod::kMonthly: return 30 * kDayMs + 2 * kHourMs;
+    case BudgetPeriod::kTotal: return 0;
+  }
+  return 0;
+}
+
+std::string first_hour_arg(BudgetPeriod p, std::int64_t now_ms) {
+  std::int64_t first = window_first_hour(p, now_ms);
+  // Lua reads numbers as doubles: "never" is any hour before the epoch.
+  return first == INT64_MIN ? "-1000000000" : std::to_string(first);
+}
+
+}  // namespace
+
+std::string spend_key(std::string_view budget, std::string_view scope) {
+  return window_prefix(budget, scope) + ":s";
+}
+std::string holds_key(std::string_view budget, std::string_view scope) {
+  return window_prefix(budget, scope) + ":h";
+}
+
+Fleet::Fleet(const std::vector<Budget>& budgets, std::unique_ptr<RedisStore> store,
+             std::unique_ptr<RedisStore> settle_store)
+    : budgets_(budgets), store_(std::move(store)), settle_store_(std::move(settle_store)) {
+  // A settle's idempotency key is kept as long as its spend can count: the longest window,
+  // and 90 days (the ledger's retention) for a total budget.
+  seen_ttl_ms_ = kDayMs + kHourMs;
+  for (const Budget& b : budgets_) {
+    std::int64_t t = spend_ttl_ms(b.period);
+    seen_ttl_ms_ = std::max(seen_ttl_ms_, t == 0 ? 90 * kDayMs : t);
+  }
+  after_fork_child();  // the id prefix
+}
+
+void Fleet::lock_for_fork() {
+  mu_.lock();
+  store_->lock_for_fork();
+  settle_store_->lock_for_fork();
+}
+void Fleet::unlock_after_fork_parent() {
+  settle_store_->unlock_after_fork_parent();
+  store_->unlock_after_fork_parent();
+  mu_.unlock();
+}
+void Fleet::after_fork_child() {
+  // Reservation ids are unique across the fleet: a child draws a prefix of its own.
+  new (&mu_) std::mutex();
+  store_->after_fork_child();
+  settle_store_->after_fork_child();
+  std::random_device rd;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "abr-%08x%08x-%x-", rd(), rd(), static_cast<unsigned>(getpid()));
+  prefix_ = buf;
+  next_id_ = 0;
+  open_.clear();
+}
+
+std::string Fleet::new_id() { return prefix_ + std::to_string(++next_id_); }
+
+const Budget* Fleet::find(std::string_view name) const {
+  for (const Budget& b : budgets_) {
+    if (b.name == name) return &b;
+  }
+  return nullptr;
+}
+
+Status Fleet::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int64_t ttl_ms,
+                      std::int64_t now_ms, Reservation* out, Refusal* refusal) {
+  std::vector<std::pair<const Budget*, std::string>> wins;
+  std::string key;
+  for (const Budget& b : budgets_) {
+    if (b.action == BudgetAction::kBlock && match_budget(b, scope, &key)) wins.emplace_back(&b, key);
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    out->id = new_id();
+  }
+  out->estimate_usd = ledger::to_usd(estimate_nanos);
+  out->expires_at_ms = now_ms + ttl_ms;
+  out->budgets.clear();
+  Held held;
+  held.expires_ms = now_ms + ttl_ms;
+  if (!wins.empty()) {
+    std::vector<std::string> keys, args = {std::to_string(estimate_nanos), out->id,
+                                           std::to_string(ttl_ms)};
+    for (const auto& [b, k] : wins) {
+      keys.push_back(spend_key(b->name, k));
+      keys.push_back(holds_key(b->name, k));
+      held.holds_keys.push_back(keys.back());
+      args.push_back(std::to_string(ledger::to_nanos(b->limit_usd)));
+      args.push_back(first_hour_arg(b->period, now_ms));
+    }
+    std::vector<long long> r;
+    Status s = store_->run(Script::kReserve, keys, args, &r);
+    if (!s.ok()) return s;
+    if (r.size() < 2) return Status::internal("budget store: a reserve answered nothing");
+    if (r[0] == 0) {
+      if (r.size() < 4 || r[1] < 1 || static_cast<std::size_t>(r[1]) > wins.size()) {
+        return Status::internal("budget store: a refused reserve answered no budget");
+      }
+      const auto& [b, k] = wins[static_cast<std::size_t>(r[1] - 1)];
+      refusal->state = window_state(*b, k, r[2], r[3], -1, now_ms);
+      refusal->estimate_nanos = estimate_nanos;
+      return Status::budget_exceeded("");
+    }
+    for (const auto& [b, k] : wins) out->budgets.push_back(k.empty() ? b->name : b->name + "[" + k + "]");
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  if (open_.size() >= 4096) {
+    for (auto it = open_.begin(); it != open_.end();) {
+      it = it->second.expires_ms <= now_ms ? open_.erase(it) : std::next(it);
+    }
+  }
+  open_[out->id] = std::move(held);
+  return Status();
+}
+
+bool Fleet::owns(const std::string& id) {
+  std::lock_guard<std::mutex> g(mu_);
+  return open_.count(id) > 0;
+}
+
+Status Fleet::release(const std::string& id) {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = open_.find(id);
+    if (it == open_.end()) {
+      return Status::invalid("reservation " + id + " is not open: it was settled, released or expired");
+    }
+    keys = std::move(it->second.holds_keys);
+    open_.erase(it);
+  }
+  if (keys.empty()) return Status();
+  std::vector<long long> r;
+  return store_->run(Script::kRelease, keys, {id}, &r);
+}
+
+std::string Fleet::settle_record(const Scope& scope, std::int64_t hour, std::int64_t nanos,
+                                 std::string_view idempotency_key, const std::string* reservation) {
+  nlohmann::json w = nlohmann::json::array();
+  std::string key;
+  if (nanos > 0) {
+    for (const Budget& b : budgets_) {
+      if (match_budget(b, scope, &key)) w.push_back({b.name, key, period_name(b.period)});
+    }
+  }
+  nlohmann::json x = nlohmann::json::array();
+  if (reservation) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = open_.find(*reservation);
+    if (it != open_.end()) {
+      for (const auto& k : it->second.holds_keys) x.push_back(k);
+    }
+  }
+  if (w.empty() && x.empty()) return "";
+  nlohmann::json rec = {{"k", idempotency_key}, {"n", nanos}, {"h", hour},
+                        {"r", x.empty() ? std::string() : *reservation}, {"w", w}, {"x", x}};
+  return rec.dump();
+}
+
+void Fleet::settled(const std::string& reservation) {
+  std::lock_guard<std::mutex> g(mu_);
+  open_.erase(reservation);
+}
+
+Status Fleet::apply(std::string_view record, std::int64_t now_ms,
+                    std::vector<BudgetAlert>* alerts) {
+  nlohmann::json rec = nlohmann::json::parse(record, nullptr, false);
+  if (rec.is_discarded() || !rec.is_object() || !rec.contains("k") || !rec.contains("w")) {
+    return Status::invalid("a settle record that cannot be read: " + std::string(record.substr(0, 200)));
+  }
+  std::vector<std::string> keys = {"ab:seen:" + rec["k"].get<std::string>()};
+  const std::int64_t nanos = rec.value("n", std::int64_t{0});
+  const std::int64_t hour = rec.value("h", std::int64_t{0});
+  std::vector<std::string> args = {std::to_string(nanos), std::to_string(hour),
+                                   rec.value("r", std::string()), std::to_string(seen_ttl_ms_),
+                                   std::to_string(rec["w"].size())};
+  struct Win {
+    std::string name, scope;
+    BudgetPeriod period;
+  };
+  std::vector<Win> wins;
+  for (const auto& w : rec["w"]) {
+    Win win{w.at(0).get<std::string>(), w.at(1).get<std::string>(), BudgetPeriod::kDaily};
+    parse_period(w.at(2).get<std::string>(), &win.period);
+    keys.push_back(spend_key(win.name, win.scope));
+    args.push_back(first_hour_arg(win.period, now_ms));
+    args.push_back(std::to_string(spend_ttl_ms(win.period)));
+    wins.push_back(std::move(win));
+  }
+  for (const auto& x : rec.value("x", nlohmann::json::array())) keys.push_back(x.get<std::string>());
+  std::vector<long long> r;
+  Status s = settle_store_->run(Script::kSettle, keys, args, &r);
+  if (!s.ok()) return s;
+  if (r.empty() || r[0] == 0) return Status();  // applied before
+  if (!alerts) return Status();
+  for (std::size_t i = 0; i < wins.size() && 2 + 2 * i < r.size(); ++i) {
+    const Budget* b = find(wins[i].name);
+    if (!b) continue;  // a budget this process does not define: alerts where it is defined
+    const std::int64_t before = r[1 + 2 * i], after = r[2 + 2 * i];
+    auto thresholds = thresholds_of(*b);
+    for (std::int64_t t : thresholds) {
+      if (before < t && after >= t) {
+        double fraction = b->limit_usd > 0 ? ledger::to_usd(t) / b->limit_usd : 0.0;
+        alerts->push_back(BudgetAlert{window_state(*b, wins[i].scope, after, 0, -1, now_ms),
+                                      std::round(fraction * 1e6) / 1e6});
+      }
+    }
+  }
+  return Status();
+}
+
+Status Fleet::read(const std::vector<std::pair<std::string, std::string>>& windows,
+                   std::int64_t now_ms, std::vector<BudgetState>* out) {
+  out->clear();
+  std::vector<std::string> keys, args;
+  std::vector<const Budget*> defs;
+  for (const auto& [name, scope] : windows) {
+    const Budget* b = find(name);
+    if (!b) continue;
+    defs.push_back(b);
+    keys.push_back(spend_key(name, scope));
+    keys.push_back(holds_key(name, scope));
+    args.push_back(first_hour_arg(b->period, now_ms));
+  }
+  if (keys.empty()) return Status();
+  std::vector<long long> r;
+  Status s = store_->run(Script::kRead, keys, args, &r);
+  if (!s.ok()) return s;
+  if (r.size() != 3 * defs.size()) return Status::internal("budget store: a read answered badly");
+  std::size_t j = 0;
+  for (const auto& [name, scope] : windows) {
+    if (!find(name)) continue;
+    out->push_back(window_state(*defs[j], scope, r[3 * j], r[3 * j + 1], r[3 * j + 2], now_ms));
+    ++j;
+  }
+  return Status();
+}
+
+Status Fleet::check(const Scope& scope, std::int64_t now_ms, std::vector<BudgetState>* out) {
+  std::vector<std::pair<std::string, std::string>> windows;
+  std::string key;
+  for (const Budget& b : budgets_) {
+    if (match_budget(b, scope, &key)) windows.emplace_back(b.name, key);
+  }
+  return read(windows, now_ms, out);
+}
+
+}  // namespace agentburn::budget

@@ -1,0 +1,417 @@
+// Fleet budgets: one budget shared by processes through a real redis-server, started here on
+// a free loopback port (Options::budget_store, README.md "Fleet budgets").
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <agentburn/agentburn.hpp>
+#include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "budget/fleet.hpp"
+#include "budget/redis_store.hpp"
+#include "event/codec.hpp"
+#include "ledger/rows.hpp"
+#include "support.hpp"
+#include "support/clients.hpp"
+#include "support/redis_process.hpp"
+#include "support/server_process.hpp"
+#include "support/tcp_proxy.hpp"
+
+using namespace agentburn;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t nanos(double usd) { return ledger::to_nanos(usd); }
+
+Budget make_budget(const std::string& name, double limit,
+              BudgetPeriod period = BudgetPeriod::kDaily) {
+  Budget b;
+  b.name = name;
+  b.limit_usd = limit;
+  b.period = period;
+  return b;
+}
+
+Options fleet_options(const std::string& root, const std::string& url,
+                      std::vector<Budget> budgets) {
+  Options o;
+  o.buffer_root = root;
+  o.budgets = std::move(budgets);
+  o.budget_store = url;
+  o.budget_store_timeout_ms = 5000;  // the machine may be loaded: nothing here times out
+  o.close_timeout_ms = 5000;
+  return o;
+}
+
+Event event(double cost, const std::string& task = "t1") {
+  Event e;
+  e.agent_id = "a1";
+  e.provider = "openai";
+  e.operation = "llm_call";
+  e.cost_usd = cost;
+  e.task_id = task;
+  return e;
+}
+
+ReserveRequest request(double usd, const std::string& task = "t1") {
+  ReserveRequest r;
+  r.agent_id = "a1";
+  r.provider = "openai";
+  r.task_id = task;
+  r.estimate_usd = usd;
+  return r;
+}
+
+// A direct connection to the test's Redis, to read what the budgets keep there.
+struct Peek {
+  explicit Peek(int port) {
+    budget::StoreUrl u;
+    u.host = "127.0.0.1";
+    u.port = port;
+    store = std::make_unique<budget::RedisStore>(u, 2000);
+  }
+  // Sum of a hash's values (a spend key's nano-dollars; a holds key's leading numbers).
+  std::int64_t sum(const std::string& key) {
+    std::vector<long long> v;
+    if (!store->command({"HVALS", key}, &v).ok()) return -1;
+    std::int64_t s = 0;
+    for (long long x : v) s += x;
+    return s;
+  }
+  std::int64_t spent(const std::string& name, const std::string& scope = "") {
+    return sum(budget::spend_key(name, scope));
+  }
+  std::int64_t held(const std::string& name, const std::string& scope = "") {
+    return sum(budget::holds_key(name, scope));
+  }
+  std::unique_ptr<budget::RedisStore> store;
+};
+
+#define REQUIRE_REDIS()                                                   \
+  if (!testing::RedisProcess::available()) {                              \
+    MESSAGE("redis-server is not installed (scripts/setup installs it)"); \
+    return;                                                               \
+  }
+
+}  // namespace
+
+TEST_SUITE_BEGIN("fleet");
+
+TEST_CASE("4 processes x 16 threads racing $0.01 reservations against one $1.00 budget admit exactly 100 (forked children)") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  constexpr int kProcs = 4, kThreads = 16, kTries = 5;
+  int fds[kProcs][2];
+  pid_t pids[kProcs];
+  for (int p = 0; p < kProcs; ++p) {
+    REQUIRE(pipe(fds[p]) == 0);
+    pids[p] = fork();
+    if (pids[p] == 0) {
+      Options o = fleet_options(dir.sub("root" + std::to_string(p)), redis.url(),
+                                {make_budget("fleet", 1.00)});
+      // Only the store admits: none while it cannot be reached.
+      o.budget_store_unavailable = BudgetStoreUnavailable::kClosed;
+      auto c = Client::open(o);
+      if (!c.ok()) _exit(2);
+      std::atomic<int> admitted{0}, errors{0};
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+          for (int i = 0; i < kTries; ++i) {
+            auto r = c->reserve(request(0.01));
+            if (r.ok()) {
+              ++admitted;
+              // Half settle the hold with the same cost; the others keep it.
+              if ((t + i) % 2 == 0 && !c->track(event(0.01), r.value()).ok()) ++errors;
+            } else if (r.status().code() != Status::Code::kBudgetExceeded ||
+                       r.status().message().find("would be exceeded") == std::string::npos) {
+              ++errors;
+            }
+          }
+        });
+      }
+      for (auto& th : threads) th.join();
+      int n = errors ? -1 : admitted.load();
+      if (write(fds[p][1], &n, sizeof n) != sizeof n) _exit(3);
+      c->close(std::chrono::seconds(10)).ok();
+      _exit(0);
+    }
+    close(fds[p][1]);
+  }
+  int total = 0;
+  for (int p = 0; p < kProcs; ++p) {
+    int n = -2;
+    CHECK(read(fds[p][0], &n, sizeof n) == sizeof n);
+    CHECK(n >= 0);
+    total += n;
+    int st;
+    waitpid(pids[p], &st, 0);
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+    close(fds[p][0]);
+  }
+  CHECK(total == 100);
+  // Every cent admitted is held or spent in Redis, once the children's settles are in.
+  Peek peek(redis.port());
+  CHECK(testing::wait_until([&] { return peek.spent("fleet") + peek.held("fleet") == nanos(1.00); }));
+  CHECK(peek.spent("fleet") > 0);
+}
+
+TEST_CASE("SIGKILL of a process holding reservations: its holds expire by their TTL, and what it tracked is counted once") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  testing::ServerConfig sc;
+  sc.binary = AGENTBURN_SERVER_PATH;
+  sc.data_dir = dir.sub("server");
+  sc.api_key = testing::kTestKey;
+  testing::ServerProcess server(sc);
+  REQUIRE_MESSAGE(server.start(), server.error());
+  const std::string root = dir.sub("root");
+  auto options = [&] {
+    Options o = fleet_options(root, redis.url(), {make_budget("fleet", 1000.0)});
+    Options on = testing::online(root, server.url());
+    o.endpoint = on.endpoint;
+    o.api_key = on.api_key;
+    o.flush_interval_ms = on.flush_interval_ms;
+    o.retry_initial_ms = on.retry_initial_ms;
+    o.retry_max_ms = on.retry_max_ms;
+    o.reservation_ttl_ms = 1500;
+    return o;
+  };
+  std::string agent;
+  {
+    Client reg = testing::open_client(testing::online(dir.sub("reg"), server.url()));
+    Agent a;
+    a.name = "fleet-agent";
+    a.project_id = "fleet-tests";
+    auto id = reg.register_agent(a);
+    REQUIRE_MESSAGE(id.ok(), id.status().to_string());
+    agent = id.value();
+  }
+  auto tracked = [&](double cost) {
+    Event e = event(cost);
+    e.agent_id = agent;
+    return e;
+  };
+  Peek peek(redis.port());
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    int fd[2];
+    REQUIRE(pipe(fd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fd[0]);
+      auto c = Client::open(options());
+      if (!c.ok()) _exit(2);
+      std::vector<Reservation> held;
+      for (int i = 0; i < 5; ++i) {
+        auto r = c->reserve(request(0.5));
+        if (!r.ok()) _exit(3);
+        held.push_back(r.value());
+      }
+      char ready = 'r';
+      if (write(fd[1], &ready, 1) != 1) _exit(4);
+      // Tracks until killed: some events with their reservation, most without.
+      for (int i = 0;; ++i) {
+        Status s = i < 5 ? c->track(tracked(0.001 * (i + 1)), held[i]) : c->track(tracked(0.0001));
+        if (!s.ok()) _exit(5);
+      }
+    }
+    close(fd[1]);
+    char ready = 0;
+    REQUIRE(read(fd[0], &ready, 1) == 1);
+    close(fd[0]);
+    std::mt19937 rng(static_cast<unsigned>(round * 7919 + 17));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 200));  // where it dies
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    // Its holds go by their TTL (1.5 s), with no process left to release them.
+    CHECK(testing::wait_until([&] { return peek.held("fleet") == 0; }, std::chrono::seconds(20)));
+  }
+  // The next process takes its folders over: what they tracked reaches the server and Redis.
+  {
+    Client c = testing::open_client(options());
+    CHECK(c.flush(std::chrono::seconds(60)).ok());
+    CHECK(c.close(std::chrono::seconds(20)).ok());
+  }
+  httplib::Client http("127.0.0.1", server.port());
+  std::int64_t on_server = 0;
+  std::set<std::string> keys;
+  std::string cursor;
+  for (int page = 0; page < 1000; ++page) {
+    auto res = http.Get("/api/events?limit=10000&cursor=" + cursor, {{"x-api-key", testing::kTestKey}});
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    auto body = nlohmann::json::parse(res->body);
+    for (const auto& e : body["events"]) {
+      if (keys.insert(e.value("idempotency_key", "")).second) on_server += nanos(e.value("costUsd", 0.0));
+    }
+    if (body["nextCursor"].is_null()) break;
+    cursor = body["nextCursor"].get<std::string>();
+  }
+  CHECK(keys.size() > 15);
+  CHECK(peek.spent("fleet") == on_server);
+  CHECK(peek.held("fleet") == 0);
+}
+
+TEST_CASE("Redis stopped and started again: each budget_store_unavailable policy, and no settle lost or applied twice") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  auto open = [&](const std::string& name, BudgetStoreUnavailable policy) {
+    Options o = fleet_options(dir.sub(name), redis.url(), {make_budget("day", 0.10)});
+    o.budget_store_timeout_ms = 200;
+    o.budget_store_unavailable = policy;
+    return testing::open_client(o);
+  };
+  Client local = open("local", BudgetStoreUnavailable::kLocal);
+  Client closed = open("closed", BudgetStoreUnavailable::kClosed);
+  Client open_ = open("open", BudgetStoreUnavailable::kOpen);
+  Peek peek(redis.port());
+  // Before: $0.03 spent by `local`, settled.
+  for (int i = 0; i < 3; ++i) REQUIRE(local.track(event(0.01)).ok());
+  REQUIRE(testing::wait_until([&] { return peek.spent("day") == nanos(0.03); }));
+  // Another process's spend, known only to Redis: $0.05.
+  for (int i = 0; i < 5; ++i) REQUIRE(closed.track(event(0.01)).ok());
+  REQUIRE(testing::wait_until([&] { return peek.spent("day") == nanos(0.08); }));
+  {
+    auto r = local.reserve(request(0.03));  // 0.08 + 0.03 > 0.10: Redis refuses
+    CHECK(r.status().code() == Status::Code::kBudgetExceeded);
+  }
+
+  redis.stop();
+  // local: enforces on its own spend ($0.03 of $0.10): $0.05 admitted, $0.03 more refused.
+  auto a = local.reserve(request(0.05));
+  CHECK(a.ok());
+  auto b = local.reserve(request(0.03));
+  CHECK(b.status().code() == Status::Code::kBudgetExceeded);
+  // closed: refused, naming the store.
+  auto c = closed.reserve(request(0.001));
+  CHECK(c.status().code() == Status::Code::kBudgetExceeded);
+  CHECK(c.status().message().find("redis://127.0.0.1:" + std::to_string(redis.port())) != std::string::npos);
+  CHECK(c.status().message().find("closed") != std::string::npos);
+  // open: admitted, holding nothing.
+  auto d = open_.reserve(request(5.0));
+  CHECK(d.ok());
+  // Spend while Redis is down waits in each buffer.
+  REQUIRE(local.track(event(0.02), a.value()).ok());
+  for (int i = 0; i < 4; ++i) REQUIRE(open_.track(event(0.01)).ok());
+  CHECK(local.check(request(0)).size() == 1);  // the process's own view, without Redis
+
+  REQUIRE(redis.start());  // the same port, and the append-only file
+  // Everything tracked is in Redis exactly once: 0.08 before, 0.02 + 0.04 while down.
+  CHECK(testing::wait_until([&] { return peek.spent("day") == nanos(0.14); }, std::chrono::seconds(30)));
+  // check() reads the shared state again.
+  CHECK(testing::wait_until([&] {
+    auto s = closed.check(request(0));
+    return s.size() == 1 && nanos(s[0].spent_usd) == nanos(0.14);
+  }));
+  CHECK(closed.reserve(request(0.001)).status().code() == Status::Code::kBudgetExceeded);
+  // Closing and reopening (offline clients: their events stay on disk) sends nothing again.
+  CHECK(local.close(std::chrono::seconds(5)).code() == Status::Code::kTimeout);
+  CHECK(open_.close(std::chrono::seconds(5)).code() == Status::Code::kTimeout);
+  Client again = open("local", BudgetStoreUnavailable::kLocal);
+  Client again2 = open("open", BudgetStoreUnavailable::kOpen);
+  CHECK(again.close(std::chrono::seconds(5)).code() == Status::Code::kTimeout);
+  CHECK(peek.spent("day") == nanos(0.14));
+}
+
+TEST_CASE("Redis answering slowly: reserve returns within its timeout") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  testing::TcpProxy proxy(redis.port());
+  REQUIRE(proxy.ok());
+  proxy.set_delay(std::chrono::milliseconds(3000));
+  proxy.set_mode(testing::TcpProxy::Mode::kDelay);
+  Options o = fleet_options(dir.sub("root"), "redis://127.0.0.1:" + std::to_string(proxy.port()),
+                            {make_budget("day", 1.0)});
+  o.budget_store_timeout_ms = 50;
+  o.budget_store_unavailable = BudgetStoreUnavailable::kClosed;
+  o.close_timeout_ms = 100;
+  Client c = testing::open_client(o);
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = Clock::now();
+    auto r = c.reserve(request(0.01));
+    auto took = Clock::now() - t0;
+    CHECK(r.status().code() == Status::Code::kBudgetExceeded);
+    // 50 ms asked; a reserve that waited for the store would take 3 s or more.
+    CHECK(took < std::chrono::milliseconds(1500));
+  }
+}
+
+TEST_CASE("a \"*\" scope and rolling windows work as in-process, shared by two clients") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  Budget per_task = make_budget("per-task", 0.05, BudgetPeriod::kWeekly);
+  per_task.task_id = "*";
+  auto opts = [&](const std::string& name) {
+    return fleet_options(dir.sub(name), redis.url(), {per_task});
+  };
+  Client one = testing::open_client(opts("one"));
+  Client two = testing::open_client(opts("two"));
+  Peek peek(redis.port());
+  // Spend of 8 days ago is outside the weekly window; of 6 days ago, inside.
+  auto old_event = [&](int days, double cost, const std::string& task) {
+    Event e = event(cost, task);
+    auto now = std::chrono::system_clock::now() - std::chrono::hours(24 * days);
+    e.timestamp = detail::format_timestamp_ms(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+    return e;
+  };
+  REQUIRE(one.track(old_event(8, 0.04, "t1")).ok());
+  REQUIRE(one.track(old_event(6, 0.02, "t1")).ok());
+  REQUIRE(one.track(event(0.01, "t1")).ok());
+  REQUIRE(one.track(event(0.04, "t2")).ok());
+  CHECK(testing::wait_until([&] {
+    return peek.spent("per-task", "taskId=t1") == nanos(0.03) &&
+           peek.spent("per-task", "taskId=t2") == nanos(0.04);
+  }));
+  // The other client sees the shared windows: t1 has $0.02 left, t2 $0.01, t3 all.
+  CHECK(two.reserve(request(0.03, "t1")).status().code() == Status::Code::kBudgetExceeded);
+  CHECK(two.reserve(request(0.02, "t1")).ok());
+  CHECK(two.reserve(request(0.02, "t2")).status().code() == Status::Code::kBudgetExceeded);
+  CHECK(two.reserve(request(0.05, "t3")).ok());
+  auto s = two.check(request(0, "t1"));
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].scope == "taskId=t1");
+  CHECK(nanos(s[0].spent_usd) == nanos(0.03));
+  CHECK(nanos(s[0].held_usd) == nanos(0.02));
+  CHECK(s[0].period == "weekly");
+  CHECK(s[0].resets_at_ms > 0);
+}
+
+TEST_CASE("a bad budget_store is refused at open, naming what is wrong and never the password") {
+  for (const char* url : {"redis://", "redis://host:99999", "redis://host:12/x", "memcached://h",
+                          "redis://:s3cret@[::1"}) {
+    Options o;
+    o.budget_store = url;
+    o.budgets = {make_budget("b", 1)};
+    testing::TempDir dir;
+    o.buffer_root = dir.path();
+    auto c = Client::open(o);
+    CAPTURE(url);
+    CHECK(c.status().code() == Status::Code::kInvalid);
+    CHECK(c.status().message().find("budget_store") != std::string::npos);
+    CHECK(c.status().message().find("s3cret") == std::string::npos);
+  }
+}
+
+TEST_SUITE_END();
