@@ -229,7 +229,7 @@ Status Fleet::apply(std::string_view record, std::int64_t now_ms,
   if (!alerts) return Status();
   for (std::size_t i = 0; i < wins.size() && 2 + 2 * i < r.size(); ++i) {
     const Budget* b = find(wins[i].name);
-    if (!b) continue;  // a budget this process does not define: alerts where it is defined
+    if (!b) continue;  // a budget this process does not define (a record adopted): no alert
     const std::int64_t before = r[1 + 2 * i], after = r[2 + 2 * i];
     auto thresholds = thresholds_of(*b);
     for (std::int64_t t : thresholds) {
