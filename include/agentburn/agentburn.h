@@ -362,8 +362,8 @@ AB_API int ab_options_set_budget_store_timeout_ms(ab_options *opts, int ms);
 AB_API int ab_options_set_budget_store_unavailable(ab_options *opts, int policy);
 /* Called when a budget's spend crosses one of its alertAt thresholds (once per threshold
  * per window), on the thread that tracked (for budgets shared through budget_store: on the
- * client's settle thread, or in ab_client_close), with the window as JSON (see ab_client_budgets_json)
- * plus "threshold". It must not call back into the client. fn NULL: none. */
+ * client's settle thread, or in ab_client_close), with the window as JSON (see
+ * ab_client_budgets_json) plus "threshold". It must not call back into the client. fn NULL: none. */
 typedef void (*ab_budget_alert_fn)(const char *alert_json, void *user_data);
 AB_API int ab_options_set_budget_alert(ab_options *opts, ab_budget_alert_fn fn, void *user_data);
 
