@@ -905,14 +905,24 @@ Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* 
     return r;
   }
   budget::Refusal no;
-  bool refused_by_store = false;
+  bool refused_now = false;
   if (impl_->fleet) {
     Status st = impl_->fleet->reserve(scope_of(request), nanos, impl_->options.reservation_ttl_ms,
                                       now_ms(), &r, &no);
     impl_->note_store(st);
-    if (st.ok()) return r;
-    refused_by_store = st.code() == Status::Code::kBudgetExceeded;
-    if (!refused_by_store) {
+    if (st.ok()) {
+      // The server's budgets (sync_server_budgets) are held here, under the same id.
+      if (!impl_->budgets->has_server_budgets() ||
+          impl_->budgets->reserve(scope_of(request), nanos, now_ms(),
+                                  impl_->options.reservation_ttl_ms, &r, &no, true)) {
+        return r;
+      }
+      impl_->fleet->release(r.id).ok();
+      refused_now = true;  // refused here, not by the store: no second try below
+    } else {
+      refused_now = st.code() == Status::Code::kBudgetExceeded;
+    }
+    if (!refused_now) {
       switch (impl_->options.budget_store_unavailable) {
         case BudgetStoreUnavailable::kClosed:
           return Status::budget_exceeded(st.message() + "; budget_store_unavailable is closed, so "
@@ -928,7 +938,7 @@ Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* 
       }
     }
   }
-  if (!refused_by_store && impl_->budgets->reserve(scope_of(request), nanos, now_ms(),
+  if (!refused_now && impl_->budgets->reserve(scope_of(request), nanos, now_ms(),
                                                    impl_->options.reservation_ttl_ms, &r, &no)) {
     return r;
   }
@@ -948,6 +958,7 @@ Status Client::release(const Reservation& reservation) {
   if (impl_->fleet && impl_->fleet->owns(reservation.id)) {
     // A store that cannot be reached keeps the holds until their TTL: not an error here.
     Status s = impl_->fleet->release(reservation.id);
+    impl_->budgets->release(reservation.id, now_ms());  // its holds on the server's budgets
     impl_->note_store(s);
     return s.code() == Status::Code::kInvalid ? s : Status();
   }

@@ -262,14 +262,15 @@ void Engine::expire(std::int64_t now_ms) {
 }
 
 bool Engine::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int64_t now_ms,
-                     std::int64_t ttl_ms, Reservation* out, Refusal* refusal) {
+                     std::int64_t ttl_ms, Reservation* out, Refusal* refusal, bool server_only) {
   std::lock_guard<std::mutex> g(mu_);
   expire(now_ms);
   std::string key;
   std::vector<Hold> holds;
   for (std::size_t i = 0; i < defs_.size(); ++i) {
     Def& d = defs_[i];
-    if (!d.active || d.budget.action != BudgetAction::kBlock || !matches(d.budget, scope, &key)) {
+    if (!d.active || d.budget.action != BudgetAction::kBlock || !matches(d.budget, scope, &key) ||
+        (server_only && d.server_id.empty())) {
       continue;
     }
     Window& w = d.windows[key];
@@ -281,10 +282,14 @@ bool Engine::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int64
     }
     holds.push_back(Hold{i, key, estimate_nanos});
   }
-  out->id = id_prefix_ + std::to_string(++next_id_);
-  out->estimate_usd = ledger::to_usd(estimate_nanos);
-  out->expires_at_ms = now_ms + ttl_ms;
-  out->budgets.clear();
+  if (server_only) {
+    if (holds.empty()) return true;
+  } else {
+    out->id = id_prefix_ + std::to_string(++next_id_);
+    out->estimate_usd = ledger::to_usd(estimate_nanos);
+    out->expires_at_ms = now_ms + ttl_ms;
+    out->budgets.clear();
+  }
   for (const Hold& h : holds) {
     defs_[h.def].windows[h.window].held += h.nanos;
     out->budgets.push_back(h.window.empty() ? defs_[h.def].budget.name

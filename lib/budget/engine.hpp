@@ -85,8 +85,10 @@ class Engine {
 
   // Holds `estimate_nanos` on every matching block budget, or none: false with `refusal`
   // when one of them would pass its limit.
+  // `server_only`: on the server's budgets alone (the others are held in a shared store),
+  // under the id `out` has already.
   bool reserve(const Scope& scope, std::int64_t estimate_nanos, std::int64_t now_ms,
-               std::int64_t ttl_ms, Reservation* out, Refusal* refusal);
+               std::int64_t ttl_ms, Reservation* out, Refusal* refusal, bool server_only = false);
   // --- Budgets kept by the server (Options::sync_server_budgets) ---
   // Their spend is the server's currentSpend at the last sync, plus what the server had not
   // counted when the sync was sent (the events not yet acknowledged then: `pending`), plus

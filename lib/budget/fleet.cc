@@ -28,10 +28,14 @@ std::string window_prefix(std::string_view budget, std::string_view scope) {
 // How long a window's spend key lives after its last spend (0: forever).
 std::int64_t spend_ttl_ms(BudgetPeriod p) {
   switch (p) {
-    case BudgetPeriod::kDaily: return kDayMs + kHourMs;
-    case BudgetPeriod::kWeekly: return 7 * kDayMs + 2 * kHourMs;
-    case BudgetPeriod::kMonthly: return 30 * kDayMs + 2 * kHourMs;
-    case BudgetPeriod::kTotal: return 0;
+    case BudgetPeriod::kDaily:
+      return kDayMs + kHourMs;
+    case BudgetPeriod::kWeekly:
+      return 7 * kDayMs + 2 * kHourMs;
+    case BudgetPeriod::kMonthly:
+      return 30 * kDayMs + 2 * kHourMs;
+    case BudgetPeriod::kTotal:
+      return 0;
   }
   return 0;
 }
@@ -87,7 +91,9 @@ void Fleet::after_fork_child() {
   open_.clear();
 }
 
-std::string Fleet::new_id() { return prefix_ + std::to_string(++next_id_); }
+std::string Fleet::new_id() {
+  return prefix_ + std::to_string(++next_id_);
+}
 
 const Budget* Fleet::find(std::string_view name) const {
   for (const Budget& b : budgets_) {
@@ -101,7 +107,8 @@ Status Fleet::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int6
   std::vector<std::pair<const Budget*, std::string>> wins;
   std::string key;
   for (const Budget& b : budgets_) {
-    if (b.action == BudgetAction::kBlock && match_budget(b, scope, &key)) wins.emplace_back(&b, key);
+    if (b.action == BudgetAction::kBlock && match_budget(b, scope, &key))
+      wins.emplace_back(&b, key);
   }
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -113,8 +120,8 @@ Status Fleet::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int6
   Held held;
   held.expires_ms = now_ms + ttl_ms;
   if (!wins.empty()) {
-    std::vector<std::string> keys, args = {std::to_string(estimate_nanos), out->id,
-                                           std::to_string(ttl_ms)};
+    std::vector<std::string> keys,
+        args = {std::to_string(estimate_nanos), out->id, std::to_string(ttl_ms)};
     for (const auto& [b, k] : wins) {
       keys.push_back(spend_key(b->name, k));
       keys.push_back(holds_key(b->name, k));
@@ -135,7 +142,8 @@ Status Fleet::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int6
       refusal->estimate_nanos = estimate_nanos;
       return Status::budget_exceeded("");
     }
-    for (const auto& [b, k] : wins) out->budgets.push_back(k.empty() ? b->name : b->name + "[" + k + "]");
+    for (const auto& [b, k] : wins)
+      out->budgets.push_back(k.empty() ? b->name : b->name + "[" + k + "]");
   }
   std::lock_guard<std::mutex> g(mu_);
   if (open_.size() >= 4096) {
@@ -158,7 +166,8 @@ Status Fleet::release(const std::string& id) {
     std::lock_guard<std::mutex> g(mu_);
     auto it = open_.find(id);
     if (it == open_.end()) {
-      return Status::invalid("reservation " + id + " is not open: it was settled, released or expired");
+      return Status::invalid("reservation " + id +
+                             " is not open: it was settled, released or expired");
     }
     keys = std::move(it->second.holds_keys);
     open_.erase(it);
@@ -186,8 +195,12 @@ std::string Fleet::settle_record(const Scope& scope, std::int64_t hour, std::int
     }
   }
   if (w.empty() && x.empty()) return "";
-  nlohmann::json rec = {{"k", idempotency_key}, {"n", nanos}, {"h", hour},
-                        {"r", x.empty() ? std::string() : *reservation}, {"w", w}, {"x", x}};
+  nlohmann::json rec = {{"k", idempotency_key},
+                        {"n", nanos},
+                        {"h", hour},
+                        {"r", x.empty() ? std::string() : *reservation},
+                        {"w", w},
+                        {"x", x}};
   return rec.dump();
 }
 
@@ -198,30 +211,39 @@ void Fleet::settled(const std::string& reservation) {
 
 Status Fleet::apply(std::string_view record, std::int64_t now_ms,
                     std::vector<BudgetAlert>* alerts) {
+  auto unreadable = [&] {
+    return Status::invalid("a settle record that cannot be read: " +
+                           std::string(record.substr(0, 200)));
+  };
   nlohmann::json rec = nlohmann::json::parse(record, nullptr, false);
   if (rec.is_discarded() || !rec.is_object() || !rec.contains("k") || !rec.contains("w")) {
-    return Status::invalid("a settle record that cannot be read: " + std::string(record.substr(0, 200)));
+    return unreadable();
   }
-  std::vector<std::string> keys = {"ab:seen:" + rec["k"].get<std::string>()};
-  const std::int64_t nanos = rec.value("n", std::int64_t{0});
-  const std::int64_t hour = rec.value("h", std::int64_t{0});
-  std::vector<std::string> args = {std::to_string(nanos), std::to_string(hour),
-                                   rec.value("r", std::string()), std::to_string(seen_ttl_ms_),
-                                   std::to_string(rec["w"].size())};
+  std::vector<std::string> keys, args;
   struct Win {
     std::string name, scope;
     BudgetPeriod period;
   };
   std::vector<Win> wins;
-  for (const auto& w : rec["w"]) {
-    Win win{w.at(0).get<std::string>(), w.at(1).get<std::string>(), BudgetPeriod::kDaily};
-    parse_period(w.at(2).get<std::string>(), &win.period);
-    keys.push_back(spend_key(win.name, win.scope));
-    args.push_back(first_hour_arg(win.period, now_ms));
-    args.push_back(std::to_string(spend_ttl_ms(win.period)));
-    wins.push_back(std::move(win));
+  try {
+    keys.push_back("ab:seen:" + rec["k"].get<std::string>());
+    const std::int64_t nanos = rec.value("n", std::int64_t{0});
+    const std::int64_t hour = rec.value("h", std::int64_t{0});
+    args = {std::to_string(nanos), std::to_string(hour), rec.value("r", std::string()),
+            std::to_string(seen_ttl_ms_), std::to_string(rec["w"].size())};
+    for (const auto& w : rec["w"]) {
+      Win win{w.at(0).get<std::string>(), w.at(1).get<std::string>(), BudgetPeriod::kDaily};
+      parse_period(w.at(2).get<std::string>(), &win.period);
+      keys.push_back(spend_key(win.name, win.scope));
+      args.push_back(first_hour_arg(win.period, now_ms));
+      args.push_back(std::to_string(spend_ttl_ms(win.period)));
+      wins.push_back(std::move(win));
+    }
+    for (const auto& x : rec.value("x", nlohmann::json::array()))
+      keys.push_back(x.get<std::string>());
+  } catch (const nlohmann::json::exception&) {
+    return unreadable();
   }
-  for (const auto& x : rec.value("x", nlohmann::json::array())) keys.push_back(x.get<std::string>());
   std::vector<long long> r;
   Status s = settle_store_->run(Script::kSettle, keys, args, &r);
   if (!s.ok()) return s;

@@ -118,8 +118,8 @@ return out
 )lua";
 
 std::string script_text(Script s) {
-  const char* body = s == Script::kReserve  ? kReserve
-                     : s == Script::kSettle ? kSettle
+  const char* body = s == Script::kReserve   ? kReserve
+                     : s == Script::kSettle  ? kSettle
                      : s == Script::kRelease ? kRelease
                                              : kRead;
   return std::string(kCommon) + body;
@@ -221,15 +221,34 @@ Status check_store_url(const std::string& url) {
   Status s = parse_store_url(url, &u);
   if (!s.ok()) return s;
 #ifndef AGENTBURN_WITH_REDIS
-  return Status::invalid("budget_store: this agentburn was built without Redis support "
-                         "(configure it with -DAGENTBURN_WITH_REDIS=ON and libhiredis-dev)");
+  return Status::invalid(
+      "budget_store: this agentburn was built without Redis support "
+      "(configure it with -DAGENTBURN_WITH_REDIS=ON and libhiredis-dev)");
 #else
   return Status();
 #endif
 }
 
-RedisStore::RedisStore(StoreUrl url, int timeout_ms)
-    : url_(std::move(url)), timeout_(timeout_ms) {}
+RedisStore::RedisStore(StoreUrl url, int timeout_ms) : url_(std::move(url)), timeout_(timeout_ms) {}
+
+bool RedisStore::acquire(Clock::time_point deadline) {
+  std::unique_lock<std::mutex> g(mu_);
+  if (deadline == Clock::time_point::max()) {
+    turn_cv_.wait(g, [&] { return !busy_; });
+  } else if (!turn_cv_.wait_until(g, deadline, [&] { return !busy_; })) {
+    return false;
+  }
+  busy_ = true;
+  return true;
+}
+
+void RedisStore::release() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    busy_ = false;
+  }
+  turn_cv_.notify_one();
+}
 
 #ifdef AGENTBURN_WITH_REDIS
 
@@ -263,7 +282,9 @@ RedisStore::~RedisStore() {
 }
 
 void RedisStore::after_fork_child() {
-  new (&mu_) std::timed_mutex();
+  new (&mu_) std::mutex();
+  new (&turn_cv_) std::condition_variable();
+  busy_ = false;
   // The parent's socket: closed here (the parent keeps its own), never written.
   if (ctx_) redisFree(ctx_);
   ctx_ = nullptr;
@@ -299,12 +320,13 @@ Status RedisStore::call(const std::vector<std::string>& argv, Clock::time_point 
   void* r = redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data());
   if (!r) {
     std::string why = ctx_->errstr[0] ? ctx_->errstr : "the connection failed";
-    bool timed_out = ctx_->err == REDIS_ERR_IO && (why.find("temporarily unavailable") != std::string::npos ||
-                                                  why.find("timed out") != std::string::npos);
+    bool timed_out =
+        ctx_->err == REDIS_ERR_IO && (why.find("temporarily unavailable") != std::string::npos ||
+                                      why.find("timed out") != std::string::npos);
     fail(why);
-    std::string m = "budget store " + url_.shown() + ": " +
-                    (timed_out ? "no answer within " + std::to_string(timeout_.count()) + " ms"
-                               : why);
+    std::string m =
+        "budget store " + url_.shown() + ": " +
+        (timed_out ? "no answer within " + std::to_string(timeout_.count()) + " ms" : why);
     return timed_out ? Status::timeout(m) : Status::network(m);
   }
   *reply = r;
@@ -335,8 +357,8 @@ Status RedisStore::connect(Clock::time_point deadline) {
     auto* r = static_cast<redisReply*>(raw);
     Status out;
     if (r->type == REDIS_REPLY_ERROR) {
-      out = Status::network("budget store " + url_.shown() + ": " + argv[0] + " was refused: " +
-                            std::string(r->str, r->len));
+      out = Status::network("budget store " + url_.shown() + ": " + argv[0] +
+                            " was refused: " + std::string(r->str, r->len));
     } else if (text && r->type == REDIS_REPLY_STRING) {
       text->assign(r->str, r->len);
     }
@@ -364,8 +386,8 @@ Status RedisStore::run(Script script, const std::vector<std::string>& keys,
                        const std::vector<std::string>& args, std::vector<long long>* out) {
   out->clear();
   auto deadline = Clock::now() + timeout_;
-  std::unique_lock<std::timed_mutex> g(mu_, std::defer_lock);
-  if (!g.try_lock_until(deadline)) {
+  Turn turn(this, deadline);
+  if (!turn.held) {
     return Status::timeout("budget store " + url_.shown() + ": busy past " +
                            std::to_string(timeout_.count()) + " ms");
   }
@@ -404,8 +426,8 @@ Status RedisStore::command(const std::vector<std::string>& argv, std::vector<lon
                            std::string* text) {
   out->clear();
   auto deadline = Clock::now() + timeout_;
-  std::unique_lock<std::timed_mutex> g(mu_, std::defer_lock);
-  if (!g.try_lock_until(deadline)) return Status::timeout("budget store busy");
+  Turn turn(this, deadline);
+  if (!turn.held) return Status::timeout("budget store busy");
   Status s = connect(deadline);
   if (!s.ok()) return s;
   void* raw;
@@ -427,7 +449,7 @@ Status RedisStore::command(const std::vector<std::string>& argv, std::vector<lon
 #else  // without Redis support: check_store_url() refuses every redis:// URL before this
 
 RedisStore::~RedisStore() = default;
-void RedisStore::after_fork_child() {}
+void RedisStore::after_fork_child() { busy_ = false; }
 void RedisStore::fail(const std::string&) {}
 Status RedisStore::connect(Clock::time_point) {
   return Status::invalid("built without Redis support");
@@ -439,8 +461,7 @@ Status RedisStore::run(Script, const std::vector<std::string>&, const std::vecto
                        std::vector<long long>*) {
   return connect({});
 }
-Status RedisStore::command(const std::vector<std::string>&, std::vector<long long>*,
-                           std::string*) {
+Status RedisStore::command(const std::vector<std::string>&, std::vector<long long>*, std::string*) {
   return connect({});
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -53,12 +54,25 @@ class RedisStore {
 
   // fork(): the connection's lock is taken before and released after in the parent; in the
   // child the connection (a socket shared with the parent) is dropped, never used.
-  void lock_for_fork() { mu_.lock(); }
-  void unlock_after_fork_parent() { mu_.unlock(); }
+  void lock_for_fork() { acquire(Clock::time_point::max()); }
+  void unlock_after_fork_parent() { release(); }
   void after_fork_child();
 
  private:
   using Clock = std::chrono::steady_clock;
+  // The connection, one caller at a time, waited for until a deadline. (A flag under a mutex
+  // and a condition variable rather than std::timed_mutex, whose timed lock ThreadSanitizer
+  // does not follow.)
+  bool acquire(Clock::time_point deadline);
+  void release();
+  struct Turn {
+    RedisStore* store;
+    bool held;
+    Turn(RedisStore* s, Clock::time_point deadline) : store(s), held(s->acquire(deadline)) {}
+    ~Turn() {
+      if (held) store->release();
+    }
+  };
   // With mu_ held: a connection ready for a command, or why there is none.
   Status connect(Clock::time_point deadline);
   Status call(const std::vector<std::string>& argv, Clock::time_point deadline, void** reply);
@@ -66,7 +80,9 @@ class RedisStore {
 
   StoreUrl url_;
   std::chrono::milliseconds timeout_;
-  std::timed_mutex mu_;
+  std::mutex mu_;
+  std::condition_variable turn_cv_;
+  bool busy_ = false;
   redisContext* ctx_ = nullptr;
   std::string sha_[4];  // the scripts' hashes, once loaded on this connection's server
   Clock::time_point retry_at_{};  // no new connection before this, after a failure

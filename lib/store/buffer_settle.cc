@@ -50,8 +50,8 @@ Status Buffer::adopt_settles(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* sr
   rocksdb::WriteBatch batch;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     // Records it had adopted itself keep their key: they are unique already.
-    std::string key = it->key().starts_with("\xff") ? it->key().ToString()
-                                                    : prefix + it->key().ToString();
+    std::string key =
+        it->key().starts_with("\xff") ? it->key().ToString() : prefix + it->key().ToString();
     batch.Put(settle_cf_, key, it->value());
   }
   if (!it->status().ok()) {

@@ -398,6 +398,57 @@ TEST_CASE("a \"*\" scope and rolling windows work as in-process, shared by two c
   CHECK(s[0].resets_at_ms > 0);
 }
 
+TEST_CASE("fork while threads reserve and track: each child reserves and settles on a connection of its own (forked children)") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  Client c = testing::open_client(fleet_options(dir.sub("root"), redis.url(),
+                                                {make_budget("fork", 1000.0)}));
+  std::atomic<bool> stop{false};
+  std::atomic<int> tracked{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        auto r = c.reserve(request(0.01));
+        if (!r.ok() || !c.track(event(0.01), r.value()).ok()) {
+          ++failures;
+          continue;
+        }
+        ++tracked;
+      }
+    });
+  }
+  REQUIRE(testing::wait_until([&] { return tracked.load() > 20; }));
+  constexpr int kChildren = 5;
+  for (int i = 0; i < kChildren; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      auto r = c.reserve(request(0.01));
+      auto other = c.reserve(request(0.5));
+      if (!r.ok() || !other.ok()) _exit(1);
+      if (!c.track(event(0.01), r.value()).ok()) _exit(2);
+      if (!c.release(other.value()).ok()) _exit(3);
+      // Offline: its events stay on disk (kTimeout); its settles are applied before.
+      _exit(c.close(std::chrono::seconds(10)).code() == Status::Code::kTimeout ? 0 : 4);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  CHECK(failures.load() == 0);
+  c.close(std::chrono::seconds(10)).ok();
+  // Every cent tracked, by the parent and by each child, is spent in Redis; nothing is held.
+  Peek peek(redis.port());
+  CHECK(testing::wait_until(
+      [&] { return peek.spent("fork") == nanos(0.01) * (tracked.load() + kChildren); }));
+  CHECK(peek.held("fork") == 0);
+}
+
 TEST_CASE("a bad budget_store is refused at open, naming what is wrong and never the password") {
   for (const char* url : {"redis://", "redis://host:99999", "redis://host:12/x", "memcached://h",
                           "redis://:s3cret@[::1"}) {
