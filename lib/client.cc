@@ -561,20 +561,18 @@ Status Client::Impl::drain_settles(Clock::time_point deadline) {
       if (!s.ok()) return s;
     }
     if (records.empty()) return Status();
-    std::vector<std::string> done;
+    std::vector<std::string_view> values;
+    for (const auto& r : records) values.push_back(r.second);
     std::vector<BudgetAlert> alerts;
-    Status failed;
-    for (const auto& [key, record] : records) {
-      Status s = fleet->apply(record, now_ms(), &alerts);
-      if (s.code() == Status::Code::kInvalid) {
-        // Unreadable: kept would block the queue forever; logged and dropped.
-        if (options.log) options.log(LogLevel::kError, "dropped " + s.message());
-      } else if (!s.ok()) {
-        failed = s;
-        break;
-      }
-      done.push_back(key);
+    std::vector<std::string> unreadable;
+    std::size_t applied = 0;
+    Status failed = fleet->apply(values, now_ms(), &alerts, &applied, &unreadable);
+    for (const auto& m : unreadable) {
+      // Kept, it would block the queue forever: logged and dropped.
+      if (options.log) options.log(LogLevel::kError, "dropped " + m);
     }
+    std::vector<std::string> done;
+    for (std::size_t i = 0; i < applied; ++i) done.push_back(records[i].first);
     note_store(failed);
     if (!done.empty()) {
       std::shared_lock<std::shared_mutex> g(life);

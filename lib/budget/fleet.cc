@@ -54,6 +54,21 @@ std::string spend_key(std::string_view budget, std::string_view scope) {
 std::string holds_key(std::string_view budget, std::string_view scope) {
   return window_prefix(budget, scope) + ":h";
 }
+std::string expiry_key(std::string_view holds) {
+  std::string k(holds);
+  if (!k.empty()) k.back() = 'x';
+  return k;
+}
+
+namespace {
+
+// Each holds key, followed by its expiries key.
+void push_holds(const std::string& holds, std::vector<std::string>* keys) {
+  keys->push_back(holds);
+  keys->push_back(expiry_key(holds));
+}
+
+}  // namespace
 
 Fleet::Fleet(const std::vector<Budget>& budgets, std::unique_ptr<RedisStore> store,
              std::unique_ptr<RedisStore> settle_store)
@@ -124,8 +139,8 @@ Status Fleet::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int6
         args = {std::to_string(estimate_nanos), out->id, std::to_string(ttl_ms)};
     for (const auto& [b, k] : wins) {
       keys.push_back(spend_key(b->name, k));
-      keys.push_back(holds_key(b->name, k));
-      held.holds_keys.push_back(keys.back());
+      held.holds_keys.push_back(holds_key(b->name, k));
+      push_holds(held.holds_keys.back(), &keys);
       args.push_back(std::to_string(ledger::to_nanos(b->limit_usd)));
       args.push_back(first_hour_arg(b->period, now_ms));
     }
@@ -169,7 +184,7 @@ Status Fleet::release(const std::string& id) {
       return Status::invalid("reservation " + id +
                              " is not open: it was settled, released or expired");
     }
-    keys = std::move(it->second.holds_keys);
+    for (const auto& h : it->second.holds_keys) push_holds(h, &keys);
     open_.erase(it);
   }
   if (keys.empty()) return Status();
@@ -209,8 +224,16 @@ void Fleet::settled(const std::string& reservation) {
   open_.erase(reservation);
 }
 
-Status Fleet::apply(std::string_view record, std::int64_t now_ms,
-                    std::vector<BudgetAlert>* alerts) {
+struct Fleet::Prepared {
+  struct Win {
+    std::string name, scope;
+    BudgetPeriod period;
+  };
+  std::vector<std::string> keys, args;
+  std::vector<Win> wins;
+};
+
+Status Fleet::prepare(std::string_view record, std::int64_t now_ms, Prepared* p) const {
   auto unreadable = [&] {
     return Status::invalid("a settle record that cannot be read: " +
                            std::string(record.substr(0, 200)));
@@ -219,50 +242,69 @@ Status Fleet::apply(std::string_view record, std::int64_t now_ms,
   if (rec.is_discarded() || !rec.is_object() || !rec.contains("k") || !rec.contains("w")) {
     return unreadable();
   }
-  std::vector<std::string> keys, args;
-  struct Win {
-    std::string name, scope;
-    BudgetPeriod period;
-  };
-  std::vector<Win> wins;
   try {
-    keys.push_back("ab:seen:" + rec["k"].get<std::string>());
+    p->keys.push_back("ab:seen:" + rec["k"].get<std::string>());
     const std::int64_t nanos = rec.value("n", std::int64_t{0});
     const std::int64_t hour = rec.value("h", std::int64_t{0});
-    args = {std::to_string(nanos), std::to_string(hour), rec.value("r", std::string()),
-            std::to_string(seen_ttl_ms_), std::to_string(rec["w"].size())};
+    p->args = {std::to_string(nanos), std::to_string(hour), rec.value("r", std::string()),
+               std::to_string(seen_ttl_ms_), std::to_string(rec["w"].size())};
     for (const auto& w : rec["w"]) {
-      Win win{w.at(0).get<std::string>(), w.at(1).get<std::string>(), BudgetPeriod::kDaily};
+      Prepared::Win win{w.at(0).get<std::string>(), w.at(1).get<std::string>(),
+                        BudgetPeriod::kDaily};
       parse_period(w.at(2).get<std::string>(), &win.period);
-      keys.push_back(spend_key(win.name, win.scope));
-      args.push_back(first_hour_arg(win.period, now_ms));
-      args.push_back(std::to_string(spend_ttl_ms(win.period)));
-      wins.push_back(std::move(win));
+      p->keys.push_back(spend_key(win.name, win.scope));
+      p->args.push_back(first_hour_arg(win.period, now_ms));
+      p->args.push_back(std::to_string(spend_ttl_ms(win.period)));
+      p->wins.push_back(std::move(win));
     }
-    for (const auto& x : rec.value("x", nlohmann::json::array()))
-      keys.push_back(x.get<std::string>());
+    for (const auto& x : rec.value("x", nlohmann::json::array())) {
+      push_holds(x.get<std::string>(), &p->keys);
+    }
   } catch (const nlohmann::json::exception&) {
     return unreadable();
   }
-  std::vector<long long> r;
-  Status s = settle_store_->run(Script::kSettle, keys, args, &r);
-  if (!s.ok()) return s;
-  if (r.empty() || r[0] == 0) return Status();  // applied before
-  if (!alerts) return Status();
-  for (std::size_t i = 0; i < wins.size() && 2 + 2 * i < r.size(); ++i) {
-    const Budget* b = find(wins[i].name);
+  return Status();
+}
+
+void Fleet::finish(const Prepared& p, const std::vector<long long>& r, std::int64_t now_ms,
+                   std::vector<BudgetAlert>* alerts) const {
+  if (r.empty() || r[0] == 0 || !alerts) return;  // applied before
+  for (std::size_t i = 0; i < p.wins.size() && 2 + 2 * i < r.size(); ++i) {
+    const Budget* b = find(p.wins[i].name);
     if (!b) continue;  // a budget this process does not define (a record adopted): no alert
     const std::int64_t before = r[1 + 2 * i], after = r[2 + 2 * i];
-    auto thresholds = thresholds_of(*b);
-    for (std::int64_t t : thresholds) {
+    for (std::int64_t t : thresholds_of(*b)) {
       if (before < t && after >= t) {
         double fraction = b->limit_usd > 0 ? ledger::to_usd(t) / b->limit_usd : 0.0;
-        alerts->push_back(BudgetAlert{window_state(*b, wins[i].scope, after, 0, -1, now_ms),
+        alerts->push_back(BudgetAlert{window_state(*b, p.wins[i].scope, after, 0, -1, now_ms),
                                       std::round(fraction * 1e6) / 1e6});
       }
     }
   }
-  return Status();
+}
+
+Status Fleet::apply(const std::vector<std::string_view>& records, std::int64_t now_ms,
+                    std::vector<BudgetAlert>* alerts, std::size_t* done,
+                    std::vector<std::string>* unreadable) {
+  *done = 0;
+  std::vector<Prepared> prepared(records.size());
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  std::vector<std::size_t> call_of;  // the record of each call
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    Status s = prepare(records[i], now_ms, &prepared[i]);
+    if (!s.ok()) {
+      unreadable->push_back(s.message());
+      continue;
+    }
+    calls.emplace_back(prepared[i].keys, prepared[i].args);
+    call_of.push_back(i);
+  }
+  std::vector<std::vector<long long>> replies;
+  Status s = settle_store_->run_many(Script::kSettle, calls, &replies);
+  for (std::size_t c = 0; c < replies.size(); ++c) finish(prepared[call_of[c]], replies[c], now_ms, alerts);
+  // Records applied (or unreadable) up to the first that was not answered.
+  *done = replies.size() < call_of.size() ? call_of[replies.size()] : records.size();
+  return s;
 }
 
 Status Fleet::read(const std::vector<std::pair<std::string, std::string>>& windows,
@@ -275,7 +317,7 @@ Status Fleet::read(const std::vector<std::pair<std::string, std::string>>& windo
     if (!b) continue;
     defs.push_back(b);
     keys.push_back(spend_key(name, scope));
-    keys.push_back(holds_key(name, scope));
+    push_holds(holds_key(name, scope), &keys);
     args.push_back(first_hour_arg(b->period, now_ms));
   }
   if (keys.empty()) return Status();

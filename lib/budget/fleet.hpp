@@ -6,8 +6,10 @@
 // Keys (<b> is the budget's name as "<length>:<name>", <s> its "*" fields' values):
 //   ab:b:<b>:<s>:s  hash, UTC hour -> nano-dollars spent; expires a window (and an hour or
 //                   two) after its last spend; a "total" budget's never does
-//   ab:b:<b>:<s>:h  hash, reservation id -> "<nano-dollars> <expiry ms>"; expires with its
-//                   last hold's TTL, so a machine that dies holding frees its holds
+//   ab:b:<b>:<s>:h  hash, reservation id -> nano-dollars, and "=" -> their sum; with
+//   ab:b:<b>:<s>:x  sorted set, reservation id by expiry (ms, the store's clock): a hold
+//                   stops counting at its expiry, and both keys expire with their last hold,
+//                   so a machine that dies holding frees its holds
 //   ab:seen:<key>   an event's idempotency key, once its spend is counted; kept for the
 //                   longest window, so that a settle applied twice counts once
 //
@@ -53,9 +55,13 @@ class Fleet {
                             std::string_view idempotency_key, const std::string* reservation);
   // After the record's event is stored: its reservation is settled (no release then).
   void settled(const std::string& reservation);
-  // Applies a record, once (a record applied before is ignored). Alerts crossed by it are
-  // appended: each threshold alerts once, in the one process whose settle crossed it.
-  Status apply(std::string_view record, std::int64_t now_ms, std::vector<BudgetAlert>* alerts);
+  // Applies records, each once (a record applied before is ignored), in one round trip.
+  // `done`: how many of the first records are applied (or unreadable: their messages go to
+  // `unreadable`, and they are to be dropped). Alerts crossed are appended: each threshold
+  // alerts once, in the one process whose settle crossed it.
+  Status apply(const std::vector<std::string_view>& records, std::int64_t now_ms,
+               std::vector<BudgetAlert>* alerts, std::size_t* done,
+               std::vector<std::string>* unreadable);
 
   // The shared state of every budget of `scope`, or of each (name, scope value) window.
   Status check(const Scope& scope, std::int64_t now_ms, std::vector<BudgetState>* out);
@@ -72,6 +78,10 @@ class Fleet {
     std::vector<std::string> holds_keys;
     std::int64_t expires_ms = 0;
   };
+  struct Prepared;
+  Status prepare(std::string_view record, std::int64_t now_ms, Prepared* p) const;
+  void finish(const Prepared& p, const std::vector<long long>& reply, std::int64_t now_ms,
+              std::vector<BudgetAlert>* alerts) const;
   const Budget* find(std::string_view name) const;
   std::string new_id();
 
@@ -88,5 +98,7 @@ class Fleet {
 // The Redis keys of a window (see above).
 std::string spend_key(std::string_view budget, std::string_view scope);
 std::string holds_key(std::string_view budget, std::string_view scope);
+// The expiries key beside a holds key.
+std::string expiry_key(std::string_view holds);
 
 }  // namespace agentburn::budget

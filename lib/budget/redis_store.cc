@@ -13,9 +13,11 @@ namespace agentburn::budget {
 namespace {
 
 // Window spend: a hash of UTC hour -> nano-dollars. Hours before the window's first are
-// deleted as they are read. Holds: a hash of reservation id -> "<nano-dollars> <expiry ms>",
-// on the store's clock; expired ones are deleted as they are read. Lua numbers are doubles:
-// sums are exact up to 2^53 nano-dollars ($9 million) per window.
+// deleted as they are read. Holds: a hash of reservation id -> nano-dollars, with their sum in
+// the field "=", and a sorted set of the ids by expiry (ms, on the store's clock): an expired
+// hold leaves the sum when it is next read, so reading the holds costs the expired ones, not
+// the open ones. Lua numbers are doubles: sums are exact up to 2^53 nano-dollars ($9 million)
+// per window.
 constexpr const char* kCommon = R"lua(
 local function now_ms()
   local t = redis.call('TIME')
@@ -35,50 +37,53 @@ local function spent(key, first)
   end
   return total, oldest
 end
-local function held(key, now)
-  local total = 0
-  local all = redis.call('HGETALL', key)
-  for j = 1, #all, 2 do
-    local v = all[j + 1]
-    local sp = string.find(v, ' ', 1, true)
-    if tonumber(string.sub(v, sp + 1)) <= now then
-      redis.call('HDEL', key, all[j])
-    else
-      total = total + tonumber(string.sub(v, 1, sp - 1))
-    end
-  end
-  return total
+local function drop_hold(h, x, id)
+  local n = redis.call('HGET', h, id)
+  if not n then return 0 end
+  redis.call('HINCRBY', h, '=', '-' .. n)
+  redis.call('HDEL', h, id)
+  redis.call('ZREM', x, id)
+  return 1
+end
+local function held(h, x, now)
+  local gone = redis.call('ZRANGEBYSCORE', x, '-inf', now)
+  for _, id in ipairs(gone) do drop_hold(h, x, id) end
+  return tonumber(redis.call('HGET', h, '=') or '0')
 end
 )lua";
 
-// KEYS: spend, holds of each block budget. ARGV: estimate, id, ttl ms, then per budget its
-// limit and first hour. {1, expiry} with the hold on all, or {0, i, spent, held} on none.
+// KEYS: spend, holds, expiries of each block budget. ARGV: estimate, id, ttl ms, then per
+// budget its limit and first hour. {1, expiry} with the hold on all, or {0, i, spent, held}
+// on none.
 constexpr const char* kReserve = R"lua(
 local est, id, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
-local n = #KEYS / 2
+local n = #KEYS / 3
 for i = 1, n do
-  local s = spent(KEYS[2 * i - 1], tonumber(ARGV[3 + 2 * i]))
-  local h = held(KEYS[2 * i], now)
+  local s = spent(KEYS[3 * i - 2], tonumber(ARGV[3 + 2 * i]))
+  local h = held(KEYS[3 * i - 1], KEYS[3 * i], now)
   if s + h + est > tonumber(ARGV[2 + 2 * i]) then return {0, i, s, h} end
 end
-local v = ARGV[1] .. ' ' .. string.format('%.0f', now + ttl)
 for i = 1, n do
-  redis.call('HSET', KEYS[2 * i], id, v)
-  if redis.call('PTTL', KEYS[2 * i]) < ttl then redis.call('PEXPIRE', KEYS[2 * i], ttl) end
+  local h, x = KEYS[3 * i - 1], KEYS[3 * i]
+  redis.call('HSET', h, id, ARGV[1])
+  redis.call('HINCRBY', h, '=', ARGV[1])
+  redis.call('ZADD', x, now + ttl, id)
+  if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, ttl) end
+  if redis.call('PTTL', x) < ttl then redis.call('PEXPIRE', x, ttl) end
 end
 return {1, now + ttl}
 )lua";
 
-// KEYS: the event's seen-key, m spend keys, then the holds keys of its reservation. ARGV:
-// nano-dollars, hour, reservation id (or ""), seen-key ttl ms, m, then per spend key its
-// window's first hour and ttl ms (0: none). {0} when the seen-key was there (applied before),
-// else {1, then before and after of each spend key}.
+// KEYS: the event's seen-key, m spend keys, then the holds and expiries keys of its
+// reservation. ARGV: nano-dollars, hour, reservation id (or ""), seen-key ttl ms, m, then per
+// spend key its window's first hour and ttl ms (0: none). {0} when the seen-key was there
+// (applied before), else {1, then before and after of each spend key}.
 constexpr const char* kSettle = R"lua(
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[4]) then return {0} end
 local nanos, hour, id, m = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5])
 if id ~= '' then
-  for i = m + 2, #KEYS do redis.call('HDEL', KEYS[i], id) end
+  for i = m + 2, #KEYS - 1, 2 do drop_hold(KEYS[i], KEYS[i + 1], id) end
 end
 local out = {1}
 for i = 1, m do
@@ -96,22 +101,22 @@ end
 return out
 )lua";
 
-// KEYS: holds keys. ARGV: reservation id. The number of holds dropped.
+// KEYS: holds and expiries keys. ARGV: reservation id. The number of holds dropped.
 constexpr const char* kRelease = R"lua(
 local n = 0
-for i = 1, #KEYS do n = n + redis.call('HDEL', KEYS[i], ARGV[1]) end
+for i = 1, #KEYS - 1, 2 do n = n + drop_hold(KEYS[i], KEYS[i + 1], ARGV[1]) end
 return n
 )lua";
 
-// KEYS: spend, holds of each window. ARGV: each window's first hour. Per window: spent,
-// held, oldest hour with spend (-1: none).
+// KEYS: spend, holds, expiries of each window. ARGV: each window's first hour. Per window:
+// spent, held, oldest hour with spend (-1: none).
 constexpr const char* kRead = R"lua(
 local now = now_ms()
 local out = {}
-for i = 1, #KEYS / 2 do
-  local s, oldest = spent(KEYS[2 * i - 1], tonumber(ARGV[i]))
+for i = 1, #KEYS / 3 do
+  local s, oldest = spent(KEYS[3 * i - 2], tonumber(ARGV[i]))
   out[#out + 1] = s
-  out[#out + 1] = held(KEYS[2 * i], now)
+  out[#out + 1] = held(KEYS[3 * i - 1], KEYS[3 * i], now)
   out[#out + 1] = oldest
 end
 return out
@@ -420,6 +425,68 @@ Status RedisStore::run(Script script, const std::vector<std::string>& keys,
     return Status();
   }
   return Status::internal("budget store " + url_.shown() + ": the scripts cannot be loaded");
+}
+
+Status RedisStore::run_many(
+    Script script,
+    const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls,
+    std::vector<std::vector<long long>>* out) {
+  out->clear();
+  if (calls.empty()) return Status();
+  auto deadline = Clock::now() + timeout_ + std::chrono::milliseconds(calls.size());
+  Turn turn(this, deadline);
+  if (!turn.held) {
+    return Status::timeout("budget store " + url_.shown() + ": busy past " +
+                           std::to_string(timeout_.count()) + " ms");
+  }
+  Status s = connect(deadline);
+  if (!s.ok()) return s;
+  for (const auto& [keys, args] : calls) {
+    std::vector<const char*> argv = {"EVALSHA", sha_[static_cast<int>(script)].c_str()};
+    std::vector<std::size_t> lens = {7, sha_[static_cast<int>(script)].size()};
+    std::string nkeys = std::to_string(keys.size());
+    argv.push_back(nkeys.c_str());
+    lens.push_back(nkeys.size());
+    for (const auto* list : {&keys, &args}) {
+      for (const auto& a : *list) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+      }
+    }
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
+      fail("out of memory");
+      return Status::internal("budget store " + url_.shown() + ": cannot queue a call");
+    }
+  }
+  Status failed;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    auto left = deadline - Clock::now();
+    if (left <= Clock::duration::zero()) {
+      fail("no answer in time");
+      return Status::timeout("budget store " + url_.shown() + ": no answer in time");
+    }
+    redisSetTimeout(ctx_, to_timeval(left));
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || !raw) {
+      std::string why = ctx_->errstr[0] ? ctx_->errstr : "the connection failed";
+      fail(why);
+      return Status::network("budget store " + url_.shown() + ": " + why);
+    }
+    auto* r = static_cast<redisReply*>(raw);
+    if (r->type == REDIS_REPLY_ERROR) {
+      // The rest are read (and dropped) with the connection; the caller sends them again.
+      std::string err(r->str, r->len);
+      freeReplyObject(r);
+      fail(err);
+      if (err.compare(0, 8, "NOSCRIPT") == 0) retry_at_ = {};  // reconnect, load them again
+      return Status::internal("budget store " + url_.shown() + " refused a script: " + err);
+    }
+    out->emplace_back();
+    flatten(r, &out->back());
+    freeReplyObject(r);
+  }
+  return Status();
 }
 
 Status RedisStore::command(const std::vector<std::string>& argv, std::vector<long long>* out,

@@ -78,7 +78,7 @@ struct Peek {
     u.port = port;
     store = std::make_unique<budget::RedisStore>(u, 2000);
   }
-  // Sum of a hash's values (a spend key's nano-dollars; a holds key's leading numbers).
+  // Sum of a hash's values (a spend key's nano-dollars).
   std::int64_t sum(const std::string& key) {
     std::vector<long long> v;
     if (!store->command({"HVALS", key}, &v).ok()) return -1;
@@ -89,8 +89,12 @@ struct Peek {
   std::int64_t spent(const std::string& name, const std::string& scope = "") {
     return sum(budget::spend_key(name, scope));
   }
+  // The sum of a window's open holds, as the scripts keep it (expired ones leave it when
+  // the window is next read).
   std::int64_t held(const std::string& name, const std::string& scope = "") {
-    return sum(budget::holds_key(name, scope));
+    std::vector<long long> v;
+    if (!store->command({"HGET", budget::holds_key(name, scope), "="}, &v).ok()) return -1;
+    return v.empty() ? 0 : v[0];
   }
   std::unique_ptr<budget::RedisStore> store;
 };
@@ -447,6 +451,32 @@ TEST_CASE("fork while threads reserve and track: each child reserves and settles
   CHECK(testing::wait_until(
       [&] { return peek.spent("fork") == nanos(0.01) * (tracked.load() + kChildren); }));
   CHECK(peek.held("fork") == 0);
+}
+
+TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every process") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  Options oa = fleet_options(dir.sub("a"), redis.url(), {make_budget("ttl", 1.00)});
+  oa.reservation_ttl_ms = 300;
+  Client a = testing::open_client(oa);
+  Client b = testing::open_client(fleet_options(dir.sub("b"), redis.url(), {make_budget("ttl", 1.00)}));
+  auto kept = b.reserve(request(0.10));  // an open hold of b's, kept throughout
+  REQUIRE(kept.ok());
+  REQUIRE(a.reserve(request(0.60)).ok());
+  CHECK(b.reserve(request(0.60)).status().code() == Status::Code::kBudgetExceeded);
+  auto s = b.check(request(0));
+  REQUIRE(s.size() == 1);
+  CHECK(nanos(s[0].held_usd) == nanos(0.70));
+  // a never settles nor releases: its hold leaves at 300 ms, b's stays.
+  CHECK(testing::wait_until([&] { return b.reserve(request(0.60)).ok(); }, std::chrono::seconds(20)));
+  s = b.check(request(0));
+  REQUIRE(s.size() == 1);
+  CHECK(nanos(s[0].held_usd) == nanos(0.70));  // b's 0.10 and 0.60
+  CHECK(b.release(kept.value()).ok());
+  s = b.check(request(0));
+  CHECK(nanos(s[0].held_usd) == nanos(0.60));
 }
 
 TEST_CASE("a bad budget_store is refused at open, naming what is wrong and never the password") {
