@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <random>
 
 #include "ledger/rows.hpp"
@@ -192,31 +191,82 @@ Status Fleet::release(const std::string& id) {
   return store_->run(Script::kRelease, keys, {id}, &r);
 }
 
+namespace {
+
+// A settle record: fields, each its decimal length, ':' and its bytes: "s1" (the format),
+// the idempotency key, nano-dollars, hour, the reservation id (or ""), the number of
+// windows, each window's budget name, scope and period, the number of holds keys, each
+// holds key. Compact, and read without a JSON parser on the settle thread.
+void put_field(std::string* out, std::string_view v) {
+  out->append(std::to_string(v.size()));
+  out->push_back(':');
+  out->append(v);
+}
+
+bool get_field(std::string_view* in, std::string_view* v) {
+  std::size_t colon = in->find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 9) return false;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < colon; ++i) {
+    char c = (*in)[i];
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  if (in->size() - colon - 1 < n) return false;
+  *v = in->substr(colon + 1, n);
+  in->remove_prefix(colon + 1 + n);
+  return true;
+}
+
+bool get_int(std::string_view* in, std::int64_t* v) {
+  std::string_view f;
+  if (!get_field(in, &f) || f.empty() || f.size() > 19) return false;
+  bool neg = f[0] == '-';
+  if (neg) f.remove_prefix(1);
+  if (f.empty()) return false;
+  std::int64_t x = 0;
+  for (char c : f) {
+    if (c < '0' || c > '9') return false;
+    x = x * 10 + (c - '0');
+  }
+  *v = neg ? -x : x;
+  return true;
+}
+
+}  // namespace
+
 std::string Fleet::settle_record(const Scope& scope, std::int64_t hour, std::int64_t nanos,
                                  std::string_view idempotency_key, const std::string* reservation) {
-  nlohmann::json w = nlohmann::json::array();
+  std::vector<std::pair<const Budget*, std::string>> wins;
   std::string key;
   if (nanos > 0) {
     for (const Budget& b : budgets_) {
-      if (match_budget(b, scope, &key)) w.push_back({b.name, key, period_name(b.period)});
+      if (match_budget(b, scope, &key)) wins.emplace_back(&b, key);
     }
   }
-  nlohmann::json x = nlohmann::json::array();
+  std::vector<std::string> holds;
   if (reservation) {
     std::lock_guard<std::mutex> g(mu_);
     auto it = open_.find(*reservation);
-    if (it != open_.end()) {
-      for (const auto& k : it->second.holds_keys) x.push_back(k);
-    }
+    if (it != open_.end()) holds = it->second.holds_keys;
   }
-  if (w.empty() && x.empty()) return "";
-  nlohmann::json rec = {{"k", idempotency_key},
-                        {"n", nanos},
-                        {"h", hour},
-                        {"r", x.empty() ? std::string() : *reservation},
-                        {"w", w},
-                        {"x", x}};
-  return rec.dump();
+  if (wins.empty() && holds.empty()) return "";
+  std::string out;
+  out.reserve(128);
+  put_field(&out, "s1");
+  put_field(&out, idempotency_key);
+  put_field(&out, std::to_string(nanos));
+  put_field(&out, std::to_string(hour));
+  put_field(&out, holds.empty() ? std::string_view() : std::string_view(*reservation));
+  put_field(&out, std::to_string(wins.size()));
+  for (const auto& [b, k] : wins) {
+    put_field(&out, b->name);
+    put_field(&out, k);
+    put_field(&out, period_name(b->period));
+  }
+  put_field(&out, std::to_string(holds.size()));
+  for (const auto& h : holds) put_field(&out, h);
+  return out;
 }
 
 void Fleet::settled(const std::string& reservation) {
@@ -238,31 +288,34 @@ Status Fleet::prepare(std::string_view record, std::int64_t now_ms, Prepared* p)
     return Status::invalid("a settle record that cannot be read: " +
                            std::string(record.substr(0, 200)));
   };
-  nlohmann::json rec = nlohmann::json::parse(record, nullptr, false);
-  if (rec.is_discarded() || !rec.is_object() || !rec.contains("k") || !rec.contains("w")) {
+  std::string_view in = record, f, id;
+  std::int64_t nanos = 0, hour = 0, count = 0;
+  if (!get_field(&in, &f) || f != "s1" || !get_field(&in, &f) || !get_int(&in, &nanos) ||
+      !get_int(&in, &hour) || !get_field(&in, &id) || !get_int(&in, &count) || count < 0 ||
+      count > 10000) {
     return unreadable();
   }
-  try {
-    p->keys.push_back("ab:seen:" + rec["k"].get<std::string>());
-    const std::int64_t nanos = rec.value("n", std::int64_t{0});
-    const std::int64_t hour = rec.value("h", std::int64_t{0});
-    p->args = {std::to_string(nanos), std::to_string(hour), rec.value("r", std::string()),
-               std::to_string(seen_ttl_ms_), std::to_string(rec["w"].size())};
-    for (const auto& w : rec["w"]) {
-      Prepared::Win win{w.at(0).get<std::string>(), w.at(1).get<std::string>(),
-                        BudgetPeriod::kDaily};
-      parse_period(w.at(2).get<std::string>(), &win.period);
-      p->keys.push_back(spend_key(win.name, win.scope));
-      p->args.push_back(first_hour_arg(win.period, now_ms));
-      p->args.push_back(std::to_string(spend_ttl_ms(win.period)));
-      p->wins.push_back(std::move(win));
+  p->keys.push_back("ab:seen:" + std::string(f));
+  p->args = {std::to_string(nanos), std::to_string(hour), std::string(id),
+             std::to_string(seen_ttl_ms_), std::to_string(count)};
+  for (std::int64_t i = 0; i < count; ++i) {
+    std::string_view name, scope, period;
+    if (!get_field(&in, &name) || !get_field(&in, &scope) || !get_field(&in, &period)) {
+      return unreadable();
     }
-    for (const auto& x : rec.value("x", nlohmann::json::array())) {
-      push_holds(x.get<std::string>(), &p->keys);
-    }
-  } catch (const nlohmann::json::exception&) {
-    return unreadable();
+    Prepared::Win win{std::string(name), std::string(scope), BudgetPeriod::kDaily};
+    if (!parse_period(period, &win.period)) return unreadable();
+    p->keys.push_back(spend_key(win.name, win.scope));
+    p->args.push_back(first_hour_arg(win.period, now_ms));
+    p->args.push_back(std::to_string(spend_ttl_ms(win.period)));
+    p->wins.push_back(std::move(win));
   }
+  if (!get_int(&in, &count) || count < 0 || count > 10000) return unreadable();
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (!get_field(&in, &f)) return unreadable();
+    push_holds(std::string(f), &p->keys);
+  }
+  if (!in.empty()) return unreadable();
   return Status();
 }
 
@@ -287,24 +340,45 @@ Status Fleet::apply(const std::vector<std::string_view>& records, std::int64_t n
                     std::vector<BudgetAlert>* alerts, std::size_t* done,
                     std::vector<std::string>* unreadable) {
   *done = 0;
-  std::vector<Prepared> prepared(records.size());
-  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
-  std::vector<std::size_t> call_of;  // the record of each call
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    Status s = prepare(records[i], now_ms, &prepared[i]);
+  // One script for the whole batch (see kSettle in redis_store.cc for the layout).
+  std::vector<Prepared> prepared;
+  std::vector<std::string> keys, args = {std::to_string(seen_ttl_ms_), ""};
+  for (std::string_view record : records) {
+    Prepared p;
+    Status s = prepare(record, now_ms, &p);
     if (!s.ok()) {
       unreadable->push_back(s.message());
       continue;
     }
-    calls.emplace_back(prepared[i].keys, prepared[i].args);
-    call_of.push_back(i);
+    // p.args: nano-dollars, hour, id, seen ttl, m, then m (first hour, ttl) pairs.
+    const std::size_t m = p.wins.size();
+    const std::size_t holds = (p.keys.size() - 1 - m) / 2;
+    args.insert(args.end(), {p.args[0], p.args[1], p.args[2], std::to_string(m),
+                             std::to_string(holds)});
+    args.insert(args.end(), p.args.begin() + 5, p.args.end());
+    keys.insert(keys.end(), p.keys.begin(), p.keys.end());
+    prepared.push_back(std::move(p));
   }
-  std::vector<std::vector<long long>> replies;
-  Status s = settle_store_->run_many(Script::kSettle, calls, &replies);
-  for (std::size_t c = 0; c < replies.size(); ++c) finish(prepared[call_of[c]], replies[c], now_ms, alerts);
-  // Records applied (or unreadable) up to the first that was not answered.
-  *done = replies.size() < call_of.size() ? call_of[replies.size()] : records.size();
-  return s;
+  if (prepared.empty()) {
+    *done = records.size();
+    return Status();
+  }
+  args[1] = std::to_string(prepared.size());
+  std::vector<long long> r;
+  Status s = settle_store_->run(Script::kSettle, keys, args, &r,
+                                std::chrono::milliseconds(prepared.size()));
+  if (!s.ok()) return s;
+  std::size_t at = 0;
+  for (const Prepared& p : prepared) {
+    const std::size_t n = 1 + 2 * p.wins.size();
+    if (at + n > r.size()) return Status::internal("budget store: a settle answered badly");
+    std::vector<long long> one(r.begin() + static_cast<std::ptrdiff_t>(at),
+                               r.begin() + static_cast<std::ptrdiff_t>(at + n));
+    finish(p, one, now_ms, alerts);
+    at += n;
+  }
+  *done = records.size();
+  return Status();
 }
 
 Status Fleet::read(const std::vector<std::pair<std::string, std::string>>& windows,

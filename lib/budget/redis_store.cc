@@ -69,34 +69,59 @@ for i = 1, n do
   redis.call('HSET', h, id, ARGV[1])
   redis.call('HINCRBY', h, '=', ARGV[1])
   redis.call('ZADD', x, now + ttl, id)
-  if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, ttl) end
-  if redis.call('PTTL', x) < ttl then redis.call('PEXPIRE', x, ttl) end
+  -- The keys outlive their last hold by up to one TTL: extended (to two) only when they
+  -- would not, so that most reserves do not write an expiry.
+  if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, 2 * ttl) end
+  if redis.call('PTTL', x) < ttl then redis.call('PEXPIRE', x, 2 * ttl) end
 end
 return {1, now + ttl}
 )lua";
 
-// KEYS: the event's seen-key, m spend keys, then the holds and expiries keys of its
-// reservation. ARGV: nano-dollars, hour, reservation id (or ""), seen-key ttl ms, m, then per
-// spend key its window's first hour and ttl ms (0: none). {0} when the seen-key was there
-// (applied before), else {1, then before and after of each spend key}.
+// A batch of settles. ARGV: the seen-keys' ttl ms, the number of records, then per record:
+// nano-dollars, hour, reservation id (or ""), m (its spend keys), n (its holds), then per
+// spend key its window's first hour and ttl ms (0: none). KEYS per record: its event's
+// seen-key, its m spend keys, then the holds and expiries keys of its n holds. Per record:
+// 1 and each spend key's before and after, or 0 and zeros when its seen-key was there
+// (applied before, perhaps earlier in the same batch).
 constexpr const char* kSettle = R"lua(
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[4]) then return {0} end
-local nanos, hour, id, m = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5])
-if id ~= '' then
-  for i = m + 2, #KEYS - 1, 2 do drop_hold(KEYS[i], KEYS[i + 1], id) end
-end
-local out = {1}
-for i = 1, m do
-  local key, first, ttl = KEYS[1 + i], tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
-  local before = spent(key, first)
-  local after = before
-  if hour >= first and nanos > 0 then
-    redis.call('HINCRBY', key, ARGV[2], ARGV[1])
-    after = before + nanos
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+local seen_ttl, ai, ki = ARGV[1], 3, 1
+local out, base, add, ttls = {}, {}, {}, {}
+for r = 1, tonumber(ARGV[2]) do
+  local nanos, hour, id = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1]), ARGV[ai + 2]
+  local m, n = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
+  local fresh = redis.call('SET', KEYS[ki], '1', 'NX', 'PX', seen_ttl)
+  ai, ki = ai + 5, ki + 1
+  if fresh and id ~= '' then
+    for j = 0, n - 1 do drop_hold(KEYS[ki + m + 2 * j], KEYS[ki + m + 2 * j + 1], id) end
   end
-  out[#out + 1] = before
-  out[#out + 1] = after
+  out[#out + 1] = fresh and 1 or 0
+  for i = 0, m - 1 do
+    local key, first, ttl = KEYS[ki + i], tonumber(ARGV[ai + 2 * i]), tonumber(ARGV[ai + 2 * i + 1])
+    local before, after = 0, 0
+    if fresh then
+      -- Each window is read once per batch; its hours are added to once, at the end.
+      if base[key] == nil then
+        base[key] = spent(key, first)
+        add[key] = {}
+      end
+      before = base[key]
+      after = before
+      if hour >= first and nanos > 0 then
+        local h = ARGV[ai - 4]
+        add[key][h] = (add[key][h] or 0) + nanos
+        after = before + nanos
+        base[key] = after
+        ttls[key] = ttl
+      end
+    end
+    out[#out + 1] = before
+    out[#out + 1] = after
+  end
+  ai, ki = ai + 2 * m, ki + m + 2 * n
+end
+for key, hours in pairs(add) do
+  for h, v in pairs(hours) do redis.call('HINCRBY', key, h, string.format('%.0f', v)) end
+  if ttls[key] and ttls[key] > 0 then redis.call('PEXPIRE', key, ttls[key]) end
 end
 return out
 )lua";
@@ -307,7 +332,7 @@ void RedisStore::fail(const std::string& why) {
   retry_at_ = Clock::now() + backoff_;
 }
 
-Status RedisStore::call(const std::vector<std::string>& argv, Clock::time_point deadline,
+Status RedisStore::call(const std::vector<std::string_view>& argv, Clock::time_point deadline,
                         void** reply) {
   *reply = nullptr;
   auto left = deadline - Clock::now();
@@ -315,7 +340,13 @@ Status RedisStore::call(const std::vector<std::string>& argv, Clock::time_point 
     return Status::timeout("budget store " + url_.shown() + ": no answer within " +
                            std::to_string(timeout_.count()) + " ms");
   }
-  redisSetTimeout(ctx_, to_timeval(left));
+  // The socket's timeout is set again only when it would outlast what is left (by more than
+  // a millisecond) or cut the call at less than half of it: two system calls saved on most
+  // calls.
+  if (socket_timeout_ > left + std::chrono::milliseconds(1) || socket_timeout_ < left / 2) {
+    socket_timeout_ = std::chrono::duration_cast<std::chrono::microseconds>(left);
+    redisSetTimeout(ctx_, to_timeval(left));
+  }
   std::vector<const char*> args;
   std::vector<std::size_t> lens;
   for (const auto& a : argv) {
@@ -350,19 +381,20 @@ Status RedisStore::connect(Clock::time_point deadline) {
                            std::to_string(timeout_.count()) + " ms");
   }
   ctx_ = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(left));
+  socket_timeout_ = std::chrono::microseconds(0);
   if (!ctx_ || ctx_->err) {
     std::string why = ctx_ ? ctx_->errstr : "out of memory";
     fail("cannot connect: " + why);
     return Status::network("budget store " + url_.shown() + ": cannot connect: " + why);
   }
-  auto simple = [&](const std::vector<std::string>& argv, std::string* text) -> Status {
+  auto simple = [&](const std::vector<std::string_view>& argv, std::string* text) -> Status {
     void* raw;
     Status s = call(argv, deadline, &raw);
     if (!s.ok()) return s;
     auto* r = static_cast<redisReply*>(raw);
     Status out;
     if (r->type == REDIS_REPLY_ERROR) {
-      out = Status::network("budget store " + url_.shown() + ": " + argv[0] +
+      out = Status::network("budget store " + url_.shown() + ": " + std::string(argv[0]) +
                             " was refused: " + std::string(r->str, r->len));
     } else if (text && r->type == REDIS_REPLY_STRING) {
       text->assign(r->str, r->len);
@@ -388,9 +420,10 @@ Status RedisStore::connect(Clock::time_point deadline) {
 }
 
 Status RedisStore::run(Script script, const std::vector<std::string>& keys,
-                       const std::vector<std::string>& args, std::vector<long long>* out) {
+                       const std::vector<std::string>& args, std::vector<long long>* out,
+                       std::chrono::milliseconds extra) {
   out->clear();
-  auto deadline = Clock::now() + timeout_;
+  auto deadline = Clock::now() + timeout_ + extra;
   Turn turn(this, deadline);
   if (!turn.held) {
     return Status::timeout("budget store " + url_.shown() + ": busy past " +
@@ -399,11 +432,12 @@ Status RedisStore::run(Script script, const std::vector<std::string>& keys,
   for (int attempt = 0; attempt < 2; ++attempt) {
     Status s = connect(deadline);
     if (!s.ok()) return s;
-    std::vector<std::string> argv;
+    const std::string nkeys = std::to_string(keys.size());
+    std::vector<std::string_view> argv;
     argv.reserve(3 + keys.size() + args.size());
     argv.push_back("EVALSHA");
     argv.push_back(sha_[static_cast<int>(script)]);
-    argv.push_back(std::to_string(keys.size()));
+    argv.push_back(nkeys);
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
     void* raw;
@@ -427,68 +461,6 @@ Status RedisStore::run(Script script, const std::vector<std::string>& keys,
   return Status::internal("budget store " + url_.shown() + ": the scripts cannot be loaded");
 }
 
-Status RedisStore::run_many(
-    Script script,
-    const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls,
-    std::vector<std::vector<long long>>* out) {
-  out->clear();
-  if (calls.empty()) return Status();
-  auto deadline = Clock::now() + timeout_ + std::chrono::milliseconds(calls.size());
-  Turn turn(this, deadline);
-  if (!turn.held) {
-    return Status::timeout("budget store " + url_.shown() + ": busy past " +
-                           std::to_string(timeout_.count()) + " ms");
-  }
-  Status s = connect(deadline);
-  if (!s.ok()) return s;
-  for (const auto& [keys, args] : calls) {
-    std::vector<const char*> argv = {"EVALSHA", sha_[static_cast<int>(script)].c_str()};
-    std::vector<std::size_t> lens = {7, sha_[static_cast<int>(script)].size()};
-    std::string nkeys = std::to_string(keys.size());
-    argv.push_back(nkeys.c_str());
-    lens.push_back(nkeys.size());
-    for (const auto* list : {&keys, &args}) {
-      for (const auto& a : *list) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-    }
-    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-        REDIS_OK) {
-      fail("out of memory");
-      return Status::internal("budget store " + url_.shown() + ": cannot queue a call");
-    }
-  }
-  Status failed;
-  for (std::size_t i = 0; i < calls.size(); ++i) {
-    auto left = deadline - Clock::now();
-    if (left <= Clock::duration::zero()) {
-      fail("no answer in time");
-      return Status::timeout("budget store " + url_.shown() + ": no answer in time");
-    }
-    redisSetTimeout(ctx_, to_timeval(left));
-    void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || !raw) {
-      std::string why = ctx_->errstr[0] ? ctx_->errstr : "the connection failed";
-      fail(why);
-      return Status::network("budget store " + url_.shown() + ": " + why);
-    }
-    auto* r = static_cast<redisReply*>(raw);
-    if (r->type == REDIS_REPLY_ERROR) {
-      // The rest are read (and dropped) with the connection; the caller sends them again.
-      std::string err(r->str, r->len);
-      freeReplyObject(r);
-      fail(err);
-      if (err.compare(0, 8, "NOSCRIPT") == 0) retry_at_ = {};  // reconnect, load them again
-      return Status::internal("budget store " + url_.shown() + " refused a script: " + err);
-    }
-    out->emplace_back();
-    flatten(r, &out->back());
-    freeReplyObject(r);
-  }
-  return Status();
-}
-
 Status RedisStore::command(const std::vector<std::string>& argv, std::vector<long long>* out,
                            std::string* text) {
   out->clear();
@@ -498,7 +470,7 @@ Status RedisStore::command(const std::vector<std::string>& argv, std::vector<lon
   Status s = connect(deadline);
   if (!s.ok()) return s;
   void* raw;
-  s = call(argv, deadline, &raw);
+  s = call(std::vector<std::string_view>(argv.begin(), argv.end()), deadline, &raw);
   if (!s.ok()) return s;
   auto* r = static_cast<redisReply*>(raw);
   if (r->type == REDIS_REPLY_ERROR) {
@@ -521,11 +493,11 @@ void RedisStore::fail(const std::string&) {}
 Status RedisStore::connect(Clock::time_point) {
   return Status::invalid("built without Redis support");
 }
-Status RedisStore::call(const std::vector<std::string>&, Clock::time_point, void**) {
+Status RedisStore::call(const std::vector<std::string_view>&, Clock::time_point, void**) {
   return connect({});
 }
 Status RedisStore::run(Script, const std::vector<std::string>&, const std::vector<std::string>&,
-                       std::vector<long long>*) {
+                       std::vector<long long>*, std::chrono::milliseconds) {
   return connect({});
 }
 Status RedisStore::command(const std::vector<std::string>&, std::vector<long long>*, std::string*) {

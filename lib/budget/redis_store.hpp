@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agentburn/status.hpp"
@@ -43,15 +44,10 @@ class RedisStore {
   // Runs `script` (by its hash; loaded first where the server does not know it) and gives its
   // reply's integers, flattened. kNetwork or kTimeout when the store cannot be reached within
   // the timeout (or refused for a while after a failure: see backoff), kInternal for an error
-  // the store answered.
+  // the store answered. `extra` is added to the timeout (a batch of settles).
   Status run(Script script, const std::vector<std::string>& keys,
-             const std::vector<std::string>& args, std::vector<long long>* out);
-  // Runs `script` once per (keys, args) in one round trip (pipelined), each a script of its
-  // own on the server. `out` gets the replies in order, as many as were answered before a
-  // failure; the failure is returned. Bounded by the timeout plus 1 ms per call.
-  Status run_many(Script script,
-                  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls,
-                  std::vector<std::vector<long long>>* out);
+             const std::vector<std::string>& args, std::vector<long long>* out,
+             std::chrono::milliseconds extra = std::chrono::milliseconds(0));
   // One plain command (bench and tests): its reply's integers, or its string in `text`.
   Status command(const std::vector<std::string>& argv, std::vector<long long>* out,
                  std::string* text = nullptr);
@@ -81,7 +77,7 @@ class RedisStore {
   };
   // With mu_ held: a connection ready for a command, or why there is none.
   Status connect(Clock::time_point deadline);
-  Status call(const std::vector<std::string>& argv, Clock::time_point deadline, void** reply);
+  Status call(const std::vector<std::string_view>& argv, Clock::time_point deadline, void** reply);
   void fail(const std::string& why);  // drops the connection, backs off
 
   StoreUrl url_;
@@ -94,6 +90,7 @@ class RedisStore {
   Clock::time_point retry_at_{};  // no new connection before this, after a failure
   std::chrono::milliseconds backoff_{0};
   std::string last_error_;
+  std::chrono::microseconds socket_timeout_{0};  // as last set on ctx_
 };
 
 }  // namespace agentburn::budget
