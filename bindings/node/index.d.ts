@@ -74,6 +74,14 @@ export interface AgentBurnOptions {
   reservationTtlMs?: number;
   /** Keep the spend ledger (true; budgets keep it on whatever this says). */
   ledger?: boolean;
+  /** Where budgets keep spend and holds: 'local' (default) or 'redis://[:password@]host[:port][/db]', shared by every process naming that Redis (README.md, "Fleet budgets"). */
+  budgetStore?: string;
+  /** The Redis password when the URL has none (else $AGENTBURN_BUDGET_STORE_PASSWORD). */
+  budgetStorePassword?: string;
+  /** Every call to the store waits at most this long (50 ms). */
+  budgetStoreTimeoutMs?: number;
+  /** What reserve does while the store cannot be reached ('local'). */
+  budgetStoreUnavailable?: 'local' | 'closed' | 'open';
   /** Called (on the main thread, from track) when a budget's spend crosses an alertAt threshold. */
   budgetAlert?: ((alert: BudgetWindow & { threshold: number }) => void) | null;
   /** Receives the library's messages; default console.warn; null: none. */

@@ -17,6 +17,7 @@ const INT_MAX = 2 ** 31 - 1;
 
 const DURABILITY = { buffered: 0, process: 1, system: 2 };
 const FULL_POLICY = { reject: 0, dropOldest: 1, drop_oldest: 1 };
+const BUDGET_STORE_UNAVAILABLE = { local: 0, closed: 1, open: 2 };
 const LOG_LEVELS = { debug: 0, info: 1, warning: 2, error: 3 };
 
 function optionError(option, why) {
@@ -126,6 +127,10 @@ const SETTERS = {
   budgets: ['budgets_json', budgetsJson],
   reservationTtlMs: ['reservation_ttl_ms', milliseconds],
   ledger: ['ledger', flag],
+  budgetStore: ['budget_store', text],
+  budgetStorePassword: ['budget_store_password', text],
+  budgetStoreTimeoutMs: ['budget_store_timeout_ms', milliseconds],
+  budgetStoreUnavailable: ['budget_store_unavailable', choice(BUDGET_STORE_UNAVAILABLE)],
 };
 
 // Options handled by the package itself, not by a setter.

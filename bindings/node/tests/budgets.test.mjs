@@ -107,6 +107,9 @@ test('bad input to the budget calls names what was wrong', (t) => {
   assert.throws(() => new AgentBurn({ bufferDir: tempDir(t), budgets: [{ limitUsd: 1 }] }), { name: 'InvalidOptionError', option: 'budgets', message: /^budgets\[0\]: name is required/ });
   assert.throws(() => new AgentBurn({ bufferDir: tempDir(t), budgetAlert: 'log' }), { message: /^budgetAlert: must be a function/ });
   assert.throws(() => new AgentBurn({ bufferDir: tempDir(t), reservationTtlMs: -1 }), { message: /^reservationTtlMs: / });
+  assert.throws(() => new AgentBurn({ bufferDir: tempDir(t), budgetStore: 'redis://:s3cret@[::1' }),
+    (e) => e.name === 'InvalidOptionError' && e.option === 'budgetStore' && /^budgetStore: /.test(e.message) && !e.message.includes('s3cret'));
+  assert.throws(() => new AgentBurn({ bufferDir: tempDir(t), budgetStoreUnavailable: 'maybe' }), { message: /^budgetStoreUnavailable: / });
   const openaiShaped = { chat: { completions: { create: () => null } } };
   assert.throws(() => ab.instrument(openaiShaped, { reserve: 'yes' }), { message: /^reserve: must be a boolean/ });
 });
