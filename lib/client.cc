@@ -534,8 +534,8 @@ void Client::Impl::settle_loop() {
     if (backoff.count() > 0) {
       settle_cv.wait_for(g, backoff, [&] { return settle_stop; });
     } else {
-      // Also once a second without a kick: records adopted from other folders.
-      settle_cv.wait_for(g, std::chrono::seconds(1), [&] { return settle_stop || settle_kick; });
+      // Also every 10 s without a kick: records adopted from other folders meanwhile.
+      settle_cv.wait_for(g, std::chrono::seconds(10), [&] { return settle_stop || settle_kick; });
     }
     if (settle_stop) break;
     settle_kick = false;
@@ -622,7 +622,9 @@ void Client::Impl::ledger_adopted(std::string_view key, std::string_view value) 
   ledger::Totals t{};
   if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
   std::vector<BudgetAlert> alerts;
-  budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), &alerts);
+  // Shared budgets alert from the store's settles (those of the adopted folder come with it).
+  budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(),
+               fleet ? nullptr : &alerts);
   // The adoption runs in a fork section: the callbacks wait for its end (they may take what
   // a fork()ing thread holds, such as Python's GIL).
   if (!alerts.empty()) {
