@@ -162,11 +162,15 @@ void after_fork_child() {
     impl->forked.store(true);
     impl->sync_thread = nullptr;  // it does not exist in the child: leaked, never joined
     new (&impl->sync_mu) std::mutex();
+    // A condition variable the parent's threads waited on would make its destructor wait
+    // for them forever here: it starts anew too.
+    new (&impl->sync_cv) std::condition_variable();
     new (&impl->unknown_mu) std::mutex();
     if (impl->budgets) impl->budgets->unlock_after_fork();
     // The store's connection is the parent's socket: the child opens its own.
     impl->settle_thread = nullptr;
     new (&impl->settle_mu) std::mutex();
+    new (&impl->settle_cv) std::condition_variable();
     new (&impl->drain_mu) std::mutex();
     if (impl->fleet) impl->fleet->after_fork_child();
     // At once, not at the next call: a child that never calls again must not keep its
@@ -252,7 +256,11 @@ Status Client::Impl::store(const Event& e, const detail::Normalized& norm, std::
   }
   std::shared_lock<std::shared_mutex> g;
   Status s = enter(&g);
-  if (s.ok()) s = buffer->append(encoded, settle);
+  if (s.ok()) {
+    s = buffer->append(encoded, settle,
+                       norm.idempotency_key.empty() ? std::string_view(*e.idempotency_key)
+                                                    : std::string_view(norm.idempotency_key));
+  }
   if (!s.ok()) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return s;
@@ -476,29 +484,33 @@ Status Client::Impl::track_event(const Event& e, std::string* key_out, bool meta
     }
     settle_cv.notify_one();
   }
-  // Alerts of shared budgets come from the store's settles (one process sees each).
   std::vector<BudgetAlert> alerts;
-  std::vector<BudgetAlert>* local_alerts = fleet ? nullptr : &alerts;
   if (reservation) {
-    budgets->settle(*reservation, scope_of(e), hour, nanos, now_ms(), local_alerts);
+    budgets->settle(*reservation, scope_of(e), hour, nanos, now_ms(), &alerts);
   } else {
-    budgets->add(scope_of(e), hour, nanos, now_ms(), local_alerts);
+    budgets->add(scope_of(e), hour, nanos, now_ms(), &alerts);
   }
+  if (fleet) fleet->drop_shared(&alerts);  // those alert from the store's settles
   if (!alerts.empty()) fire(alerts);
   return s;
 }
 
 void Client::Impl::note_store(const Status& s) {
-  bool unreachable = !s.ok() && s.code() != Status::Code::kBudgetExceeded;
+  // Only what says whether the store answered: kBudgetExceeded (it did) and kInternal (an
+  // error it answered, logged where it happens) change nothing.
+  bool unreachable = s.code() == Status::Code::kNetwork || s.code() == Status::Code::kTimeout;
+  if (!unreachable && !s.ok()) return;
+  if (s.ok() && !fleet->contacted()) return;
   if (unreachable == store_down.load()) return;
   if (store_down.exchange(unreachable) == unreachable) return;
   if (!options.log) return;
   if (unreachable) {
     const char* policy[] = {"local: reserve() enforces on this process's own spend",
                             "closed: reserve() refuses", "open: reserve() admits"};
+    int p = static_cast<int>(options.budget_store_unavailable);
     options.log(LogLevel::kWarning,
                 s.message() + "; until it is back, budget_store_unavailable is " +
-                    policy[static_cast<int>(options.budget_store_unavailable)] +
+                    policy[p >= 0 && p <= 2 ? p : 0] +
                     ", and spend waits in the buffer to be settled");
   } else {
     options.log(LogLevel::kInfo, "budget store " + fleet->store().url().shown() + " is reachable again");
@@ -539,6 +551,11 @@ void Client::Impl::settle_loop() {
     }
     if (settle_stop) break;
     settle_kick = false;
+    if (options.durability == Durability::kBuffered) {
+      // The records of a kick are staged, on disk within one flush interval.
+      settle_cv.wait_for(g, std::chrono::milliseconds(options.buffered_flush_ms + 2),
+                         [&] { return settle_stop; });
+    }
     g.unlock();
     Status s = drain_settles(Clock::time_point::max());
     g.lock();
@@ -622,9 +639,9 @@ void Client::Impl::ledger_adopted(std::string_view key, std::string_view value) 
   ledger::Totals t{};
   if (!ledger::decode_key(key, &row) || !ledger::decode_value(value, &t)) return;
   std::vector<BudgetAlert> alerts;
+  budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(), &alerts);
   // Shared budgets alert from the store's settles (those of the adopted folder come with it).
-  budgets->add(budget::scope_of(row), row.hour, t[ledger::kCostNanos], now_ms(),
-               fleet ? nullptr : &alerts);
+  if (fleet) fleet->drop_shared(&alerts);
   // The adoption runs in a fork section: the callbacks wait for its end (they may take what
   // a fork()ing thread holds, such as Python's GIL).
   if (!alerts.empty()) {
@@ -764,6 +781,7 @@ Result<Client> Client::open(const Options& options) {
       const char* env = std::getenv("AGENTBURN_BUDGET_STORE_PASSWORD");
       if (env) url.password = env;
     }
+    bo.keep_settles = true;
     impl->fleet = std::make_unique<budget::Fleet>(
         options.budgets, std::make_unique<budget::RedisStore>(url, options.budget_store_timeout_ms),
         std::make_unique<budget::RedisStore>(url, options.budget_store_timeout_ms));

@@ -40,6 +40,10 @@ Status check_options(const Options& o, bool combined) {
   }
   if (!(s = range("budget_store_timeout_ms", o.budget_store_timeout_ms, 1, 60000)).ok()) return s;
   if (!(s = budget::check_store_url(o.budget_store)).ok()) return s;
+  if (!(s = range("budget_store_unavailable", static_cast<int>(o.budget_store_unavailable), 0, 2))
+           .ok()) {
+    return s;
+  }
   if (combined && o.sync_server_budgets && o.endpoint.empty()) {
     return Status::invalid("sync_server_budgets: needs an endpoint to read the budgets from");
   }

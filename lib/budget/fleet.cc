@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -14,15 +15,22 @@ namespace {
 constexpr std::int64_t kHourMs = 3600000;
 constexpr std::int64_t kDayMs = 24 * kHourMs;
 
-std::string window_prefix(std::string_view budget, std::string_view scope) {
+// The period is part of a window's keys: a budget whose period changes (a deploy under way,
+// one process configured apart) never prunes the hours another period still counts.
+std::string window_prefix(std::string_view budget, BudgetPeriod period, std::string_view scope) {
   std::string k = "ab:b:";
   k += std::to_string(budget.size());
   k.push_back(':');
   k.append(budget);
   k.push_back(':');
+  k.append(period_name(period));
+  k.push_back(':');
   k.append(scope);
   return k;
 }
+
+// Lua adds in doubles: amounts past 2^53 nano-dollars (about $9 million) would not be exact.
+constexpr std::int64_t kMaxExactNanos = std::int64_t{1} << 53;
 
 // How long a window's spend key lives after its last spend (0: forever).
 std::int64_t spend_ttl_ms(BudgetPeriod p) {
@@ -47,11 +55,11 @@ std::string first_hour_arg(BudgetPeriod p, std::int64_t now_ms) {
 
 }  // namespace
 
-std::string spend_key(std::string_view budget, std::string_view scope) {
-  return window_prefix(budget, scope) + ":s";
+std::string spend_key(std::string_view budget, BudgetPeriod period, std::string_view scope) {
+  return window_prefix(budget, period, scope) + ":s";
 }
-std::string holds_key(std::string_view budget, std::string_view scope) {
-  return window_prefix(budget, scope) + ":h";
+std::string holds_key(std::string_view budget, BudgetPeriod period, std::string_view scope) {
+  return window_prefix(budget, period, scope) + ":h";
 }
 std::string expiry_key(std::string_view holds) {
   std::string k(holds);
@@ -83,14 +91,23 @@ Fleet::Fleet(const std::vector<Budget>& budgets, std::unique_ptr<RedisStore> sto
 }
 
 void Fleet::lock_for_fork() {
-  mu_.lock();
+  // The connections first (a call under way ends within its timeout), then the lock that
+  // reserve() takes only for a moment: a reserve() is never kept waiting on a call it did
+  // not make.
   store_->lock_for_fork();
   settle_store_->lock_for_fork();
+  mu_.lock();
 }
 void Fleet::unlock_after_fork_parent() {
+  mu_.unlock();
   settle_store_->unlock_after_fork_parent();
   store_->unlock_after_fork_parent();
-  mu_.unlock();
+}
+
+void Fleet::drop_shared(std::vector<BudgetAlert>* alerts) const {
+  alerts->erase(std::remove_if(alerts->begin(), alerts->end(),
+                               [&](const BudgetAlert& a) { return find(a.state.name) != nullptr; }),
+                alerts->end());
 }
 void Fleet::after_fork_child() {
   // Reservation ids are unique across the fleet: a child draws a prefix of its own.
@@ -137,8 +154,8 @@ Status Fleet::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int6
     std::vector<std::string> keys,
         args = {std::to_string(estimate_nanos), out->id, std::to_string(ttl_ms)};
     for (const auto& [b, k] : wins) {
-      keys.push_back(spend_key(b->name, k));
-      held.holds_keys.push_back(holds_key(b->name, k));
+      keys.push_back(spend_key(b->name, b->period, k));
+      held.holds_keys.push_back(holds_key(b->name, b->period, k));
       push_holds(held.holds_keys.back(), &keys);
       args.push_back(std::to_string(ledger::to_nanos(b->limit_usd)));
       args.push_back(first_hour_arg(b->period, now_ms));
@@ -220,10 +237,10 @@ bool get_field(std::string_view* in, std::string_view* v) {
 
 bool get_int(std::string_view* in, std::int64_t* v) {
   std::string_view f;
-  if (!get_field(in, &f) || f.empty() || f.size() > 19) return false;
+  if (!get_field(in, &f) || f.empty() || f.size() > 19) return false;  // 18 digits, and a sign
   bool neg = f[0] == '-';
   if (neg) f.remove_prefix(1);
-  if (f.empty()) return false;
+  if (f.empty() || f.size() > 18) return false;
   std::int64_t x = 0;
   for (char c : f) {
     if (c < '0' || c > '9') return false;
@@ -251,6 +268,8 @@ std::string Fleet::settle_record(const Scope& scope, std::int64_t hour, std::int
     if (it != open_.end()) holds = it->second.holds_keys;
   }
   if (wins.empty() && holds.empty()) return "";
+  // Beyond what the store's sums keep exact (an event of over $9 million): counted as that.
+  nanos = std::min(nanos, kMaxExactNanos);
   std::string out;
   out.reserve(128);
   put_field(&out, "s1");
@@ -305,7 +324,7 @@ Status Fleet::prepare(std::string_view record, std::int64_t now_ms, Prepared* p)
     }
     Prepared::Win win{std::string(name), std::string(scope), BudgetPeriod::kDaily};
     if (!parse_period(period, &win.period)) return unreadable();
-    p->keys.push_back(spend_key(win.name, win.scope));
+    p->keys.push_back(spend_key(win.name, win.period, win.scope));
     p->args.push_back(first_hour_arg(win.period, now_ms));
     p->args.push_back(std::to_string(spend_ttl_ms(win.period)));
     p->wins.push_back(std::move(win));
@@ -390,8 +409,8 @@ Status Fleet::read(const std::vector<std::pair<std::string, std::string>>& windo
     const Budget* b = find(name);
     if (!b) continue;
     defs.push_back(b);
-    keys.push_back(spend_key(name, scope));
-    push_holds(holds_key(name, scope), &keys);
+    keys.push_back(spend_key(name, b->period, scope));
+    push_holds(holds_key(name, b->period, scope), &keys);
     args.push_back(first_hour_arg(b->period, now_ms));
   }
   if (keys.empty()) return Status();

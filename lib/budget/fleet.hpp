@@ -3,7 +3,8 @@
 // change is one atomic script of redis_store.cc that checks all the budgets it touches and
 // changes all or none.
 //
-// Keys (<b> is the budget's name as "<length>:<name>", <s> its "*" fields' values):
+// Keys (<b> is the budget's name as "<length>:<name>", then its period, <s> its "*" fields'
+// values):
 //   ab:b:<b>:<s>:s  hash, UTC hour -> nano-dollars spent; expires a window (and an hour or
 //                   two) after its last spend; a "total" budget's never does
 //   ab:b:<b>:<s>:h  hash, reservation id -> nano-dollars, and "=" -> their sum; with
@@ -68,6 +69,10 @@ class Fleet {
   Status read(const std::vector<std::pair<std::string, std::string>>& windows,
               std::int64_t now_ms, std::vector<BudgetState>* out);
 
+  // Drops the alerts of the budgets this store keeps (they alert from its settles).
+  void drop_shared(std::vector<BudgetAlert>* alerts) const;
+  // Whether the last call of each connection reached the store.
+  bool contacted() const { return store_->reachable() && settle_store_->reachable(); }
   RedisStore& store() { return *store_; }
   void lock_for_fork();
   void unlock_after_fork_parent();
@@ -96,8 +101,8 @@ class Fleet {
 };
 
 // The Redis keys of a window (see above).
-std::string spend_key(std::string_view budget, std::string_view scope);
-std::string holds_key(std::string_view budget, std::string_view scope);
+std::string spend_key(std::string_view budget, BudgetPeriod period, std::string_view scope);
+std::string holds_key(std::string_view budget, BudgetPeriod period, std::string_view scope);
 // The expiries key beside a holds key.
 std::string expiry_key(std::string_view holds);
 

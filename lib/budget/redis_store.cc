@@ -38,14 +38,20 @@ local function spent(key, first)
   return total, oldest
 end
 local function drop_hold(h, x, id)
+  redis.call('ZREM', x, id)
   local n = redis.call('HGET', h, id)
   if not n then return 0 end
   redis.call('HINCRBY', h, '=', '-' .. n)
   redis.call('HDEL', h, id)
-  redis.call('ZREM', x, id)
   return 1
 end
 local function held(h, x, now)
+  -- No expiries left: no hold either, whatever the holds key says (the two keys expire
+  -- together; this keeps a sum from outliving its holds if they ever did not).
+  if redis.call('EXISTS', x) == 0 then
+    redis.call('DEL', h)
+    return 0
+  end
   local gone = redis.call('ZRANGEBYSCORE', x, '-inf', now)
   for _, id in ipairs(gone) do drop_hold(h, x, id) end
   return tonumber(redis.call('HGET', h, '=') or '0')
@@ -69,10 +75,13 @@ for i = 1, n do
   redis.call('HSET', h, id, ARGV[1])
   redis.call('HINCRBY', h, '=', ARGV[1])
   redis.call('ZADD', x, now + ttl, id)
-  -- The keys outlive their last hold by up to one TTL: extended (to two) only when they
-  -- would not, so that most reserves do not write an expiry.
-  if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, 2 * ttl) end
-  if redis.call('PTTL', x) < ttl then redis.call('PEXPIRE', x, 2 * ttl) end
+  -- The keys outlive their last hold by up to one TTL: extended (to two, both at once, so
+  -- that they expire together) only when one would not, so that most reserves write no
+  -- expiry.
+  if redis.call('PTTL', h) < ttl or redis.call('PTTL', x) < ttl then
+    redis.call('PEXPIRE', h, 2 * ttl)
+    redis.call('PEXPIRE', x, 2 * ttl)
+  end
 end
 return {1, now + ttl}
 )lua";
@@ -91,7 +100,7 @@ for r = 1, tonumber(ARGV[2]) do
   local m, n = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
   local fresh = redis.call('SET', KEYS[ki], '1', 'NX', 'PX', seen_ttl)
   ai, ki = ai + 5, ki + 1
-  if fresh and id ~= '' then
+  if id ~= '' then  -- again or not, its reservation's holds go
     for j = 0, n - 1 do drop_hold(KEYS[ki + m + 2 * j], KEYS[ki + m + 2 * j + 1], id) end
   end
   out[#out + 1] = fresh and 1 or 0
@@ -327,6 +336,7 @@ void RedisStore::fail(const std::string& why) {
   if (ctx_) redisFree(ctx_);
   ctx_ = nullptr;
   last_error_ = why;
+  reachable_.store(false, std::memory_order_relaxed);
   backoff_ = std::min(std::chrono::milliseconds(5000),
                       std::max(std::chrono::milliseconds(100), backoff_ * 2));
   retry_at_ = Clock::now() + backoff_;
@@ -366,6 +376,10 @@ Status RedisStore::call(const std::vector<std::string_view>& argv, Clock::time_p
     return timed_out ? Status::timeout(m) : Status::network(m);
   }
   *reply = r;
+  // An answer: the backoff starts over (not at connect: a store that accepts connections but
+  // does not answer in time keeps backing off).
+  backoff_ = std::chrono::milliseconds(0);
+  reachable_.store(true, std::memory_order_relaxed);
   return Status();
 }
 
@@ -415,7 +429,6 @@ Status RedisStore::connect(Clock::time_point deadline) {
       return s;
     }
   }
-  backoff_ = std::chrono::milliseconds(0);
   return Status();
 }
 

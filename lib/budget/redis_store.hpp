@@ -4,6 +4,7 @@
 // a failure; every call, the wait for the connection included, is bounded by one timeout.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -53,6 +54,8 @@ class RedisStore {
                  std::string* text = nullptr);
 
   const StoreUrl& url() const { return url_; }
+  // Whether the last call reached the store (true before the first).
+  bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
 
   // fork(): the connection's lock is taken before and released after in the parent; in the
   // child the connection (a socket shared with the parent) is dropped, never used.
@@ -91,6 +94,7 @@ class RedisStore {
   std::chrono::milliseconds backoff_{0};
   std::string last_error_;
   std::chrono::microseconds socket_timeout_{0};  // as last set on ctx_
+  std::atomic<bool> reachable_{true};
 };
 
 }  // namespace agentburn::budget

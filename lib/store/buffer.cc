@@ -155,8 +155,15 @@ Status Buffer::close() {
   // be the reason an event is deleted. Nor is a counter found wrong saved for the next open,
   // which then counts the events instead.
   const bool queued = holds_any(queue_cf_), dead = holds_any(dead_cf_);
-  // Settles not yet applied to the budget store keep the folder (and so are adopted).
-  const bool empty = !queued && !dead && !holds_any(settle_cf_);
+  // Settles not yet applied to the budget store keep the folder (and so are adopted), in a
+  // client that has a store; another drops them with the folder, saying so.
+  const bool unsettled = holds_any(settle_cf_);
+  const bool empty = !queued && !dead && !(unsettled && options_.keep_settles);
+  if (empty && unsettled && !queued && !dead) {
+    log(LogLevel::kWarning,
+        "buffer folder " + folder_ + " held budget settles for a shared budget store (adopted "
+        "from a client with budget_store), dropped with it: this client has no budget store");
+  }
   // The folder stays for its spend when its rows cannot go to the root ledger.
   const bool spent = holds_any(ledger_cf_) && !(options_.ledger && s.ok() && fold_ledger());
   const bool counters_agree = queued == (pending_.load() > 0) && dead == (dead_count_.load() > 0);

@@ -17,8 +17,10 @@
 //   names its fold identity while it does.
 // - column family "settle": the budget settles still to be applied to a shared budget store
 //   (Options::budget_store, budget/fleet.hpp), each written in its event's own write. Key: the
-//   event's sequence number (or, for those adopted, "\xff<folder>/<its key there>"). A folder
-//   that holds one is never removed at close.
+//   event's sequence number and its idempotency key (so that a folder taken over, whose
+//   sequence numbers start again from its queue, never overwrites one), or, for those
+//   adopted, "\xff<folder>/<its key there>". With BufferOptions::keep_settles, a folder that
+//   holds one is not removed at close.
 //
 // Acked events leave with one DeleteRange per batch; readers seek with a lower bound past the
 // deleted prefix, so tombstones are never walked; a manual compaction of the deleted prefix
@@ -78,6 +80,10 @@ struct BufferOptions {
   // Called for what an adoption brings in, once it is written: each ledger row copied, and
   // the row of each event moved in (ledger/rows.hpp's formats).
   std::function<void(std::string_view key, std::string_view value)> ledger_adopted;
+  // Settle records (a client with a shared budget store) keep a folder at close, so that the
+  // next process applies them. Without it, a folder's records (adopted from such a client)
+  // are dropped with it, with a warning.
+  bool keep_settles = false;
 };
 
 class Buffer {
@@ -90,8 +96,10 @@ class Buffer {
 
   // Stores one encoded event as the options' durability says. kFull when the cap is reached
   // under FullPolicy::kReject.
-  // With `settle`, its record goes to the "settle" column family in the same write.
-  Status append(std::string_view event_json, std::string_view settle = {});
+  // With `settle`, its record goes to the "settle" column family in the same write, keyed by
+  // the event's sequence number and `settle_tag` (its idempotency key).
+  Status append(std::string_view event_json, std::string_view settle = {},
+                std::string_view settle_tag = {});
 
   // --- The settle queue (see the layout above) ---
   // Reads up to `max` records, oldest of this folder first.
@@ -193,10 +201,12 @@ class Buffer {
     std::uint64_t seq = 0;
     std::string json;
     std::string settle;
+    std::string settle_tag;
   };
   Status write_events(std::vector<StagedEvent>* batch);
   // Durability::kSystem: append through the group commit below.
-  Status append_synced(std::string_view event_json, std::string_view settle, std::uint64_t size);
+  Status append_synced(std::string_view event_json, std::string_view settle,
+                       std::string_view settle_tag, std::uint64_t size);
   // Copies the settle records of an adopted database in, keyed by its folder's name.
   Status adopt_settles(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
                        const std::string& folder);
@@ -297,6 +307,7 @@ class Buffer {
     std::uint64_t seq = 0;
     std::string_view json;
     std::string_view settle;
+    std::string_view settle_tag;
     bool done = false;
     bool ok = false;
     std::string error;

@@ -15,7 +15,8 @@
 
 namespace agentburn::detail {
 
-Status Buffer::append(std::string_view event_json, std::string_view settle) {
+Status Buffer::append(std::string_view event_json, std::string_view settle,
+                      std::string_view settle_tag) {
   ForkSection section;
   if (closed_) return Status::closed("the client is closed");
   const std::uint64_t size = event_json.size() + kKeyOverhead;
@@ -44,14 +45,17 @@ Status Buffer::append(std::string_view event_json, std::string_view settle) {
                              "they can be written");
     }
     std::uint64_t seq = next_seq_.fetch_add(1);
-    stage_.push_back(StagedEvent{seq, std::string(event_json), std::string(settle)});
+    stage_.push_back(StagedEvent{seq, std::string(event_json), std::string(settle),
+                                 std::string(settle_tag)});
     stage_bytes_ += size;
     pending_.fetch_add(1, std::memory_order_relaxed);
     pending_bytes_.fetch_add(size, std::memory_order_relaxed);
     if (stage_.size() == 1 || stage_.size() >= kStageMaxEvents) stage_cv_.notify_one();
     return Status();
   }
-  if (options_.durability == Durability::kSystem) return append_synced(event_json, settle, size);
+  if (options_.durability == Durability::kSystem) {
+    return append_synced(event_json, settle, settle_tag, size);
+  }
   // Counted before the event becomes readable: the sender may deliver and uncount it as soon
   // as it is, and the counters must never go below zero on the way.
   pending_.fetch_add(1, std::memory_order_relaxed);
@@ -69,7 +73,7 @@ Status Buffer::append(std::string_view event_json, std::string_view settle) {
     }
     rocksdb::WriteBatch wb;
     wb.Put(queue_cf_, SeqKey(seq).slice(), value);
-    wb.Put(settle_cf_, SeqKey(seq).slice(), rocksdb::Slice(settle.data(), settle.size()));
+    wb.Put(settle_cf_, settle_key(seq, settle_tag), rocksdb::Slice(settle.data(), settle.size()));
     return db_->Write(write_options(options_.durability), &wb);
   };
   auto st = put();
@@ -90,7 +94,7 @@ Status Buffer::append(std::string_view event_json, std::string_view settle) {
 }
 
 Status Buffer::append_synced(std::string_view event_json, std::string_view settle,
-                             std::uint64_t size) {
+                             std::string_view settle_tag, std::uint64_t size) {
   // Group commit: the first thread to find no write under way writes, in one synced batch,
   // every event queued so far; the others wait for it, queueing more meanwhile. An fsync then
   // carries as many events as threads were waiting for the previous one, and only one thread
@@ -99,6 +103,7 @@ Status Buffer::append_synced(std::string_view event_json, std::string_view settl
   SyncRequest req;
   req.json = event_json;
   req.settle = settle;
+  req.settle_tag = settle_tag;
   pending_.fetch_add(1, std::memory_order_relaxed);  // before it is readable, as in append()
   pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   std::unique_lock<std::mutex> g(sync_mu_);
@@ -133,7 +138,7 @@ Status Buffer::append_synced(std::string_view event_json, std::string_view settl
     for (auto* r : group) {
       wb.Put(queue_cf_, SeqKey(r->seq).slice(), rocksdb::Slice(r->json.data(), r->json.size()));
       if (!r->settle.empty()) {
-        wb.Put(settle_cf_, SeqKey(r->seq).slice(),
+        wb.Put(settle_cf_, settle_key(r->seq, r->settle_tag),
                rocksdb::Slice(r->settle.data(), r->settle.size()));
       }
     }
@@ -173,7 +178,7 @@ Status Buffer::write_events(std::vector<StagedEvent>* batch) {
   rocksdb::WriteBatch wb;
   for (const auto& e : *batch) {
     wb.Put(queue_cf_, SeqKey(e.seq).slice(), e.json);
-    if (!e.settle.empty()) wb.Put(settle_cf_, SeqKey(e.seq).slice(), e.settle);
+    if (!e.settle.empty()) wb.Put(settle_cf_, settle_key(e.seq, e.settle_tag), e.settle);
   }
   auto st = db_->Write(write_options(options_.durability), &wb);
   if (!st.ok() && recover(st)) st = db_->Write(write_options(options_.durability), &wb);

@@ -33,6 +33,12 @@ struct SeqKey {
 };
 
 std::uint64_t decode_seq(const rocksdb::Slice& s);
+// A settle record's key: the event's sequence number, then its idempotency key.
+inline std::string settle_key(std::uint64_t seq, std::string_view tag) {
+  std::string k(SeqKey(seq).bytes, 8);
+  k.append(tag);
+  return k;
+}
 // A dead letter's value: 4-byte little-endian event length, the event, the reason.
 std::string encode_dead(std::string_view event, std::string_view reason);
 bool decode_dead(const rocksdb::Slice& v, std::string* event, std::string* reason);

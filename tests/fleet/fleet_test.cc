@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "budget/fleet.hpp"
 #include "budget/redis_store.hpp"
 #include "event/codec.hpp"
+#include "store/buffer.hpp"
 #include "ledger/rows.hpp"
 #include "support.hpp"
 #include "support/clients.hpp"
@@ -86,14 +88,16 @@ struct Peek {
     for (long long x : v) s += x;
     return s;
   }
-  std::int64_t spent(const std::string& name, const std::string& scope = "") {
-    return sum(budget::spend_key(name, scope));
+  std::int64_t spent(const std::string& name, const std::string& scope = "",
+                     BudgetPeriod period = BudgetPeriod::kDaily) {
+    return sum(budget::spend_key(name, period, scope));
   }
   // The sum of a window's open holds, as the scripts keep it (expired ones leave it when
   // the window is next read).
-  std::int64_t held(const std::string& name, const std::string& scope = "") {
+  std::int64_t held(const std::string& name, const std::string& scope = "",
+                    BudgetPeriod period = BudgetPeriod::kDaily) {
     std::vector<long long> v;
-    if (!store->command({"HGET", budget::holds_key(name, scope), "="}, &v).ok()) return -1;
+    if (!store->command({"HGET", budget::holds_key(name, period, scope), "="}, &v).ok()) return -1;
     return v.empty() ? 0 : v[0];
   }
   std::unique_ptr<budget::RedisStore> store;
@@ -385,8 +389,8 @@ TEST_CASE("a \"*\" scope and rolling windows work as in-process, shared by two c
   REQUIRE(one.track(event(0.01, "t1")).ok());
   REQUIRE(one.track(event(0.04, "t2")).ok());
   CHECK(testing::wait_until([&] {
-    return peek.spent("per-task", "taskId=t1") == nanos(0.03) &&
-           peek.spent("per-task", "taskId=t2") == nanos(0.04);
+    return peek.spent("per-task", "taskId=t1", BudgetPeriod::kWeekly) == nanos(0.03) &&
+           peek.spent("per-task", "taskId=t2", BudgetPeriod::kWeekly) == nanos(0.04);
   }));
   // The other client sees the shared windows: t1 has $0.02 left, t2 $0.01, t3 all.
   CHECK(two.reserve(request(0.03, "t1")).status().code() == Status::Code::kBudgetExceeded);
@@ -407,8 +411,10 @@ TEST_CASE("fork while threads reserve and track: each child reserves and settles
   testing::TempDir dir;
   testing::RedisProcess redis(dir.path());
   REQUIRE(redis.start());
-  Client c = testing::open_client(fleet_options(dir.sub("root"), redis.url(),
-                                                {make_budget("fork", 1000.0)}));
+  std::optional<Client> client;
+  client.emplace(testing::open_client(fleet_options(dir.sub("root"), redis.url(),
+                                                    {make_budget("fork", 1000.0)})));
+  Client& c = *client;
   std::atomic<bool> stop{false};
   std::atomic<int> tracked{0}, failures{0};
   std::vector<std::thread> threads;
@@ -435,10 +441,18 @@ TEST_CASE("fork while threads reserve and track: each child reserves and settles
       if (!c.track(event(0.01), r.value()).ok()) _exit(2);
       if (!c.release(other.value()).ok()) _exit(3);
       // Offline: its events stay on disk (kTimeout); its settles are applied before.
-      _exit(c.close(std::chrono::seconds(10)).code() == Status::Code::kTimeout ? 0 : 4);
+      if (c.close(std::chrono::seconds(10)).code() != Status::Code::kTimeout) _exit(4);
+      client.reset();  // destroyed in the child: nothing of its parent's threads waits here
+      _exit(0);
     }
-    int st;
-    REQUIRE(waitpid(pid, &st, 0) == pid);
+    int st = 0;
+    bool ended = testing::wait_until([&] { return waitpid(pid, &st, WNOHANG) == pid; },
+                                     std::chrono::seconds(60));
+    if (!ended) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+    }
+    CHECK(ended);
     CHECK(WIFEXITED(st));
     CHECK(WEXITSTATUS(st) == 0);
   }
@@ -477,6 +491,51 @@ TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every
   CHECK(b.release(kept.value()).ok());
   s = b.check(request(0));
   CHECK(nanos(s[0].held_usd) == nanos(0.60));
+}
+
+TEST_CASE("a folder taken over after a kill keeps every settle record, whatever its sequence numbers (a forked child)") {
+  testing::TempDir dir;
+  detail::BufferOptions o;
+  o.root = dir.path();
+  o.keep_settles = true;
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Stores an event with its settle record, delivers it, and dies without a close: the
+    // folder keeps no counters, so the next open numbers from its (empty) queue again.
+    std::unique_ptr<detail::Buffer> b;
+    if (!detail::Buffer::open(o, &b).ok()) _exit(1);
+    if (!b->append("{\"e\":1}", "record-1", "key-1").ok()) _exit(2);
+    std::vector<detail::StoredEvent> got;
+    if (!b->read_next(10, 1 << 20, &got).ok() || got.size() != 1) _exit(3);
+    if (!b->remove(got, true).ok()) _exit(4);
+    _exit(0);
+  }
+  int st;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  REQUIRE(WIFEXITED(st));
+  REQUIRE(WEXITSTATUS(st) == 0);
+  std::unique_ptr<detail::Buffer> b;
+  REQUIRE(detail::Buffer::open(o, &b).ok());
+  REQUIRE(b->append("{\"e\":2}", "record-2", "key-2").ok());
+  std::vector<std::pair<std::string, std::string>> records;
+  REQUIRE(b->read_settles(100, &records).ok());
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].second == "record-1");
+  CHECK(records[1].second == "record-2");
+  // At close, unsettled records keep the folder, for the next process to apply.
+  REQUIRE(b->close().ok());
+  CHECK(testing::count_folders(dir.path()) == 1);
+  // A client without a store drops them with the folder.
+  o.keep_settles = false;
+  REQUIRE(detail::Buffer::open(o, &b).ok());
+  REQUIRE(b->read_settles(100, &records).ok());
+  CHECK(records.size() == 2);
+  std::vector<detail::StoredEvent> got;
+  REQUIRE(b->read_next(10, 1 << 20, &got).ok());
+  REQUIRE(got.size() == 1);  // the second event, still queued
+  REQUIRE(b->remove(got, true).ok());
+  REQUIRE(b->close().ok());
+  CHECK(testing::count_folders(dir.path()) == 0);
 }
 
 TEST_CASE("a bad budget_store is refused at open, naming what is wrong and never the password") {
