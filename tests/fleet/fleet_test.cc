@@ -431,7 +431,10 @@ TEST_CASE("fork while threads reserve and track: each child reserves and settles
     });
   }
   REQUIRE(testing::wait_until([&] { return tracked.load() > 20; }));
-  constexpr int kChildren = 5;
+  // AGENTBURN_FORKS=0 under AddressSanitizer, whose allocator locks a child of a busy parent
+  // can find held (see .ci/run).
+  const char* forks = std::getenv("AGENTBURN_FORKS");
+  const int kChildren = forks ? std::min(5, std::atoi(forks)) : 5;
   for (int i = 0; i < kChildren; ++i) {
     pid_t pid = fork();
     if (pid == 0) {
