@@ -1,6 +1,8 @@
 // agentburn_micro: Google Benchmark timings (means) of the pieces of track() and of the
 // sender's read, each beside the raw RocksDB operation it sits on, so that a regression in
 // one stage shows by itself. The percentiles and the targets are agentburn_bench's.
+// In a build with Redis support, fleet budgets too: reserve and settle against a redis-server
+// the benchmarks start on a loopback port, beside a bare INCRBYFLOAT round trip (real time).
 #include <benchmark/benchmark.h>
 #include <rocksdb/db.h>
 
@@ -8,6 +10,22 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+
+#ifdef AGENTBURN_BENCH_REDIS
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+#endif
 
 #include "agentburn/agentburn.h"
 #include "agentburn/agentburn.hpp"
@@ -47,10 +65,13 @@ const std::string& stored() {
 // What the benchmarks keep open between runs, closed before the temporary folder goes.
 struct Open {
   std::map<agentburn::Durability, std::unique_ptr<agentburn::Client>> clients;
+  // Budgets in Redis, by budget name: closed first, while the Redis server is still up.
+  std::map<std::string, std::unique_ptr<agentburn::Client>> fleet;
   std::unique_ptr<RawDb> raw;
   std::unique_ptr<detail::Buffer> buffer;
   ab_client* cabi = nullptr;
   void close() {
+    fleet.clear();
     clients.clear();
     raw.reset();
     if (buffer) buffer->close().ok();
@@ -312,6 +333,329 @@ void BM_ReserveSettleBudgets10(benchmark::State& state) {
 }
 BENCHMARK(BM_ReserveSettleBudgets10);
 
+#ifdef AGENTBURN_BENCH_REDIS
+// --- Fleet budgets (Options::budget_store "redis://...") ------------------------------------
+// A redis-server of the benchmarks' own (the system's binary), on a free loopback port, in a
+// temporary folder, without persistence; started at the first Redis benchmark, stopped at
+// exit. Without the binary the Redis benchmarks are skipped with an error.
+
+struct RedisServer {
+  pid_t pid = -1;
+  int port = 0;
+  std::string error;  // why there is none, once tried
+  bool tried = false;
+};
+RedisServer g_redis;
+
+void stop_redis() {
+  if (g_redis.pid <= 0) return;
+  pid_t pid = g_redis.pid;
+  g_redis.pid = -1;
+  kill(pid, SIGTERM);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (Clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string find_redis_server() {
+  if (access("/usr/bin/redis-server", X_OK) == 0) return "/usr/bin/redis-server";
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "";
+  for (std::size_t at = 0; at <= dirs.size();) {
+    std::size_t end = dirs.find(':', at);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(at, end - at) + "/redis-server";
+    if (end > at && access(candidate.c_str(), X_OK) == 0) return candidate;
+    at = end + 1;
+  }
+  return "";
+}
+
+// A loopback port nobody listens on now (the kernel's pick; the server binds it moments later,
+// and another try is made if someone took it in between).
+int free_loopback_port() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// Whether the server on `port` answers PING with PONG.
+bool redis_pong(int port) {
+  timeval tv{0, 200000};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  bool ok = false;
+  if (c && !c->err) {
+    redisSetTimeout(c, tv);
+    auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
+    ok = r && r->type == REDIS_REPLY_STATUS && std::string(r->str, r->len) == "PONG";
+    if (r) freeReplyObject(r);
+  }
+  if (c) redisFree(c);
+  return ok;
+}
+
+// Starts the server and waits, up to 10 s per try, until it answers PING.
+bool start_redis_once(const std::string& binary, const std::string& dir, int port) {
+  std::string port_s = std::to_string(port);
+  std::vector<std::string> args = {binary,      "--port",       port_s, "--bind",
+                                   "127.0.0.1", "--save",       "",     "--appendonly",
+                                   "no",        "--daemonize",  "no",   "--dir",
+                                   dir,         "--logfile",    "redis.log"};
+  pid_t pid = fork();
+  if (pid < 0) {
+    g_redis.error = "fork failed";
+    return false;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the benchmarks
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      dup2(null, 0);
+      dup2(null, 1);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  g_redis.pid = pid;
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {  // exited: the port was taken, or worse
+      g_redis.pid = -1;
+      g_redis.error = "redis-server exited at start (" +
+                      (WIFEXITED(status) ? "status " + std::to_string(WEXITSTATUS(status))
+                                         : "signal " + std::to_string(WTERMSIG(status))) +
+                      ")";
+      return false;
+    }
+    if (redis_pong(port)) {
+      g_redis.port = port;
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop_redis();
+  g_redis.error = "redis-server did not answer PING within 10 s";
+  return false;
+}
+
+// The port of the benchmarks' redis-server, started on first use; 0 with g_redis.error when
+// there is none.
+int redis_port() {
+  if (g_redis.tried) return g_redis.port;
+  g_redis.tried = true;
+  std::string binary = find_redis_server();
+  if (binary.empty()) {
+    g_redis.error = "redis-server not found (Debian: apt install redis-server)";
+    return 0;
+  }
+  std::string dir = make_temp_dir(tmp_base(), "redis-");
+  std::atexit(stop_redis);  // also on die()
+  for (int attempt = 0; attempt < 3 && g_redis.port == 0; ++attempt) {
+    int port = free_loopback_port();
+    if (port == 0) {
+      g_redis.error = "no free loopback port";
+      break;
+    }
+    start_redis_once(binary, dir, port);
+  }
+  if (g_redis.port != 0) g_redis.error.clear();
+  return g_redis.port;
+}
+
+// The baseline: one bare INCRBYFLOAT round trip over hiredis (blocking, one connection),
+// what the cheapest shared counter in Redis costs. Real time: the caller waits on the
+// socket, so CPU time would leave the round trip out.
+void BM_RedisIncrbyfloat(benchmark::State& state) {
+  int port = redis_port();
+  if (port == 0) {
+    state.SkipWithError(g_redis.error.c_str());
+    return;
+  }
+  timeval tv{5, 0};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  if (!c || c->err) {
+    state.SkipWithError(c ? c->errstr : "cannot connect to redis-server");
+    if (c) redisFree(c);
+    return;
+  }
+  redisSetTimeout(c, tv);
+  for (auto _ : state) {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "INCRBYFLOAT ab:bench:incrbyfloat 0.01"));
+    if (!r || r->type != REDIS_REPLY_STRING) die(std::string("INCRBYFLOAT failed: ") + c->errstr);
+    freeReplyObject(r);
+  }
+  redisFree(c);
+}
+BENCHMARK(BM_RedisIncrbyfloat)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// A client whose one budget, `name` (daily, block, every event, a limit of $1e9 so it never
+// refuses), is kept in the benchmarks' redis-server; null with the reason when there is none.
+agentburn::Client* fleet_client(const std::string& name, std::string* error) {
+  std::unique_ptr<agentburn::Client>& c = g_open.fleet[name];
+  static std::map<std::string, std::string> failures;
+  std::string& failed = failures[name];
+  if (!c && failed.empty()) {
+    int port = redis_port();
+    if (port == 0) {
+      failed = g_redis.error;
+    } else {
+      agentburn::Options o;
+      o.buffer_root = make_temp_dir(tmp_base(), "fleet-");
+      o.budget_store = "redis://127.0.0.1:" + std::to_string(port);
+      o.budget_store_timeout_ms = 1000;  // a loaded machine; not a refusal the row would hide
+      o.budget_store_unavailable = agentburn::BudgetStoreUnavailable::kClosed;
+      o.close_timeout_ms = 10000;  // close() applies what is left of the settle queue
+      o.reservation_ttl_ms = 3600000;  // the open holds of BM_FleetReserveReleaseOpenHolds
+      agentburn::Budget b;
+      b.name = name;
+      b.limit_usd = 1e9;
+      o.budgets.push_back(b);
+      auto r = agentburn::Client::open(o);
+      if (!r.ok()) {
+        failed = r.status().to_string();
+      } else {
+        c = std::make_unique<agentburn::Client>(std::move(r.value()));
+      }
+    }
+  }
+  if (!c) *error = failed;
+  return c.get();
+}
+
+agentburn::ReserveRequest fleet_request() {
+  agentburn::ReserveRequest req;
+  const agentburn::Event& e = event();
+  req.agent_id = e.agent_id;
+  req.provider = e.provider;
+  req.task_id = e.task_id;
+  req.workflow_id = e.workflow_id;
+  req.model = e.model;
+  req.estimate_usd = 0.000001;
+  return req;
+}
+
+// The shared window of budget `name` as the store has it (spent, held): one round trip.
+agentburn::BudgetState fleet_state(agentburn::Client& c, const std::string& name) {
+  for (const auto& s : c.check(fleet_request())) {
+    if (s.name == name) return s;
+  }
+  die("the fleet budget's window is missing");
+}
+
+// Client::reserve (one EVALSHA round trip to Redis on the caller's thread: the hold is checked
+// against the window's spend and holds and written, atomically) then Client::track(event,
+// reservation) of an event of $0.000001: the event and its settle record in one RocksDB write.
+// The settle itself (the spend added in Redis, the hold dropped) is applied by the client's
+// background settle thread over a connection of its own, so it is not in the caller's time;
+// it competes for the same 2 cores and the same redis-server. Real time, for the round trip.
+// Counters: `unsettled_at_end`, the reservations whose settle had not reached Redis when the
+// loop ended (the settle thread's lag); after the loop, untimed, the benchmark waits until
+// they are all applied, so the next benchmark does not pay for them.
+void BM_FleetReserveTrack(benchmark::State& state) {
+  std::string why;
+  agentburn::Client* c = fleet_client("fleet-bench", &why);
+  if (!c) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  agentburn::ReserveRequest req = fleet_request();
+  agentburn::Event e = event();
+  e.cost_usd = 0.000001;
+  for (auto _ : state) {
+    auto r = c->reserve(req);
+    if (!r.ok()) die(r.status().to_string());
+    agentburn::Status s = c->track(e, r.value());
+    if (!s.ok()) die(s.to_string());
+  }
+  agentburn::BudgetState at_end = fleet_state(*c, "fleet-bench");
+  state.counters["unsettled_at_end"] = std::round(at_end.held_usd / 0.000001);
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  for (agentburn::BudgetState st = at_end; st.held_usd > 0; st = fleet_state(*c, "fleet-bench")) {
+    if (Clock::now() >= deadline) die("the settles did not reach Redis within 60 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+BENCHMARK(BM_FleetReserveTrack)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Client::reserve then Client::release, both on the caller's thread: two round trips (the
+// reserve script, then the release script dropping the hold). Real time.
+void BM_FleetReserveRelease(benchmark::State& state) {
+  std::string why;
+  agentburn::Client* c = fleet_client("fleet-bench", &why);
+  if (!c) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  agentburn::ReserveRequest req = fleet_request();
+  for (auto _ : state) {
+    auto r = c->reserve(req);
+    if (!r.ok()) die(r.status().to_string());
+    agentburn::Status s = c->release(r.value());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_FleetReserveRelease)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// BM_FleetReserveRelease on a window (a budget of its own) that holds N other reservations,
+// neither settled nor released, as a window does while the settles of its tracked events wait
+// in a settle queue (BM_FleetReserveTrack's `unsettled_at_end`) or while N calls are under
+// way across the fleet. The reserve script sums the window's holds (it reads them all) before
+// it admits: against BM_FleetReserveRelease, what each open hold adds. Real time.
+void BM_FleetReserveReleaseOpenHolds(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const std::string name = "fleet-holds-" + std::to_string(n);
+  std::string why;
+  agentburn::Client* c = fleet_client(name, &why);
+  if (!c) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  agentburn::ReserveRequest req = fleet_request();
+  static std::map<int, bool> filled;  // the N holds, made once (they last the hour's TTL)
+  if (!filled[n]) {
+    for (int i = 0; i < n; ++i) {
+      auto r = c->reserve(req);
+      if (!r.ok()) die(r.status().to_string());
+    }
+    filled[n] = true;
+  }
+  for (auto _ : state) {
+    auto r = c->reserve(req);
+    if (!r.ok()) die(r.status().to_string());
+    agentburn::Status s = c->release(r.value());
+    if (!s.ok()) die(s.to_string());
+  }
+  state.counters["open_holds"] = std::round(fleet_state(*c, name).held_usd / 0.000001);
+}
+BENCHMARK(BM_FleetReserveReleaseOpenHolds)
+    ->Arg(100)
+    ->Arg(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+#endif  // AGENTBURN_BENCH_REDIS
+
 // One catalog lookup, cycling through an exact name, a provider-prefixed one, a dated
 // snapshot's fallback and a miss.
 void BM_PriceLookup(benchmark::State& state) {
@@ -425,6 +769,9 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   g_open.close();
+#ifdef AGENTBURN_BENCH_REDIS
+  stop_redis();  // after the fleet client's close, which applies the rest of its settles
+#endif
   remove_tree(tmp_base());
   return 0;
 }
