@@ -157,3 +157,61 @@ def test_a_bad_budget_store_names_the_option_and_hides_the_password(buffer_dir):
     with pytest.raises(InvalidOptionError) as e:
         AgentBurn(buffer_dir=buffer_dir, budget_store_unavailable="maybe")
     assert "budget_store_unavailable" in str(e.value)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A real redis-server on a free loopback port, stopped after the test."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.access(binary, os.X_OK):
+        pytest.skip("redis-server is not installed (scripts/setup installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                c.sendall(b"PING\r\n")
+                if c.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < end, "redis-server did not answer PING"
+        time.sleep(0.02)
+    yield "redis://127.0.0.1:%d" % port
+    proc.kill()
+    proc.wait()
+
+
+def test_a_budget_shared_through_redis_holds_across_clients(tmp_path, redis_url):
+    budgets = [{"name": "shared", "limitUsd": 1.00}]
+    one = AgentBurn(agent_id="a1", buffer_dir=str(tmp_path / "one"), budgets=budgets,
+                    budget_store=redis_url, budget_store_timeout=5.0,
+                    budget_store_unavailable="closed")
+    two = AgentBurn(agent_id="a1", buffer_dir=str(tmp_path / "two"), budgets=budgets,
+                    budget_store=redis_url, budget_store_timeout=5.0,
+                    budget_store_unavailable="closed")
+    with one.reserve(estimate_usd=0.60) as r:
+        one.track("openai", 0.55, operation="llm_call", reservation=r)
+    # two sees one's spend once it is settled: $0.55 of $1.00, so $0.60 more is refused.
+    import time
+    end = time.monotonic() + 30
+    while two.check()[0]["spentUsd"] != pytest.approx(0.55):
+        assert time.monotonic() < end, two.check()
+        time.sleep(0.01)
+    with pytest.raises(BudgetExceededError) as refused:
+        two.reserve(estimate_usd=0.60)
+    assert refused.value.budget == "shared"
+    assert refused.value.spent == pytest.approx(0.55)
+    with two.reserve(estimate_usd=0.40):
+        pass
+    one.close()
+    two.close()
