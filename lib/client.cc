@@ -182,6 +182,24 @@ void after_fork_child() {
 
 }  // namespace
 
+namespace {
+
+// Tells a thread of the client's (the budget sync's, the settles') to stop, and joins it.
+void stop_thread(std::mutex& mu, std::condition_variable& cv, bool* stop, std::thread** thread) {
+  {
+    std::lock_guard<std::mutex> g(mu);
+    *stop = true;
+  }
+  cv.notify_all();
+  if (*thread) {
+    (*thread)->join();
+    delete *thread;
+    *thread = nullptr;
+  }
+}
+
+}  // namespace
+
 Client::Impl::Impl() {
   static const int registered = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   (void)registered;
@@ -507,10 +525,9 @@ void Client::Impl::note_store(const Status& s) {
   if (unreachable) {
     const char* policy[] = {"local: reserve() enforces on this process's own spend",
                             "closed: reserve() refuses", "open: reserve() admits"};
-    int p = static_cast<int>(options.budget_store_unavailable);
     options.log(LogLevel::kWarning,
                 s.message() + "; until it is back, budget_store_unavailable is " +
-                    policy[p >= 0 && p <= 2 ? p : 0] +
+                    policy[static_cast<int>(options.budget_store_unavailable)] +
                     ", and spend waits in the buffer to be settled");
   } else {
     options.log(LogLevel::kInfo, "budget store " + fleet->store().url().shown() + " is reachable again");
@@ -526,18 +543,7 @@ void Client::Impl::start_settle() {
   settle_thread = new std::thread([this] { settle_loop(); });
 }
 
-void Client::Impl::stop_settle() {
-  {
-    std::lock_guard<std::mutex> g(settle_mu);
-    settle_stop = true;
-  }
-  settle_cv.notify_all();
-  if (settle_thread) {
-    settle_thread->join();
-    delete settle_thread;
-    settle_thread = nullptr;
-  }
-}
+void Client::Impl::stop_settle() { stop_thread(settle_mu, settle_cv, &settle_stop, &settle_thread); }
 
 void Client::Impl::settle_loop() {
   std::chrono::milliseconds backoff{0};
@@ -660,18 +666,7 @@ void Client::Impl::sync_loop() {
   }
 }
 
-void Client::Impl::stop_sync() {
-  {
-    std::lock_guard<std::mutex> g(sync_mu);
-    sync_stop = true;
-  }
-  sync_cv.notify_all();
-  if (sync_thread) {
-    sync_thread->join();
-    delete sync_thread;
-    sync_thread = nullptr;
-  }
-}
+void Client::Impl::stop_sync() { stop_thread(sync_mu, sync_cv, &sync_stop, &sync_thread); }
 
 void Client::Impl::sync_server_budgets() {
   auto failed = [&](const std::string& why) {
@@ -937,6 +932,8 @@ Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* 
       }
       impl_->fleet->release(r.id).ok();
       refused_now = true;  // refused here, not by the store: no second try below
+    } else if (st.code() == Status::Code::kInvalid) {
+      return st;  // the request, not the store (an estimate the store cannot hold)
     } else {
       refused_now = st.code() == Status::Code::kBudgetExceeded;
     }

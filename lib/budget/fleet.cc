@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <random>
 
@@ -141,6 +142,10 @@ Status Fleet::reserve(const Scope& scope, std::int64_t estimate_nanos, std::int6
     if (b.action == BudgetAction::kBlock && match_budget(b, scope, &key))
       wins.emplace_back(&b, key);
   }
+  if (!wins.empty() && estimate_nanos > kMaxExactNanos) {
+    return Status::invalid("reserve: an estimate above $9,007,199 cannot be held in a shared "
+                           "budget store (its sums are exact up to 2^53 nano-dollars)");
+  }
   {
     std::lock_guard<std::mutex> g(mu_);
     out->id = new_id();
@@ -222,14 +227,12 @@ void put_field(std::string* out, std::string_view v) {
 
 bool get_field(std::string_view* in, std::string_view* v) {
   std::size_t colon = in->find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon > 9) return false;
   std::size_t n = 0;
-  for (std::size_t i = 0; i < colon; ++i) {
-    char c = (*in)[i];
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + static_cast<std::size_t>(c - '0');
+  if (colon == std::string_view::npos || colon == 0 || colon > 9 ||
+      std::from_chars(in->data(), in->data() + colon, n).ptr != in->data() + colon ||
+      in->size() - colon - 1 < n) {
+    return false;
   }
-  if (in->size() - colon - 1 < n) return false;
   *v = in->substr(colon + 1, n);
   in->remove_prefix(colon + 1 + n);
   return true;
@@ -237,17 +240,9 @@ bool get_field(std::string_view* in, std::string_view* v) {
 
 bool get_int(std::string_view* in, std::int64_t* v) {
   std::string_view f;
-  if (!get_field(in, &f) || f.empty() || f.size() > 19) return false;  // 18 digits, and a sign
-  bool neg = f[0] == '-';
-  if (neg) f.remove_prefix(1);
-  if (f.empty() || f.size() > 18) return false;
-  std::int64_t x = 0;
-  for (char c : f) {
-    if (c < '0' || c > '9') return false;
-    x = x * 10 + (c - '0');
-  }
-  *v = neg ? -x : x;
-  return true;
+  if (!get_field(in, &f) || f.empty()) return false;
+  auto r = std::from_chars(f.data(), f.data() + f.size(), *v);  // out of range: an error
+  return r.ec == std::errc() && r.ptr == f.data() + f.size();
 }
 
 }  // namespace

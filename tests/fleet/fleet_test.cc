@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -555,6 +556,73 @@ TEST_CASE("a bad budget_store is refused at open, naming what is wrong and never
     CHECK(c.status().message().find("budget_store") != std::string::npos);
     CHECK(c.status().message().find("s3cret") == std::string::npos);
   }
+  // The store's other options, each refused naming itself.
+  testing::TempDir dir;
+  auto refused = [&](Options o, const char* name) {
+    o.buffer_root = dir.path();
+    o.budgets = {make_budget("b", 1)};
+    o.budget_store = "redis://127.0.0.1:1";
+    auto c = Client::open(o);
+    CAPTURE(name);
+    CHECK(c.status().code() == Status::Code::kInvalid);
+    CHECK(c.status().message().find(name) == 0);
+  };
+  Options o;
+  o.budget_store_timeout_ms = 0;
+  refused(o, "budget_store_timeout_ms");
+  o.budget_store_timeout_ms = 60001;
+  refused(o, "budget_store_timeout_ms");
+  o = Options();
+  o.budget_store_unavailable = static_cast<BudgetStoreUnavailable>(7);
+  refused(o, "budget_store_unavailable");
+}
+
+TEST_CASE("an estimate past what the store sums exactly is refused before any call to it") {
+  testing::TempDir dir;
+  // Nothing listens on port 1: the refusal comes before any connection.
+  Options o = fleet_options(dir.path(), "redis://127.0.0.1:1", {make_budget("big", 1e9)});
+  o.budget_store_unavailable = BudgetStoreUnavailable::kClosed;
+  Client c = testing::open_client(o);
+  auto r = c.reserve(request(1e7));
+  INFO(r.status().message());
+  CHECK(r.status().code() == Status::Code::kInvalid);
+  CHECK(r.status().message().find("$9,007,199") != std::string::npos);
+}
+
+TEST_CASE("a settle record that cannot be read is logged and dropped; the records after it are applied") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  const std::string root = dir.sub("root");
+  {
+    // A folder left with a damaged record beside a good one.
+    detail::BufferOptions bo;
+    bo.root = root;
+    bo.keep_settles = true;
+    std::unique_ptr<detail::Buffer> b;
+    REQUIRE(detail::Buffer::open(bo, &b).ok());
+    REQUIRE(b->append("{\"e\":1}", "7:garbage", "key-1").ok());
+    REQUIRE(b->close().ok());
+  }
+  std::mutex mu;
+  std::vector<std::string> logged;
+  Options o = fleet_options(root, redis.url(), {make_budget("day", 1.0)});
+  o.log = [&](LogLevel, const std::string& m) {
+    std::lock_guard<std::mutex> g(mu);
+    logged.push_back(m);
+  };
+  Client c = testing::open_client(o);
+  REQUIRE(c.track(event(0.25)).ok());
+  Peek peek(redis.port());
+  CHECK(testing::wait_until([&] { return peek.spent("day") == nanos(0.25); }));
+  CHECK(testing::wait_until([&] {
+    std::lock_guard<std::mutex> g(mu);
+    for (const auto& m : logged) {
+      if (m.find("dropped a settle record that cannot be read: 7:garbage") == 0) return true;
+    }
+    return false;
+  }));
 }
 
 TEST_SUITE_END();
