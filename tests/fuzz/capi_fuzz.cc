@@ -36,6 +36,8 @@
 #include "agentburn/agentburn.h"
 #include "event/codec.hpp"
 #include "fuzz_support.hpp"
+#include "pricing/catalog.hpp"
+#include "pricing/cost.hpp"
 
 using agentburn::Agent;
 using agentburn::Event;
@@ -136,15 +138,44 @@ void check_counters(State& s, const std::string& ctx) {
   FUZZ_CHECK(stat_of(stats, "rejected") == s.refused, counts);
 }
 
+// What the client adds to an event without costUsd before it encodes it (README.md,
+// "Pricing"; the fuzzed client keeps require_price off): the compiled-in catalog's price of
+// its tokens, or costUsd 0 marked "unpriced". Either way the event is accepted.
+void price_as_client(const Event& e, Normalized* norm) {
+  const agentburn::pricing::Catalog& catalog = agentburn::pricing::Catalog::builtin();
+  if (e.cost_usd) {
+    norm->cost_source = "reported";
+    return;
+  }
+  norm->prices_version = catalog.version();
+  norm->cost_usd = 0.0;
+  norm->cost_source = "unpriced";
+  if (!e.model || !(e.input_tokens || e.output_tokens)) return;
+  agentburn::pricing::Match m = catalog.lookup(e.provider, *e.model);
+  if (!m) return;
+  agentburn::pricing::Tokens t;
+  t.input = static_cast<std::uint64_t>(e.input_tokens.value_or(0));
+  t.cached = static_cast<std::uint64_t>(e.cached_input_tokens.value_or(0));
+  t.cache_write = static_cast<std::uint64_t>(e.cache_write_input_tokens.value_or(0));
+  t.output = static_cast<std::uint64_t>(e.output_tokens.value_or(0));
+  t.reasoning = static_cast<std::uint64_t>(e.reasoning_tokens.value_or(0));
+  auto cost = agentburn::pricing::price(*m.entry, t);
+  if (!cost.ok()) return;
+  norm->cost_usd = cost->total_usd;
+  norm->cost_source = "computed";
+  norm->price_key = m.entry->key;
+}
+
 // The library's verdict on a JSON event: "" or the message ab_last_error() must give.
 std::string json_verdict(std::string_view text, std::optional<std::string>* given_key) {
   Event e;
   FieldError err;
   Normalized norm;
   if (!codec::parse_event_json(text, &e, &err) ||
-      !codec::validate_event(e, true, true, &norm, &err)) {
+      !codec::validate_event(e, true, true, &norm, &err, true)) {
     return err.message;
   }
+  price_as_client(e, &norm);
   *given_key = e.idempotency_key;
   std::string wire;
   codec::encode_event(e, norm, false, &wire);
@@ -154,7 +185,8 @@ std::string json_verdict(std::string_view text, std::optional<std::string>* give
 std::string typed_verdict(const Event& e) {
   FieldError err;
   Normalized norm;
-  if (!codec::validate_event(e, true, false, &norm, &err)) return err.message;
+  if (!codec::validate_event(e, true, false, &norm, &err, true)) return err.message;
+  price_as_client(e, &norm);
   std::string wire;
   codec::encode_event(e, norm, false, &wire);
   return wire.size() > kMaxEventBytes ? std::string("too large encoded") : std::string();
