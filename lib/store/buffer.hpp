@@ -102,7 +102,7 @@ class Buffer {
                 std::string_view settle_tag = {});
 
   // --- The settle queue (see the layout above) ---
-  // Reads up to `max` records, oldest of this folder first.
+  // Reads up to `max` records, oldest of this folder first (then those adopted).
   Status read_settles(std::size_t max, std::vector<std::pair<std::string, std::string>>* out);
   // Deletes records read_settles() returned, by key, in one write.
   Status remove_settles(const std::vector<std::string>& keys);
@@ -216,8 +216,7 @@ class Buffer {
   // Copies the ledger rows of an adopted database in, under its folder's name (or the fold
   // identity its meta names, when a fold of it was cut short).
   Status adopt_ledger(rocksdb::DB* other, rocksdb::ColumnFamilyHandle* src,
-                      rocksdb::ColumnFamilyHandle* meta,
-                      const std::string& folder);
+                      rocksdb::ColumnFamilyHandle* meta, const std::string& folder);
   // After a failed write: asks RocksDB to leave its error state; true when it did.
   bool recover(const rocksdb::Status& failed);
   Status make_room(std::uint64_t need);
@@ -250,6 +249,10 @@ class Buffer {
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* ledger_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* settle_cf_ = nullptr;
+  // Under queue_mu_. No settle record below this key exists or will be written: each read
+  // seeks here, and so walks the tombstones of the records deleted since the last read only,
+  // not every one deleted since the family's last compaction.
+  std::string settle_floor_;
   // Under queue_mu_. True at first: a predecessor's error, in a folder taken over, goes with
   // the first delivery.
   bool error_noted_ = true;

@@ -14,16 +14,30 @@ Status Buffer::read_settles(std::size_t max,
                             std::vector<std::pair<std::string, std::string>>* out) {
   ForkSection section;
   out->clear();
+  // Every record of a sequence number below `written` is on disk before the iterator below
+  // is made, so it sees them; those written later have a number of `written` or more (this
+  // client's numbers only grow; the records of a folder taken over were there at open, and
+  // adopted ones go under "\xff").
+  const std::uint64_t written = readable_upto() + 1;
   std::lock_guard<std::mutex> g(queue_mu_);
   if (closed_ || !db_) return Status::closed("the client is closed");
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), settle_cf_));
-  for (it->SeekToFirst(); it->Valid() && out->size() < max; it->Next()) {
+  rocksdb::Slice floor(settle_floor_);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &floor;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, settle_cf_));
+  for (it->Seek(floor); it->Valid() && out->size() < max; it->Next()) {
     out->emplace_back(it->key().ToString(), it->value().ToString());
   }
   if (!it->status().ok()) {
     return Status::storage("cannot read the settle queue in " + folder_ + ": " +
                            it->status().ToString());
   }
+  // Nothing lies between the floor and the first record found, nor will: the floor rises to
+  // that record, or to `written` if that is lower (a record still to come may sort before a
+  // taken-over one).
+  std::string next(SeqKey(written).bytes, 8);
+  if (!out->empty() && out->front().first < next) next = out->front().first;
+  if (next > settle_floor_) settle_floor_ = std::move(next);
   return Status();
 }
 

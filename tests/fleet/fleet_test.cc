@@ -1,5 +1,7 @@
 // Fleet budgets: one budget shared by processes through a real redis-server, started here on
 // a free loopback port (Options::budget_store, README.md "Fleet budgets").
+#include "budget/fleet.hpp"
+
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -9,18 +11,18 @@
 #include <agentburn/agentburn.hpp>
 #include <atomic>
 #include <chrono>
-#include <nlohmann/json.hpp>
+#include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <thread>
 #include <vector>
 
-#include "budget/fleet.hpp"
 #include "budget/redis_store.hpp"
 #include "event/codec.hpp"
-#include "store/buffer.hpp"
 #include "ledger/rows.hpp"
+#include "store/buffer.hpp"
 #include "support.hpp"
 #include "support/clients.hpp"
 #include "support/redis_process.hpp"
@@ -32,10 +34,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::int64_t nanos(double usd) { return ledger::to_nanos(usd); }
+std::int64_t nanos(double usd) {
+  return ledger::to_nanos(usd);
+}
 
 Budget make_budget(const std::string& name, double limit,
-              BudgetPeriod period = BudgetPeriod::kDaily) {
+                   BudgetPeriod period = BudgetPeriod::kDaily) {
   Budget b;
   b.name = name;
   b.limit_usd = limit;
@@ -114,7 +118,9 @@ struct Peek {
 
 TEST_SUITE_BEGIN("fleet");
 
-TEST_CASE("4 processes x 16 threads racing $0.01 reservations against one $1.00 budget admit exactly 100 (forked children)") {
+TEST_CASE(
+    "4 processes x 16 threads racing $0.01 reservations against one $1.00 budget admit exactly 100 "
+    "(forked children)") {
   REQUIRE_REDIS();
   testing::TempDir dir;
   testing::RedisProcess redis(dir.path());
@@ -172,11 +178,14 @@ TEST_CASE("4 processes x 16 threads racing $0.01 reservations against one $1.00 
   CHECK(total == 100);
   // Every cent admitted is held or spent in Redis, once the children's settles are in.
   Peek peek(redis.port());
-  CHECK(testing::wait_until([&] { return peek.spent("fleet") + peek.held("fleet") == nanos(1.00); }));
+  CHECK(
+      testing::wait_until([&] { return peek.spent("fleet") + peek.held("fleet") == nanos(1.00); }));
   CHECK(peek.spent("fleet") > 0);
 }
 
-TEST_CASE("SIGKILL of a process holding reservations: its holds expire by their TTL, and what it tracked is counted once") {
+TEST_CASE(
+    "SIGKILL of a process holding reservations: its holds expire by their TTL, and what it tracked "
+    "is counted once") {
   REQUIRE_REDIS();
   testing::TempDir dir;
   testing::RedisProcess redis(dir.path());
@@ -261,12 +270,14 @@ TEST_CASE("SIGKILL of a process holding reservations: its holds expire by their 
   std::set<std::string> keys;
   std::string cursor;
   for (int page = 0; page < 1000; ++page) {
-    auto res = http.Get("/api/events?limit=10000&cursor=" + cursor, {{"x-api-key", testing::kTestKey}});
+    auto res =
+        http.Get("/api/events?limit=10000&cursor=" + cursor, {{"x-api-key", testing::kTestKey}});
     REQUIRE(res);
     REQUIRE(res->status == 200);
     auto body = nlohmann::json::parse(res->body);
     for (const auto& e : body["events"]) {
-      if (keys.insert(e.value("idempotency_key", "")).second) on_server += nanos(e.value("costUsd", 0.0));
+      if (keys.insert(e.value("idempotency_key", "")).second)
+        on_server += nanos(e.value("costUsd", 0.0));
     }
     if (body["nextCursor"].is_null()) break;
     cursor = body["nextCursor"].get<std::string>();
@@ -276,7 +287,9 @@ TEST_CASE("SIGKILL of a process holding reservations: its holds expire by their 
   CHECK(peek.held("fleet") == 0);
 }
 
-TEST_CASE("Redis stopped and started again: each budget_store_unavailable policy, and no settle lost or applied twice") {
+TEST_CASE(
+    "Redis stopped and started again: each budget_store_unavailable policy, and no settle lost or "
+    "applied twice") {
   REQUIRE_REDIS();
   testing::TempDir dir;
   testing::RedisProcess redis(dir.path());
@@ -311,7 +324,8 @@ TEST_CASE("Redis stopped and started again: each budget_store_unavailable policy
   // closed: refused, naming the store.
   auto c = closed.reserve(request(0.001));
   CHECK(c.status().code() == Status::Code::kBudgetExceeded);
-  CHECK(c.status().message().find("redis://127.0.0.1:" + std::to_string(redis.port())) != std::string::npos);
+  CHECK(c.status().message().find("redis://127.0.0.1:" + std::to_string(redis.port())) !=
+        std::string::npos);
   CHECK(c.status().message().find("closed") != std::string::npos);
   // open: admitted, holding nothing.
   auto d = open_.reserve(request(5.0));
@@ -323,7 +337,8 @@ TEST_CASE("Redis stopped and started again: each budget_store_unavailable policy
 
   REQUIRE(redis.start());  // the same port, and the append-only file
   // Everything tracked is in Redis exactly once: 0.08 before, 0.02 + 0.04 while down.
-  CHECK(testing::wait_until([&] { return peek.spent("day") == nanos(0.14); }, std::chrono::seconds(30)));
+  CHECK(testing::wait_until([&] { return peek.spent("day") == nanos(0.14); },
+                            std::chrono::seconds(30)));
   // check() reads the shared state again.
   CHECK(testing::wait_until([&] {
     auto s = closed.check(request(0));
@@ -407,14 +422,16 @@ TEST_CASE("a \"*\" scope and rolling windows work as in-process, shared by two c
   CHECK(s[0].resets_at_ms > 0);
 }
 
-TEST_CASE("fork while threads reserve and track: each child reserves and settles on a connection of its own (forked children)") {
+TEST_CASE(
+    "fork while threads reserve and track: each child reserves and settles on a connection of its "
+    "own (forked children)") {
   REQUIRE_REDIS();
   testing::TempDir dir;
   testing::RedisProcess redis(dir.path());
   REQUIRE(redis.start());
   std::optional<Client> client;
-  client.emplace(testing::open_client(fleet_options(dir.sub("root"), redis.url(),
-                                                    {make_budget("fork", 1000.0)})));
+  client.emplace(testing::open_client(
+      fleet_options(dir.sub("root"), redis.url(), {make_budget("fork", 1000.0)})));
   Client& c = *client;
   std::atomic<bool> stop{false};
   std::atomic<int> tracked{0}, failures{0};
@@ -479,7 +496,8 @@ TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every
   Options oa = fleet_options(dir.sub("a"), redis.url(), {make_budget("ttl", 1.00)});
   oa.reservation_ttl_ms = 300;
   Client a = testing::open_client(oa);
-  Client b = testing::open_client(fleet_options(dir.sub("b"), redis.url(), {make_budget("ttl", 1.00)}));
+  Client b =
+      testing::open_client(fleet_options(dir.sub("b"), redis.url(), {make_budget("ttl", 1.00)}));
   auto kept = b.reserve(request(0.10));  // an open hold of b's, kept throughout
   REQUIRE(kept.ok());
   REQUIRE(a.reserve(request(0.60)).ok());
@@ -488,7 +506,8 @@ TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every
   REQUIRE(s.size() == 1);
   CHECK(nanos(s[0].held_usd) == nanos(0.70));
   // a never settles nor releases: its hold leaves at 300 ms, b's stays.
-  CHECK(testing::wait_until([&] { return b.reserve(request(0.60)).ok(); }, std::chrono::seconds(20)));
+  CHECK(
+      testing::wait_until([&] { return b.reserve(request(0.60)).ok(); }, std::chrono::seconds(20)));
   s = b.check(request(0));
   REQUIRE(s.size() == 1);
   CHECK(nanos(s[0].held_usd) == nanos(0.70));  // b's 0.10 and 0.60
@@ -497,27 +516,37 @@ TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every
   CHECK(nanos(s[0].held_usd) == nanos(0.60));
 }
 
-TEST_CASE("a folder taken over after a kill keeps every settle record, whatever its sequence numbers (a forked child)") {
-  testing::TempDir dir;
-  detail::BufferOptions o;
-  o.root = dir.path();
-  o.keep_settles = true;
+// A forked child stores one event per record (an empty one: no record) in a buffer of `o`,
+// delivers them all, and dies without a close: the folder keeps no counters, so the next
+// open numbers from its (empty) queue, from 1 again.
+void die_after_delivering(const detail::BufferOptions& o, const std::vector<std::string>& records) {
   pid_t pid = fork();
   if (pid == 0) {
-    // Stores an event with its settle record, delivers it, and dies without a close: the
-    // folder keeps no counters, so the next open numbers from its (empty) queue again.
     std::unique_ptr<detail::Buffer> b;
     if (!detail::Buffer::open(o, &b).ok()) _exit(1);
-    if (!b->append("{\"e\":1}", "record-1", "key-1").ok()) _exit(2);
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (!b->append("{\"e\":1}", records[i], "key-" + std::to_string(i)).ok()) _exit(2);
+    }
+    if (!b->flush_stage().ok()) _exit(3);
     std::vector<detail::StoredEvent> got;
-    if (!b->read_next(10, 1 << 20, &got).ok() || got.size() != 1) _exit(3);
-    if (!b->remove(got, true).ok()) _exit(4);
+    if (!b->read_next(10, 1 << 20, &got).ok() || got.size() != records.size()) _exit(4);
+    if (!b->remove(got, true).ok()) _exit(5);
     _exit(0);
   }
   int st;
   REQUIRE(waitpid(pid, &st, 0) == pid);
   REQUIRE(WIFEXITED(st));
   REQUIRE(WEXITSTATUS(st) == 0);
+}
+
+TEST_CASE(
+    "a folder taken over after a kill keeps every settle record, whatever its sequence numbers (a "
+    "forked child)") {
+  testing::TempDir dir;
+  detail::BufferOptions o;
+  o.root = dir.path();
+  o.keep_settles = true;
+  die_after_delivering(o, {"record-1"});
   std::unique_ptr<detail::Buffer> b;
   REQUIRE(detail::Buffer::open(o, &b).ok());
   REQUIRE(b->append("{\"e\":2}", "record-2", "key-2").ok());
@@ -540,6 +569,76 @@ TEST_CASE("a folder taken over after a kill keeps every settle record, whatever 
   REQUIRE(b->remove(got, true).ok());
   REQUIRE(b->close().ok());
   CHECK(testing::count_folders(dir.path()) == 0);
+}
+
+TEST_CASE(
+    "the settle queue, read and emptied while appends run, gives each record once and misses "
+    "none") {
+  // Reads seek past what earlier reads found deleted; a record appended meanwhile, whatever
+  // its place (three appending threads, a taken-over record sorting after new ones), is read.
+  for (Durability d : {Durability::kProcess, Durability::kSystem, Durability::kBuffered}) {
+    CAPTURE(static_cast<int>(d));
+    testing::TempDir dir;
+    detail::BufferOptions o;
+    o.root = dir.path();
+    o.keep_settles = true;
+    o.durability = d;
+    // A predecessor's record at sequence number 5.
+    die_after_delivering(o, {"", "", "", "", "old"});
+    std::unique_ptr<detail::Buffer> b;
+    REQUIRE(detail::Buffer::open(o, &b).ok());
+    std::map<std::string, int> seen;
+    auto drain = [&] {
+      std::vector<std::pair<std::string, std::string>> records;
+      REQUIRE(b->read_settles(7, &records).ok());
+      std::vector<std::string> keys;
+      for (auto& r : records) {
+        ++seen[r.second];
+        keys.push_back(r.first);
+      }
+      REQUIRE(b->remove_settles(keys).ok());
+      return records.size();
+    };
+    // This client numbers from 1 again: its second record sorts before the taken-over one
+    // (number 5), which the first read found and deleted.
+    REQUIRE(b->append("{}", "first", "first").ok());
+    REQUIRE(b->flush_stage().ok());
+    CHECK(drain() == 2);
+    REQUIRE(b->append("{}", "second", "second").ok());
+    REQUIRE(b->flush_stage().ok());
+    CHECK(drain() == 1);
+    CHECK(seen.size() == 3);
+    constexpr int kThreads = 3, kEach = 1500;
+    std::atomic<int> done{0};
+    std::vector<std::thread> writers;
+    for (int t = 0; t < kThreads; ++t) {
+      writers.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) {
+          std::string v = std::to_string(t) + "-" + std::to_string(i);
+          if (!b->append("{}", v, v).ok()) break;
+        }
+        ++done;
+      });
+    }
+    while (done.load() < kThreads) drain();
+    for (auto& w : writers) w.join();
+    REQUIRE(b->flush_stage().ok());
+    while (drain() > 0) {
+    }
+    CHECK(seen.size() == kThreads * kEach + 3);
+    CHECK(seen.count("old") == 1);
+    int twice = 0;
+    for (auto& [v, n] : seen) twice += n != 1;
+    CHECK(twice == 0);
+    // Appended after the queue was found empty.
+    REQUIRE(b->append("{}", "late", "late").ok());
+    REQUIRE(b->flush_stage().ok());
+    std::vector<std::pair<std::string, std::string>> records;
+    REQUIRE(b->read_settles(7, &records).ok());
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].second == "late");
+    REQUIRE(b->close().ok());
+  }
 }
 
 TEST_CASE("a bad budget_store is refused at open, naming what is wrong and never the password") {
@@ -589,7 +688,8 @@ TEST_CASE("an estimate past what the store sums exactly is refused before any ca
   CHECK(r.status().message().find("$9,007,199") != std::string::npos);
 }
 
-TEST_CASE("a settle record that cannot be read is logged and dropped; the records after it are applied") {
+TEST_CASE(
+    "a settle record that cannot be read is logged and dropped; the records after it are applied") {
   REQUIRE_REDIS();
   testing::TempDir dir;
   testing::RedisProcess redis(dir.path());
