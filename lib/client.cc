@@ -3,14 +3,13 @@
 
 #include <pthread.h>
 
+#include <condition_variable>
 #include <fstream>
 #include <iterator>
 #include <mutex>
-
 #include <set>
 #include <shared_mutex>
 #include <thread>
-#include <condition_variable>
 
 #include "budget/engine.hpp"
 #include "budget/fleet.hpp"
@@ -32,6 +31,13 @@
 namespace agentburn {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+// The settle thread's batch: up to this many records per script call, gathered for up to
+// kSettleGather after the first.
+constexpr std::size_t kSettleBatch = 256;
+constexpr std::chrono::milliseconds kSettleGather{5};
+}  // namespace
 
 class Client::Impl {
  public:
@@ -75,8 +81,8 @@ class Client::Impl {
   std::mutex settle_mu;
   std::condition_variable settle_cv;
   bool settle_stop = false;
-  bool settle_kick = false;
-  std::mutex drain_mu;  // one drain at a time: the thread's and close()'s
+  std::size_t settle_kicks = 0;         // records stored since the thread last looked
+  std::mutex drain_mu;                  // one drain at a time: the thread's and close()'s
   std::atomic<bool> store_down{false};  // warned that the store cannot be reached
   void settle_loop();
   void start_settle();
@@ -108,8 +114,8 @@ class Client::Impl {
   Status track_event(const Event& e, std::string* key_out, bool metadata_trusted = false,
                      const std::string* reservation = nullptr);
   // The event track_response() tracks: `fields` with the model and tokens of `body`.
-  Status event_from_response(const Event& fields, std::string_view provider,
-                             std::string_view body, Event* e);
+  Status event_from_response(const Event& fields, std::string_view provider, std::string_view body,
+                             Event* e);
   // Counts the spend of the ledger rows this buffer folder holds (at open).
   Status load_ledger();
   // Counts a ledger row copied in from an adopted folder (the buffer calls it).
@@ -225,7 +231,8 @@ void Client::Impl::restart_after_fork() {
   Status s = open_parts();
   if (!s.ok()) {
     closed = true;
-    if (options.log) options.log(LogLevel::kError, "cannot reopen the buffer after fork: " + s.message());
+    if (options.log)
+      options.log(LogLevel::kError, "cannot reopen the buffer after fork: " + s.message());
     return;
   }
   if (fleet) start_settle();
@@ -412,8 +419,10 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
       first = unknown_logged.size() < 1000 && unknown_logged.insert(model).second;
     }
     if (first) {
-      options.log(LogLevel::kWarning, "an event without costUsd is stored with costUsd 0 "
-                                      "(costSource \"unpriced\"): " + unpriced_reason(e, *catalog));
+      options.log(LogLevel::kWarning,
+                  "an event without costUsd is stored with costUsd 0 "
+                  "(costSource \"unpriced\"): " +
+                      unpriced_reason(e, *catalog));
     }
   }
   return Status();
@@ -496,11 +505,12 @@ Status Client::Impl::track_event(const Event& e, std::string* key_out, bool meta
   if (!s.ok() || !budgets) return s;
   if (!settle.empty()) {
     if (reservation) fleet->settled(*reservation);
+    bool wake;
     {
       std::lock_guard<std::mutex> g(settle_mu);
-      settle_kick = true;
+      wake = ++settle_kicks == 1 || settle_kicks == kSettleBatch;
     }
-    settle_cv.notify_one();
+    if (wake) settle_cv.notify_one();
   }
   std::vector<BudgetAlert> alerts;
   if (reservation) {
@@ -525,12 +535,13 @@ void Client::Impl::note_store(const Status& s) {
   if (unreachable) {
     const char* policy[] = {"local: reserve() enforces on this process's own spend",
                             "closed: reserve() refuses", "open: reserve() admits"};
-    options.log(LogLevel::kWarning,
-                s.message() + "; until it is back, budget_store_unavailable is " +
-                    policy[static_cast<int>(options.budget_store_unavailable)] +
-                    ", and spend waits in the buffer to be settled");
+    options.log(LogLevel::kWarning, s.message() +
+                                        "; until it is back, budget_store_unavailable is " +
+                                        policy[static_cast<int>(options.budget_store_unavailable)] +
+                                        ", and spend waits in the buffer to be settled");
   } else {
-    options.log(LogLevel::kInfo, "budget store " + fleet->store().url().shown() + " is reachable again");
+    options.log(LogLevel::kInfo,
+                "budget store " + fleet->store().url().shown() + " is reachable again");
   }
 }
 
@@ -538,12 +549,14 @@ void Client::Impl::start_settle() {
   {
     std::lock_guard<std::mutex> g(settle_mu);
     settle_stop = false;
-    settle_kick = true;  // what a predecessor (taken over or adopted) left
+    settle_kicks = kSettleBatch;  // what a predecessor (taken over or adopted) left
   }
   settle_thread = new std::thread([this] { settle_loop(); });
 }
 
-void Client::Impl::stop_settle() { stop_thread(settle_mu, settle_cv, &settle_stop, &settle_thread); }
+void Client::Impl::stop_settle() {
+  stop_thread(settle_mu, settle_cv, &settle_stop, &settle_thread);
+}
 
 void Client::Impl::settle_loop() {
   std::chrono::milliseconds backoff{0};
@@ -553,10 +566,18 @@ void Client::Impl::settle_loop() {
       settle_cv.wait_for(g, backoff, [&] { return settle_stop; });
     } else {
       // Also every 10 s without a kick: records adopted from other folders meanwhile.
-      settle_cv.wait_for(g, std::chrono::seconds(10), [&] { return settle_stop || settle_kick; });
+      settle_cv.wait_for(g, std::chrono::seconds(10),
+                         [&] { return settle_stop || settle_kicks > 0; });
+      // Then gathers a batch: one script call applies up to kSettleBatch records, where one
+      // per record would take the store's time (and this process's CPU) from reserve().
+      // Holds stay until their settle, so the shared budget counts the spend meanwhile.
+      if (settle_kicks < kSettleBatch) {
+        settle_cv.wait_for(g, kSettleGather,
+                           [&] { return settle_stop || settle_kicks >= kSettleBatch; });
+      }
     }
     if (settle_stop) break;
-    settle_kick = false;
+    settle_kicks = 0;
     if (options.durability == Durability::kBuffered) {
       // The records of a kick are staged, on disk within one flush interval.
       settle_cv.wait_for(g, std::chrono::milliseconds(options.buffered_flush_ms + 2),
@@ -574,13 +595,12 @@ void Client::Impl::settle_loop() {
 
 Status Client::Impl::drain_settles(Clock::time_point deadline) {
   std::lock_guard<std::mutex> one(drain_mu);
-  constexpr std::size_t kChunk = 256;
   while (Clock::now() < deadline) {
     std::vector<std::pair<std::string, std::string>> records;
     {
       std::shared_lock<std::shared_mutex> g(life);
       if (closed || !buffer) return Status::closed("the client is closed");
-      Status s = buffer->read_settles(kChunk, &records);
+      Status s = buffer->read_settles(kSettleBatch, &records);
       if (!s.ok()) return s;
     }
     if (records.empty()) return Status();
@@ -606,7 +626,7 @@ Status Client::Impl::drain_settles(Clock::time_point deadline) {
     }
     if (!alerts.empty()) fire(alerts);
     if (!failed.ok()) return failed;
-    if (records.size() < kChunk) return Status();
+    if (records.size() < kSettleBatch) return Status();
   }
   return Status::timeout("settles remain");
 }
@@ -617,10 +637,10 @@ void Client::Impl::fire(const std::vector<BudgetAlert>& alerts) {
       char pct[32];
       std::snprintf(pct, sizeof pct, "%g%%", a.threshold * 100);
       std::string r = resets_text(a.state);
-      options.log(LogLevel::kWarning,
-                  window_text(a.state) + " reached " + pct + " of its limit: " +
-                      usd_text(a.state.spent_usd) + " spent of " + usd_text(a.state.limit_usd) +
-                      " (" + a.state.period + (r.empty() ? "" : "; " + r) + ")");
+      options.log(LogLevel::kWarning, window_text(a.state) + " reached " + pct +
+                                          " of its limit: " + usd_text(a.state.spent_usd) +
+                                          " spent of " + usd_text(a.state.limit_usd) + " (" +
+                                          a.state.period + (r.empty() ? "" : "; " + r) + ")");
     }
     if (options.on_budget_alert) options.on_budget_alert(a);
   }
@@ -666,7 +686,9 @@ void Client::Impl::sync_loop() {
   }
 }
 
-void Client::Impl::stop_sync() { stop_thread(sync_mu, sync_cv, &sync_stop, &sync_thread); }
+void Client::Impl::stop_sync() {
+  stop_thread(sync_mu, sync_cv, &sync_stop, &sync_thread);
+}
 
 void Client::Impl::sync_server_budgets() {
   auto failed = [&](const std::string& why) {
@@ -713,8 +735,10 @@ void Client::Impl::sync_server_budgets() {
       &skipped);
   if (!s.ok()) return failed(s.message());
   budgets->apply_sync(list, pending, now_ms());
-  if (!skipped.empty()) failed("alerts that could not be read were left out: " + skipped);
-  else sync_error.clear();
+  if (!skipped.empty())
+    failed("alerts that could not be read were left out: " + skipped);
+  else
+    sync_error.clear();
 }
 
 Status Client::Impl::estimate(const ReserveRequest& r, std::int64_t* nanos) const {
@@ -726,8 +750,9 @@ Status Client::Impl::estimate(const ReserveRequest& r, std::int64_t* nanos) cons
     return Status();
   }
   if (!r.model || !r.input_tokens || !r.max_output_tokens) {
-    return Status::invalid("reserve: give estimateUsd, or model with inputTokens and "
-                           "maxOutputTokens to price the call's largest cost");
+    return Status::invalid(
+        "reserve: give estimateUsd, or model with inputTokens and "
+        "maxOutputTokens to price the call's largest cost");
   }
   if (*r.input_tokens < 0 || *r.max_output_tokens < 0) {
     return Status::invalid("reserve: inputTokens and maxOutputTokens must be >= 0");
@@ -766,7 +791,8 @@ Result<Client> Client::open(const Options& options) {
   // The root's ledger is shared by every client of the root: one whose retention is shorter
   // than the default does not shorten the others'.
   bo.ledger_prune_before_hour =
-      hour_of(now_ms()) - 24LL * std::max(options.ledger_retention_days, Options().ledger_retention_days);
+      hour_of(now_ms()) -
+      24LL * std::max(options.ledger_retention_days, Options().ledger_retention_days);
   if (!options.budgets.empty() && options.budget_store != "local") {
     budget::StoreUrl url;
     s = budget::parse_store_url(options.budget_store, &url);
@@ -795,8 +821,7 @@ Result<Client> Client::open(const Options& options) {
     if (!s.ok()) return s;
     if (stripped && options.log) {
       options.log(LogLevel::kWarning,
-                  "endpoint: the base URL is expected, without /api/ingest; using " +
-                      t.endpoint);
+                  "endpoint: the base URL is expected, without /api/ingest; using " + t.endpoint);
     }
     t.api_key = options.api_key;
     t.proxy = options.proxy;
@@ -872,8 +897,8 @@ Status Client::Impl::event_from_response(const Event& fields, std::string_view p
   return Status();
 }
 
-Status Client::track_response(const Event& fields, std::string_view provider,
-                              std::string_view body, std::string* key_out) {
+Status Client::track_response(const Event& fields, std::string_view provider, std::string_view body,
+                              std::string* key_out) {
   if (!impl_) return Status::closed("the client was moved from");
   Event e;
   Status s = impl_->event_from_response(fields, provider, body, &e);
@@ -940,7 +965,8 @@ Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* 
     if (!refused_now) {
       switch (impl_->options.budget_store_unavailable) {
         case BudgetStoreUnavailable::kClosed:
-          return Status::budget_exceeded(st.message() + "; budget_store_unavailable is closed, so "
+          return Status::budget_exceeded(st.message() +
+                                         "; budget_store_unavailable is closed, so "
                                          "no reservation is made while the store is unreachable");
         case BudgetStoreUnavailable::kOpen:
           r = Reservation();
@@ -954,17 +980,17 @@ Result<Reservation> Client::reserve(const ReserveRequest& request, BudgetState* 
     }
   }
   if (!refused_now && impl_->budgets->reserve(scope_of(request), nanos, now_ms(),
-                                                   impl_->options.reservation_ttl_ms, &r, &no)) {
+                                              impl_->options.reservation_ttl_ms, &r, &no)) {
     return r;
   }
   if (refused) *refused = no.state;
   const BudgetState& b = no.state;
   std::string r_text = resets_text(b);
-  return Status::budget_exceeded(
-      window_text(b) + " would be exceeded: " + usd_text(b.spent_usd) + " spent + " +
-      usd_text(b.held_usd) + " held + this estimate " + usd_text(ledger::to_usd(no.estimate_nanos)) +
-      " > limit " + usd_text(b.limit_usd) + " (" + b.period + (r_text.empty() ? "" : "; " + r_text) +
-      ")");
+  return Status::budget_exceeded(window_text(b) + " would be exceeded: " + usd_text(b.spent_usd) +
+                                 " spent + " + usd_text(b.held_usd) + " held + this estimate " +
+                                 usd_text(ledger::to_usd(no.estimate_nanos)) + " > limit " +
+                                 usd_text(b.limit_usd) + " (" + b.period +
+                                 (r_text.empty() ? "" : "; " + r_text) + ")");
 }
 
 Status Client::release(const Reservation& reservation) {
@@ -1017,15 +1043,16 @@ Result<SpendReport> Client::spend(const SpendQuery& query) const {
   if (query.since_ms != INT64_MIN) q.since_hour = hour_of(query.since_ms);
   if (query.until_ms != INT64_MAX) q.until_hour = hour_of(query.until_ms + 3599999);
   // Nothing older than the retention, even an event still waiting to be delivered.
-  q.since_hour =
-      std::max<std::int64_t>(q.since_hour, hour_of(now_ms()) - 24LL * impl_->options.ledger_retention_days);
+  q.since_hour = std::max<std::int64_t>(
+      q.since_hour, hour_of(now_ms()) - 24LL * impl_->options.ledger_retention_days);
   std::string names;
   for (const auto& b : query.by) names += (names.empty() ? "" : ",") + b;
   Status s = ledger::parse_dimensions(names, &q.by);
   if (!s.ok()) return s;
   if (!impl_->ledger) {
-    return Status::invalid("spend: this client keeps no spend ledger (Options::ledger is off and "
-                           "no budget is defined)");
+    return Status::invalid(
+        "spend: this client keeps no spend ledger (Options::ledger is off and "
+        "no budget is defined)");
   }
   ledger::SpendBuilder builder(q);
   {
@@ -1084,7 +1111,8 @@ Result<EventPrice> Client::price_event(const Event& event) const {
   }
   EventPrice p;
   impl_->price(event, &p);
-  if (p.cost_source == "unpriced" && event.model) p.nearest = impl_->catalog->nearest(*event.model, 3);
+  if (p.cost_source == "unpriced" && event.model)
+    p.nearest = impl_->catalog->nearest(*event.model, 3);
   return p;
 }
 
@@ -1133,13 +1161,14 @@ Status Client::flush(std::chrono::milliseconds timeout) {
   if (impl_->sender) impl_->sender->flush_upto(target);
   while (b.first_pending_seq() <= target) {
     if (!impl_->sender) {
-      return Status::timeout(std::to_string(b.pending()) +
-                             " events are pending and no endpoint is configured; they stay on disk");
+      return Status::timeout(
+          std::to_string(b.pending()) +
+          " events are pending and no endpoint is configured; they stay on disk");
     }
     Status blocked = impl_->sender->blocked();
     if (!blocked.ok()) {
-      return Status(blocked.code(), std::to_string(b.pending()) +
-                                        " events stay on disk: " + blocked.message());
+      return Status(blocked.code(),
+                    std::to_string(b.pending()) + " events stay on disk: " + blocked.message());
     }
     auto now = Clock::now();
     if (now >= deadline) {
@@ -1180,8 +1209,10 @@ Result<std::string> Client::register_agent(const Agent& agent) {
     std::string id;
     // Bounded by its own short timeout: past it the agent is registered in the background.
     detail::TransportConfig quick = impl_->transport;
-    quick.request_timeout_ms = std::min(quick.request_timeout_ms, impl_->options.register_timeout_ms);
-    quick.connect_timeout_ms = std::min(quick.connect_timeout_ms, impl_->options.register_timeout_ms);
+    quick.request_timeout_ms =
+        std::min(quick.request_timeout_ms, impl_->options.register_timeout_ms);
+    quick.connect_timeout_ms =
+        std::min(quick.connect_timeout_ms, impl_->options.register_timeout_ms);
     quick.slots = 1;
     bool configuration = false;
     s = detail::register_with_server(quick, agent, &impl_->closing, &id, &configuration);
