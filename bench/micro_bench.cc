@@ -512,7 +512,8 @@ BENCHMARK(BM_RedisIncrbyfloat)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // A client whose one budget, `name` (daily, block, every event, a limit of $1e9 so it never
 // refuses), is kept in the benchmarks' redis-server; null with the reason when there is none.
-agentburn::Client* fleet_client(const std::string& name, std::string* error) {
+agentburn::Client* fleet_client(const std::string& name, std::string* error,
+                                agentburn::BudgetPeriod period = agentburn::BudgetPeriod::kDaily) {
   std::unique_ptr<agentburn::Client>& c = g_open.fleet[name];
   static std::map<std::string, std::string> failures;
   std::string& failed = failures[name];
@@ -531,6 +532,7 @@ agentburn::Client* fleet_client(const std::string& name, std::string* error) {
       agentburn::Budget b;
       b.name = name;
       b.limit_usd = 1e9;
+      b.period = period;
       o.budgets.push_back(b);
       auto r = agentburn::Client::open(o);
       if (!r.ok()) {
@@ -652,6 +654,53 @@ void BM_FleetReserveReleaseOpenHolds(benchmark::State& state) {
 BENCHMARK(BM_FleetReserveReleaseOpenHolds)
     ->Arg(100)
     ->Arg(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// BM_FleetReserveRelease on a monthly window (a budget of its own) with spend in N of its
+// hours (events tracked 0 to N - 1 hours ago, all settled first; a monthly window holds up
+// to 720). The reserve script reads the window's spend before it admits: /720 against /1 is
+// what the window's hours add. Real time.
+void BM_FleetReserveReleaseHours(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const std::string name = "fleet-hours-" + std::to_string(n);
+  std::string why;
+  agentburn::Client* c = fleet_client(name, &why, agentburn::BudgetPeriod::kMonthly);
+  if (!c) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  static std::map<int, bool> filled;
+  if (!filled[n]) {
+    agentburn::Event e = event();
+    e.cost_usd = 0.000001;
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    for (int i = 0; i < n; ++i) {
+      e.timestamp = agentburn::detail::format_timestamp_ms(now - i * 3600000LL);
+      e.idempotency_key.reset();
+      agentburn::Status s = c->track(e);
+      if (!s.ok()) die(s.to_string());
+    }
+    auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (std::llround(fleet_state(*c, name).spent_usd / 0.000001) < n) {
+      if (Clock::now() >= deadline) die("the settles did not reach Redis within 60 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    filled[n] = true;
+  }
+  agentburn::ReserveRequest req = fleet_request();
+  for (auto _ : state) {
+    auto r = c->reserve(req);
+    if (!r.ok()) die(r.status().to_string());
+    agentburn::Status s = c->release(r.value());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+BENCHMARK(BM_FleetReserveReleaseHours)
+    ->Arg(1)
+    ->Arg(720)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 #endif  // AGENTBURN_BENCH_REDIS

@@ -12,28 +12,41 @@ namespace agentburn::budget {
 
 namespace {
 
-// Window spend: a hash of UTC hour -> nano-dollars. Hours before the window's first are
-// deleted as they are read. Holds: a hash of reservation id -> nano-dollars, with their sum in
-// the field "=", and a sorted set of the ids by expiry (ms, on the store's clock): an expired
-// hold leaves the sum when it is next read, so reading the holds costs the expired ones, not
-// the open ones. Lua numbers are doubles: sums are exact up to 2^53 nano-dollars ($9 million)
-// per window.
+// Window spend: a hash of UTC hour -> nano-dollars, with their sum in the field "=" and the
+// oldest hour in "<", so that reading a window's spend costs two fields, not its hours (a
+// monthly window has up to 720; a total budget's grows for ever). When "<" is before the
+// window's first hour, those hours are deleted and "=" and "<" computed again. Holds: a hash
+// of reservation id -> nano-dollars, with their sum in the field "=", and a sorted set of the
+// ids by expiry (ms, on the store's clock): an expired hold leaves the sum when it is next
+// read, so reading the holds costs the expired ones, not the open ones. Lua numbers are
+// doubles: sums are exact up to 2^53 nano-dollars ($9 million) per window.
 constexpr const char* kCommon = R"lua(
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function spent(key, first)
-  local total, oldest = 0, -1
+  local v = redis.call('HMGET', key, '=', '<')
+  local total, oldest = tonumber(v[1]), tonumber(v[2])
+  if total and oldest and oldest >= first then return total, oldest end
+  total, oldest = 0, -1
   local all = redis.call('HGETALL', key)
   for j = 1, #all, 2 do
-    local h = tonumber(all[j])
-    if h < first then
-      redis.call('HDEL', key, all[j])
-    else
-      total = total + tonumber(all[j + 1])
-      if oldest < 0 or h < oldest then oldest = h end
+    local f = all[j]
+    if f ~= '=' and f ~= '<' then
+      local h = tonumber(f)
+      if h < first then
+        redis.call('HDEL', key, f)
+      else
+        total = total + tonumber(all[j + 1])
+        if oldest < 0 or h < oldest then oldest = h end
+      end
     end
+  end
+  if oldest < 0 then
+    redis.call('DEL', key)
+  else
+    redis.call('HSET', key, '=', string.format('%.0f', total), '<', oldest)
   end
   return total, oldest
 end
@@ -129,7 +142,14 @@ for r = 1, tonumber(ARGV[2]) do
   ai, ki = ai + 2 * m, ki + m + 2 * n
 end
 for key, hours in pairs(add) do
-  for h, v in pairs(hours) do redis.call('HINCRBY', key, h, string.format('%.0f', v)) end
+  local sum, oldest = 0, tonumber(redis.call('HGET', key, '<'))
+  for h, v in pairs(hours) do
+    redis.call('HINCRBY', key, h, string.format('%.0f', v))
+    sum = sum + v
+    if not oldest or tonumber(h) < oldest then oldest = tonumber(h) end
+  end
+  redis.call('HINCRBY', key, '=', string.format('%.0f', sum))
+  redis.call('HSET', key, '<', oldest)
   if ttls[key] and ttls[key] > 0 then redis.call('PEXPIRE', key, ttls[key]) end
 end
 return out

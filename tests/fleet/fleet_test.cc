@@ -85,17 +85,35 @@ struct Peek {
     u.port = port;
     store = std::make_unique<budget::RedisStore>(u, 2000);
   }
-  // Sum of a hash's values (a spend key's nano-dollars).
-  std::int64_t sum(const std::string& key) {
-    std::vector<long long> v;
-    if (!store->command({"HVALS", key}, &v).ok()) return -1;
-    std::int64_t s = 0;
-    for (long long x : v) s += x;
-    return s;
-  }
+  // A spend key's nano-dollars: the sum of its hours, which its "=" field must equal (and
+  // its "<" field must name the oldest of them).
   std::int64_t spent(const std::string& name, const std::string& scope = "",
                      BudgetPeriod period = BudgetPeriod::kDaily) {
-    return sum(budget::spend_key(name, period, scope));
+    static const char* kHours = R"lua(
+local all = redis.call('HGETALL', KEYS[1])
+local sum, oldest = 0, -1
+for j = 1, #all, 2 do
+  if all[j] ~= '=' and all[j] ~= '<' then
+    local h = tonumber(all[j])
+    sum = sum + tonumber(all[j + 1])
+    if oldest < 0 or h < oldest then oldest = h end
+  end
+end
+local v = redis.call('HMGET', KEYS[1], '=', '<')
+return {sum, tonumber(v[1] or '-1'), oldest, tonumber(v[2] or '-1')}
+)lua";
+    std::vector<long long> v;
+    if (!store->command({"EVAL", kHours, "1", budget::spend_key(name, period, scope)}, &v).ok() ||
+        v.size() != 4) {
+      return -1;
+    }
+    if (v[2] < 0) {
+      CHECK(v[1] == -1);  // no hour, no sum
+    } else {
+      CHECK(v[1] == v[0]);
+      CHECK(v[3] == v[2]);
+    }
+    return v[0];
   }
   // The sum of a window's open holds, as the scripts keep it (expired ones leave it when
   // the window is next read).
@@ -486,6 +504,57 @@ TEST_CASE(
   CHECK(testing::wait_until(
       [&] { return peek.spent("fork") == nanos(0.01) * (tracked.load() + kChildren); }));
   CHECK(peek.held("fork") == 0);
+}
+
+TEST_CASE("a window's spend, kept as a sum, follows hours that enter it and leave it (a clock moved on)") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  budget::StoreUrl u;
+  u.host = "127.0.0.1";
+  u.port = redis.port();
+  budget::Fleet fleet({make_budget("week", 100.0, BudgetPeriod::kWeekly)},
+                      std::make_unique<budget::RedisStore>(u, 2000),
+                      std::make_unique<budget::RedisStore>(u, 2000));
+  Peek peek(redis.port());
+  budget::Scope scope;
+  scope.agent_id = "a";
+  scope.has_agent = true;
+  const std::int64_t hour_ms = 3600 * 1000;
+  const std::int64_t t0 = 1'800'000'000'000 / hour_ms * hour_ms;  // an hour's start
+  const std::int64_t h0 = t0 / hour_ms;
+  auto settle = [&](std::int64_t hour, std::int64_t nanos, const std::string& key,
+                    std::int64_t now) {
+    std::string r = fleet.settle_record(scope, hour, nanos, key, nullptr);
+    std::vector<std::string_view> records{r};
+    std::vector<BudgetAlert> alerts;
+    std::vector<std::string> unreadable;
+    std::size_t done = 0;
+    REQUIRE(fleet.apply(records, now, &alerts, &done, &unreadable).ok());
+    CHECK(done == 1);
+  };
+  auto spent = [&](std::int64_t now) {
+    std::vector<BudgetState> out;
+    REQUIRE(fleet.check(scope, now, &out).ok());
+    REQUIRE(out.size() == 1);
+    return nanos(out[0].spent_usd);
+  };
+  settle(h0, 1000, "k1", t0);
+  settle(h0 - 100, 20, "k2", t0);  // an older hour, added after: the oldest is now it
+  CHECK(peek.spent("week", "", BudgetPeriod::kWeekly) == 1020);
+  CHECK(spent(t0) == 1020);
+  // 100 hours on, the window starts at h0 - 67: the old hour leaves it, read or settled.
+  const std::int64_t t1 = t0 + 100 * hour_ms;
+  CHECK(spent(t1) == 1000);
+  CHECK(peek.spent("week", "", BudgetPeriod::kWeekly) == 1000);
+  settle(h0 - 50, 300, "k3", t1);
+  settle(h0 - 200, 4000, "k4", t1);  // before the window: not counted
+  CHECK(spent(t1) == 1300);
+  CHECK(peek.spent("week", "", BudgetPeriod::kWeekly) == 1300);
+  // A week past every hour: nothing left, and the key is gone.
+  CHECK(spent(t1 + 24 * 8 * hour_ms) == 0);
+  CHECK(peek.spent("week", "", BudgetPeriod::kWeekly) == 0);
 }
 
 TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every process") {
