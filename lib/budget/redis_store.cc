@@ -54,7 +54,8 @@ local function drop_hold(h, x, id)
   redis.call('ZREM', x, id)
   local n = redis.call('HGET', h, id)
   if not n then return 0 end
-  redis.call('HINCRBY', h, '=', '-' .. n)
+  -- Not for a hold of 0 ("-0" is no integer to Redis).
+  if tonumber(n) ~= 0 then redis.call('HINCRBY', h, '=', '-' .. n) end
   redis.call('HDEL', h, id)
   return 1
 end
@@ -107,14 +108,25 @@ return {1, now + ttl}
 // (applied before, perhaps earlier in the same batch).
 constexpr const char* kSettle = R"lua(
 local seen_ttl, ai, ki = ARGV[1], 3, 1
-local out, base, add, ttls = {}, {}, {}, {}
+local out, base, add, ttls, drops = {}, {}, {}, {}, {}
 for r = 1, tonumber(ARGV[2]) do
   local nanos, hour, id = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1]), ARGV[ai + 2]
   local m, n = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
   local fresh = redis.call('SET', KEYS[ki], '1', 'NX', 'PX', seen_ttl)
   ai, ki = ai + 5, ki + 1
-  if id ~= '' then  -- again or not, its reservation's holds go
-    for j = 0, n - 1 do drop_hold(KEYS[ki + m + 2 * j], KEYS[ki + m + 2 * j + 1], id) end
+  if id ~= '' then  -- again or not, its reservation's holds go (below, per window)
+    for j = 0, n - 1 do
+      local h = KEYS[ki + m + 2 * j]
+      local d = drops[h]
+      if d == nil then
+        d = {x = KEYS[ki + m + 2 * j + 1], ids = {}, has = {}}
+        drops[h] = d
+      end
+      if not d.has[id] then
+        d.has[id] = true
+        d.ids[#d.ids + 1] = id
+      end
+    end
   end
   out[#out + 1] = fresh and 1 or 0
   for i = 0, m - 1 do
@@ -140,6 +152,19 @@ for r = 1, tonumber(ARGV[2]) do
     out[#out + 1] = after
   end
   ai, ki = ai + 2 * m, ki + m + 2 * n
+end
+-- Each window's holds leave in four calls, whatever their number.
+for h, d in pairs(drops) do
+  redis.call('ZREM', d.x, unpack(d.ids))
+  local held, gone, sum = redis.call('HMGET', h, unpack(d.ids)), {}, 0
+  for i, v in ipairs(d.ids) do
+    if held[i] then
+      gone[#gone + 1] = v
+      sum = sum + tonumber(held[i])
+    end
+  end
+  if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
+  if sum ~= 0 then redis.call('HINCRBY', h, '=', string.format('%.0f', -sum)) end
 end
 for key, hours in pairs(add) do
   local sum, oldest = 0, tonumber(redis.call('HGET', key, '<'))

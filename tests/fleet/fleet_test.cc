@@ -557,6 +557,32 @@ TEST_CASE("a window's spend, kept as a sum, follows hours that enter it and leav
   CHECK(peek.spent("week", "", BudgetPeriod::kWeekly) == 0);
 }
 
+TEST_CASE("a reservation of $0 is held, released and settled like any other") {
+  REQUIRE_REDIS();
+  testing::TempDir dir;
+  testing::RedisProcess redis(dir.path());
+  REQUIRE(redis.start());
+  Client c = testing::open_client(
+      fleet_options(dir.sub("root"), redis.url(), {make_budget("zero", 1.00)}));
+  Peek peek(redis.port());
+  auto released = c.reserve(request(0));
+  REQUIRE(released.ok());
+  CHECK(c.release(released.value()).ok());
+  auto settled = c.reserve(request(0));
+  auto other = c.reserve(request(0.25));
+  REQUIRE(settled.ok());
+  REQUIRE(other.ok());
+  REQUIRE(c.track(event(0.02), settled.value()).ok());
+  REQUIRE(c.track(event(0.03), other.value()).ok());
+  REQUIRE(c.track(event(0.04)).ok());
+  CHECK(testing::wait_until([&] { return peek.spent("zero") == nanos(0.09); }));
+  CHECK(peek.held("zero") == 0);
+  auto s = c.check(request(0));
+  REQUIRE(s.size() == 1);
+  CHECK(nanos(s[0].spent_usd) == nanos(0.09));
+  CHECK(nanos(s[0].held_usd) == 0);
+}
+
 TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every process") {
   REQUIRE_REDIS();
   testing::TempDir dir;
