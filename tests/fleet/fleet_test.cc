@@ -132,6 +132,14 @@ return {sum, tonumber(v[1] or '-1'), oldest, tonumber(v[2] or '-1')}
     return;                                                               \
   }
 
+// A case's prologue: skipped without redis-server; else `dir`, a temporary folder, and
+// `redis`, a redis-server of the case's own in it (append-only, on a free loopback port).
+#define REDIS_CASE()                      \
+  REQUIRE_REDIS();                        \
+  testing::TempDir dir;                   \
+  testing::RedisProcess redis(dir.path()); \
+  REQUIRE(redis.start())
+
 }  // namespace
 
 TEST_SUITE_BEGIN("fleet");
@@ -139,10 +147,7 @@ TEST_SUITE_BEGIN("fleet");
 TEST_CASE(
     "4 processes x 16 threads racing $0.01 reservations against one $1.00 budget admit exactly 100 "
     "(forked children)") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   constexpr int kProcs = 4, kThreads = 16, kTries = 5;
   int fds[kProcs][2];
   pid_t pids[kProcs];
@@ -204,10 +209,7 @@ TEST_CASE(
 TEST_CASE(
     "SIGKILL of a process holding reservations: its holds expire by their TTL, and what it tracked "
     "is counted once") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   testing::ServerConfig sc;
   sc.binary = AGENTBURN_SERVER_PATH;
   sc.data_dir = dir.sub("server");
@@ -308,10 +310,7 @@ TEST_CASE(
 TEST_CASE(
     "Redis stopped and started again: each budget_store_unavailable policy, and no settle lost or "
     "applied twice") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   auto open = [&](const std::string& name, BudgetStoreUnavailable policy) {
     Options o = fleet_options(dir.sub(name), redis.url(), {make_budget("day", 0.10)});
     o.budget_store_timeout_ms = 200;
@@ -373,10 +372,7 @@ TEST_CASE(
 }
 
 TEST_CASE("Redis answering slowly: reserve returns within its timeout") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   testing::TcpProxy proxy(redis.port());
   REQUIRE(proxy.ok());
   proxy.set_delay(std::chrono::milliseconds(3000));
@@ -398,10 +394,7 @@ TEST_CASE("Redis answering slowly: reserve returns within its timeout") {
 }
 
 TEST_CASE("a \"*\" scope and rolling windows work as in-process, shared by two clients") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   Budget per_task = make_budget("per-task", 0.05, BudgetPeriod::kWeekly);
   per_task.task_id = "*";
   auto opts = [&](const std::string& name) {
@@ -443,10 +436,7 @@ TEST_CASE("a \"*\" scope and rolling windows work as in-process, shared by two c
 TEST_CASE(
     "fork while threads reserve and track: each child reserves and settles on a connection of its "
     "own (forked children)") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   std::optional<Client> client;
   client.emplace(testing::open_client(
       fleet_options(dir.sub("root"), redis.url(), {make_budget("fork", 1000.0)})));
@@ -507,10 +497,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a window's spend, kept as a sum, follows hours that enter it and leave it (a clock moved on)") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   budget::StoreUrl u;
   u.host = "127.0.0.1";
   u.port = redis.port();
@@ -558,10 +545,7 @@ TEST_CASE("a window's spend, kept as a sum, follows hours that enter it and leav
 }
 
 TEST_CASE("a reservation of $0 is held, released and settled like any other") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   Client c = testing::open_client(
       fleet_options(dir.sub("root"), redis.url(), {make_budget("zero", 1.00)}));
   Peek peek(redis.port());
@@ -584,10 +568,7 @@ TEST_CASE("a reservation of $0 is held, released and settled like any other") {
 }
 
 TEST_CASE("a hold expires at its TTL in Redis: its money is free again for every process") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   Options oa = fleet_options(dir.sub("a"), redis.url(), {make_budget("ttl", 1.00)});
   oa.reservation_ttl_ms = 300;
   Client a = testing::open_client(oa);
@@ -785,10 +766,7 @@ TEST_CASE("an estimate past what the store sums exactly is refused before any ca
 
 TEST_CASE(
     "a settle record that cannot be read is logged and dropped; the records after it are applied") {
-  REQUIRE_REDIS();
-  testing::TempDir dir;
-  testing::RedisProcess redis(dir.path());
-  REQUIRE(redis.start());
+  REDIS_CASE();
   const std::string root = dir.sub("root");
   {
     // A folder left with a damaged record beside a good one.
