@@ -134,14 +134,14 @@ for r = 1, tonumber(ARGV[2]) do
     local before, after = 0, 0
     if fresh then
       -- Each window is read once per batch; its hours are added to once, at the end.
-      if base[key] == nil then
-        base[key] = spent(key, first)
-        add[key] = {}
-      end
+      -- Only a window that gains spend is written (a record of an hour before the window's
+      -- first adds nothing to it, and its window may have no key at all).
+      if base[key] == nil then base[key] = spent(key, first) end
       before = base[key]
       after = before
       if hour >= first and nanos > 0 then
         local h = ARGV[ai - 4]
+        if add[key] == nil then add[key] = {} end
         add[key][h] = (add[key][h] or 0) + nanos
         after = before + nanos
         base[key] = after

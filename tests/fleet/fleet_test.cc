@@ -544,6 +544,46 @@ TEST_CASE("a window's spend, kept as a sum, follows hours that enter it and leav
   CHECK(peek.spent("week", "", BudgetPeriod::kWeekly) == 0);
 }
 
+TEST_CASE("a record of an hour before a window's first, in a batch, adds to the other windows") {
+  // Just past midnight UTC: a record of 23:00 yesterday is outside today's daily window (with
+  // no spend yet today, so without a key) and inside the monthly one; one of now, in both.
+  REDIS_CASE();
+  budget::StoreUrl u;
+  u.host = "127.0.0.1";
+  u.port = redis.port();
+  budget::Fleet fleet(
+      {make_budget("day", 100.0), make_budget("month", 100.0, BudgetPeriod::kMonthly)},
+      std::make_unique<budget::RedisStore>(u, 2000), std::make_unique<budget::RedisStore>(u, 2000));
+  Peek peek(redis.port());
+  budget::Scope scope;
+  scope.agent_id = "a";
+  scope.has_agent = true;
+  const std::int64_t hour_ms = 3600 * 1000, day_ms = 24 * hour_ms;
+  const std::int64_t now = 1'800'000'000'000 / day_ms * day_ms + 60 * 1000;  // 00:01 UTC
+  const std::int64_t hour = now / hour_ms;
+  for (int batch = 0; batch < 2; ++batch) {
+    // Alone, then beside a record of now.
+    std::vector<std::string> r{fleet.settle_record(scope, hour - 1, 1000, "late-" + std::to_string(batch), nullptr)};
+    if (batch == 1) r.push_back(fleet.settle_record(scope, hour, 20, "now", nullptr));
+    std::vector<std::string_view> records(r.begin(), r.end());
+    std::vector<BudgetAlert> alerts;
+    std::vector<std::string> unreadable;
+    std::size_t done = 0;
+    Status s = fleet.apply(records, now, &alerts, &done, &unreadable);
+    CHECK_MESSAGE(s.ok(), s.to_string());
+    CHECK(done == records.size());
+  }
+  CHECK(peek.spent("month", "", BudgetPeriod::kMonthly) == 2020);
+  CHECK(peek.spent("day") == 20);
+  std::vector<BudgetState> out;
+  REQUIRE(fleet.check(scope, now, &out).ok());
+  REQUIRE(out.size() == 2);
+  for (const BudgetState& st : out) {
+    CAPTURE(st.name);
+    CHECK(nanos(st.spent_usd) == (st.name == "day" ? 20 : 2020));
+  }
+}
+
 TEST_CASE("a reservation of $0 is held, released and settled like any other") {
   REDIS_CASE();
   Client c = testing::open_client(
