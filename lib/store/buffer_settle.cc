@@ -32,6 +32,7 @@ Status Buffer::read_settles(std::size_t max,
     return Status::storage("cannot read the settle queue in " + folder_ + ": " +
                            it->status().ToString());
   }
+  it.reset();  // it reads its lower bound from settle_floor_
   // Nothing lies between the floor and the first record found, nor will: the floor rises to
   // that record, or to `written` if that is lower (a record still to come may sort before a
   // taken-over one).
