@@ -397,6 +397,14 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
     pricing::Match m = catalog->lookup(e.provider, *e.model);
     if (m) {
       auto cost = pricing::price(*m.entry, tokens_of(e));
+      if (cost.ok() && cost->total_usd > kMaxCostUsd) {
+        // The limit of a reported cost holds for a computed one too (the server refuses more).
+        char usd[64];
+        std::snprintf(usd, sizeof usd, "%.6g", cost->total_usd);
+        return Status::invalid("costUsd: the catalog's price of this event's tokens (\"" +
+                               m.entry->key + "\") is $" + usd +
+                               ", past the limit of $1e9; check its token counts");
+      }
       if (cost.ok()) {
         norm->cost_usd = cost->total_usd;
         norm->cost_source = "computed";

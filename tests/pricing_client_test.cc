@@ -100,6 +100,23 @@ TEST_CASE("require_price refuses what cannot be priced, naming the model") {
   CHECK(c->track(usage("gpt-4o", 10, 10)).ok());
 }
 
+TEST_CASE("a computed cost past $1e9 is refused, naming the price and the token counts") {
+  testing::TempDir root;
+  auto c = Client::open(offline(root.path()));
+  REQUIRE(c.ok());
+  // 10^12 input tokens (the most a count may be) at $10,000 a million: $1e10, past the limit
+  // a reported cost has.
+  const std::string model = "wandb/Qwen/Qwen3-235B-A22B-Instruct-2507";
+  Status s = c->track(usage(model, 1'000'000'000'000, 0));
+  CHECK(s.code() == Status::Code::kInvalid);
+  CHECK_MESSAGE(s.message() == "costUsd: the catalog's price of this event's tokens (\"" + model +
+                                   "\") is $1e+10, past the limit of $1e9; check its token counts",
+                s.message());
+  CHECK(c->stats().rejected == 1);
+  CHECK(c->stats().pending == 0);
+  CHECK(c->track(usage("gpt-4o", 10, 10)).ok());
+}
+
 TEST_CASE("price overrides and a catalog file: used when given, refused whole when malformed") {
   testing::TempDir root;
   Options o = offline(root.path());

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -140,19 +141,20 @@ void check_counters(State& s, const std::string& ctx) {
 
 // What the client adds to an event without costUsd before it encodes it (README.md,
 // "Pricing"; the fuzzed client keeps require_price off): the compiled-in catalog's price of
-// its tokens, or costUsd 0 marked "unpriced". Either way the event is accepted.
-void price_as_client(const Event& e, Normalized* norm) {
+// its tokens, or costUsd 0 marked "unpriced". "" (accepted so far), or the message of a
+// refusal: a computed cost past kMaxCostUsd.
+std::string price_as_client(const Event& e, Normalized* norm) {
   const agentburn::pricing::Catalog& catalog = agentburn::pricing::Catalog::builtin();
   if (e.cost_usd) {
     norm->cost_source = "reported";
-    return;
+    return "";
   }
   norm->prices_version = catalog.version();
   norm->cost_usd = 0.0;
   norm->cost_source = "unpriced";
-  if (!e.model || !(e.input_tokens || e.output_tokens)) return;
+  if (!e.model || !(e.input_tokens || e.output_tokens)) return "";
   agentburn::pricing::Match m = catalog.lookup(e.provider, *e.model);
-  if (!m) return;
+  if (!m) return "";
   agentburn::pricing::Tokens t;
   t.input = static_cast<std::uint64_t>(e.input_tokens.value_or(0));
   t.cached = static_cast<std::uint64_t>(e.cached_input_tokens.value_or(0));
@@ -160,10 +162,17 @@ void price_as_client(const Event& e, Normalized* norm) {
   t.output = static_cast<std::uint64_t>(e.output_tokens.value_or(0));
   t.reasoning = static_cast<std::uint64_t>(e.reasoning_tokens.value_or(0));
   auto cost = agentburn::pricing::price(*m.entry, t);
-  if (!cost.ok()) return;
+  if (!cost.ok()) return "";
+  if (cost->total_usd > agentburn::kMaxCostUsd) {
+    char usd[64];
+    std::snprintf(usd, sizeof usd, "%.6g", cost->total_usd);
+    return "costUsd: the catalog's price of this event's tokens (\"" + m.entry->key + "\") is $" +
+           usd + ", past the limit of $1e9; check its token counts";
+  }
   norm->cost_usd = cost->total_usd;
   norm->cost_source = "computed";
   norm->price_key = m.entry->key;
+  return "";
 }
 
 // The library's verdict on a JSON event: "" or the message ab_last_error() must give.
@@ -175,7 +184,7 @@ std::string json_verdict(std::string_view text, std::optional<std::string>* give
       !codec::validate_event(e, true, true, &norm, &err, true)) {
     return err.message;
   }
-  price_as_client(e, &norm);
+  if (std::string refused = price_as_client(e, &norm); !refused.empty()) return refused;
   *given_key = e.idempotency_key;
   std::string wire;
   codec::encode_event(e, norm, false, &wire);
@@ -186,7 +195,7 @@ std::string typed_verdict(const Event& e) {
   FieldError err;
   Normalized norm;
   if (!codec::validate_event(e, true, false, &norm, &err, true)) return err.message;
-  price_as_client(e, &norm);
+  if (std::string refused = price_as_client(e, &norm); !refused.empty()) return refused;
   std::string wire;
   codec::encode_event(e, norm, false, &wire);
   return wire.size() > kMaxEventBytes ? std::string("too large encoded") : std::string();
