@@ -385,6 +385,20 @@ std::string unpriced_reason(const Event& e, const pricing::Catalog& catalog) {
 
 }  // namespace
 
+namespace {
+
+// The limit of a given cost holds for a computed one too (the server refuses more). `what`:
+// "costUsd: the catalog's price of this event's tokens", say.
+Status past_limit(const char* what, const std::string& price_key, double usd) {
+  char amount[64];
+  std::snprintf(amount, sizeof amount, "%.2f", usd);
+  return Status::invalid(std::string(what) + " (\"" + price_key + "\") is $" + amount +
+                         ", past the limit of $1e9; check its token counts");
+}
+constexpr const char* kEventPrice = "costUsd: the catalog's price of this event's tokens";
+
+}  // namespace
+
 Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
   if (e.cost_usd) {
     norm->cost_source = "reported";
@@ -398,12 +412,7 @@ Status Client::Impl::apply_price(const Event& e, detail::Normalized* norm) {
     if (m) {
       auto cost = pricing::price(*m.entry, tokens_of(e));
       if (cost.ok() && cost->total_usd > kMaxCostUsd) {
-        // The limit of a reported cost holds for a computed one too (the server refuses more).
-        char usd[64];
-        std::snprintf(usd, sizeof usd, "%.6g", cost->total_usd);
-        return Status::invalid("costUsd: the catalog's price of this event's tokens (\"" +
-                               m.entry->key + "\") is $" + usd +
-                               ", past the limit of $1e9; check its token counts");
+        return past_limit(kEventPrice, m.entry->key, cost->total_usd);
       }
       if (cost.ok()) {
         norm->cost_usd = cost->total_usd;
@@ -754,6 +763,13 @@ Status Client::Impl::estimate(const ReserveRequest& r, std::int64_t* nanos) cons
     if (!std::isfinite(*r.estimate_usd) || *r.estimate_usd < 0) {
       return Status::invalid("estimateUsd: must be a finite number >= 0");
     }
+    if (*r.estimate_usd > kMaxCostUsd) {
+      char amount[64];
+      std::snprintf(amount, sizeof amount, "%.2f", *r.estimate_usd);
+      return Status::invalid(std::string("estimateUsd: must be at most 1e9, the limit of an "
+                                         "event's cost (the track that settles it), got ") +
+                             amount);
+    }
     *nanos = ledger::to_nanos(*r.estimate_usd);
     return Status();
   }
@@ -776,6 +792,10 @@ Status Client::Impl::estimate(const ReserveRequest& r, std::int64_t* nanos) cons
   t.output = static_cast<std::uint64_t>(*r.max_output_tokens);
   auto cost = pricing::price(*m.entry, t);
   if (!cost.ok()) return cost.status();
+  if (cost->total_usd > kMaxCostUsd) {
+    return past_limit("reserve: the catalog's price of the call's largest cost", m.entry->key,
+                      cost->total_usd);
+  }
   *nanos = ledger::to_nanos(cost->total_usd);
   return Status();
 }
@@ -1119,6 +1139,7 @@ Result<EventPrice> Client::price_event(const Event& event) const {
   }
   EventPrice p;
   impl_->price(event, &p);
+  if (p.cost_usd > kMaxCostUsd) return past_limit(kEventPrice, p.price_key, p.cost_usd);  // as track
   if (p.cost_source == "unpriced" && event.model)
     p.nearest = impl_->catalog->nearest(*event.model, 3);
   return p;

@@ -100,7 +100,7 @@ TEST_CASE("require_price refuses what cannot be priced, naming the model") {
   CHECK(c->track(usage("gpt-4o", 10, 10)).ok());
 }
 
-TEST_CASE("a computed cost past $1e9 is refused, naming the price and the token counts") {
+TEST_CASE("a computed cost past $1e9 is refused by track, price_event and reserve, naming the price entry") {
   testing::TempDir root;
   auto c = Client::open(offline(root.path()));
   REQUIRE(c.ok());
@@ -110,10 +110,30 @@ TEST_CASE("a computed cost past $1e9 is refused, naming the price and the token 
   Status s = c->track(usage(model, 1'000'000'000'000, 0));
   CHECK(s.code() == Status::Code::kInvalid);
   CHECK_MESSAGE(s.message() == "costUsd: the catalog's price of this event's tokens (\"" + model +
-                                   "\") is $1e+10, past the limit of $1e9; check its token counts",
+                                   "\") is $10000000000.00, past the limit of $1e9; check its token counts",
                 s.message());
   CHECK(c->stats().rejected == 1);
   CHECK(c->stats().pending == 0);
+  // The preview says what track would do.
+  auto preview = c->price_event(usage(model, 1'000'000'000'000, 0));
+  CHECK(preview.status().message() == s.message());
+  // A reservation whose settling track would be refused is refused first.
+  ReserveRequest r;
+  r.provider = "openai";
+  r.model = model;
+  r.input_tokens = 1'000'000'000'000;
+  r.max_output_tokens = 0;
+  auto held = c->reserve(r);
+  CHECK(held.status().code() == Status::Code::kInvalid);
+  CHECK_MESSAGE(held.status().message().rfind("reserve: the catalog's price of the call's largest cost (\"" + model + "\") is $10000000000.00, past the limit of $1e9", 0) == 0,
+                held.status().message());
+  r.model.reset();
+  r.estimate_usd = 2e9;
+  held = c->reserve(r);
+  CHECK(held.status().message() ==
+        "estimateUsd: must be at most 1e9, the limit of an event's cost (the track that settles it), got 2000000000.00");
+  r.estimate_usd = 1e9;
+  CHECK(c->reserve(r).ok());
   CHECK(c->track(usage("gpt-4o", 10, 10)).ok());
 }
 

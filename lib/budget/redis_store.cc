@@ -21,6 +21,9 @@ namespace {
 // read, so reading the holds costs the expired ones, not the open ones. Lua numbers are
 // doubles: sums are exact up to 2^53 nano-dollars ($9 million) per window.
 constexpr const char* kCommon = R"lua(
+-- A number as the integer text Redis reads: the arguments of redis.call are passed as text,
+-- and some Redis versions (7.2.0 to 7.2.4) write a whole double such as 1e8 as "1e+08".
+local function int(x) return string.format('%.0f', x) end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,7 +49,7 @@ local function spent(key, first)
   if oldest < 0 then
     redis.call('DEL', key)
   else
-    redis.call('HSET', key, '=', string.format('%.0f', total), '<', oldest)
+    redis.call('HSET', key, '=', int(total), '<', int(oldest))
   end
   return total, oldest
 end
@@ -88,13 +91,13 @@ for i = 1, n do
   local h, x = KEYS[3 * i - 1], KEYS[3 * i]
   redis.call('HSET', h, id, ARGV[1])
   redis.call('HINCRBY', h, '=', ARGV[1])
-  redis.call('ZADD', x, now + ttl, id)
+  redis.call('ZADD', x, int(now + ttl), id)
   -- The keys outlive their last hold by up to one TTL: extended (to two, both at once, so
   -- that they expire together) only when one would not, so that most reserves write no
   -- expiry.
   if redis.call('PTTL', h) < ttl or redis.call('PTTL', x) < ttl then
-    redis.call('PEXPIRE', h, 2 * ttl)
-    redis.call('PEXPIRE', x, 2 * ttl)
+    redis.call('PEXPIRE', h, int(2 * ttl))
+    redis.call('PEXPIRE', x, int(2 * ttl))
   end
 end
 return {1, now + ttl}
@@ -164,18 +167,18 @@ for h, d in pairs(drops) do
     end
   end
   if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
-  if sum ~= 0 then redis.call('HINCRBY', h, '=', string.format('%.0f', -sum)) end
+  if sum ~= 0 then redis.call('HINCRBY', h, '=', int(-sum)) end
 end
 for key, hours in pairs(add) do
   local sum, oldest = 0, tonumber(redis.call('HGET', key, '<'))
   for h, v in pairs(hours) do
-    redis.call('HINCRBY', key, h, string.format('%.0f', v))
+    redis.call('HINCRBY', key, h, int(v))
     sum = sum + v
     if not oldest or tonumber(h) < oldest then oldest = tonumber(h) end
   end
-  redis.call('HINCRBY', key, '=', string.format('%.0f', sum))
-  redis.call('HSET', key, '<', oldest)
-  if ttls[key] and ttls[key] > 0 then redis.call('PEXPIRE', key, ttls[key]) end
+  redis.call('HINCRBY', key, '=', int(sum))
+  redis.call('HSET', key, '<', int(oldest))
+  if ttls[key] and ttls[key] > 0 then redis.call('PEXPIRE', key, int(ttls[key])) end
 end
 return out
 )lua";

@@ -165,7 +165,7 @@ std::string price_as_client(const Event& e, Normalized* norm) {
   if (!cost.ok()) return "";
   if (cost->total_usd > agentburn::kMaxCostUsd) {
     char usd[64];
-    std::snprintf(usd, sizeof usd, "%.6g", cost->total_usd);
+    std::snprintf(usd, sizeof usd, "%.2f", cost->total_usd);
     return "costUsd: the catalog's price of this event's tokens (\"" + m.entry->key + "\") is $" +
            usd + ", past the limit of $1e9; check its token counts";
   }

@@ -274,6 +274,7 @@ class AgentBurn:
         Without ``cost_usd``, the library prices the event from ``model`` and its token
         counts with its price catalog (``costSource`` "computed"), or stores it at $0 with
         ``costSource`` "unpriced" when no price is known (``stats()["unpriced"]`` counts them).
+        A computed cost past $1e9, the limit of a given one, raises ``InvalidEventError``.
 
         ``fields`` take the seed's camelCase names or their snake_case spelling: ``model``,
         ``operation`` (required: ``llm_call``, ``tool_call``, ``compute`` or ``api_call``),
