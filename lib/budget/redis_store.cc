@@ -53,14 +53,27 @@ local function spent(key, first)
   end
   return total, oldest
 end
-local function drop_hold(h, x, id)
-  redis.call('ZREM', x, id)
-  local n = redis.call('HGET', h, id)
-  if not n then return 0 end
-  -- Not for a hold of 0 ("-0" is no integer to Redis).
-  if tonumber(n) ~= 0 then redis.call('HINCRBY', h, '=', '-' .. n) end
-  redis.call('HDEL', h, id)
-  return 1
+-- Drops the holds `ids` (distinct) of a window, in four calls per thousand whatever their
+-- number (unpack takes some 8,000 values at most); answers how many were there.
+local function drop_holds(h, x, ids)
+  local n = 0
+  for a = 1, #ids, 1000 do
+    local b = math.min(a + 999, #ids)
+    redis.call('ZREM', x, unpack(ids, a, b))
+    local held, gone, sum = redis.call('HMGET', h, unpack(ids, a, b)), {}, 0
+    for i = a, b do
+      local v = held[i - a + 1]
+      if v then
+        gone[#gone + 1] = ids[i]
+        sum = sum + tonumber(v)
+      end
+    end
+    if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
+    -- Not for holds of 0 ("-0" is no integer to Redis).
+    if sum ~= 0 then redis.call('HINCRBY', h, '=', int(-sum)) end
+    n = n + #gone
+  end
+  return n
 end
 local function held(h, x, now)
   -- No expiries left: no hold either, whatever the holds key says (the two keys expire
@@ -69,8 +82,7 @@ local function held(h, x, now)
     redis.call('DEL', h)
     return 0
   end
-  local gone = redis.call('ZRANGEBYSCORE', x, '-inf', now)
-  for _, id in ipairs(gone) do drop_hold(h, x, id) end
+  drop_holds(h, x, redis.call('ZRANGEBYSCORE', x, '-inf', now))
   return tonumber(redis.call('HGET', h, '=') or '0')
 end
 )lua";
@@ -156,19 +168,7 @@ for r = 1, tonumber(ARGV[2]) do
   end
   ai, ki = ai + 2 * m, ki + m + 2 * n
 end
--- Each window's holds leave in four calls, whatever their number.
-for h, d in pairs(drops) do
-  redis.call('ZREM', d.x, unpack(d.ids))
-  local held, gone, sum = redis.call('HMGET', h, unpack(d.ids)), {}, 0
-  for i, v in ipairs(d.ids) do
-    if held[i] then
-      gone[#gone + 1] = v
-      sum = sum + tonumber(held[i])
-    end
-  end
-  if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
-  if sum ~= 0 then redis.call('HINCRBY', h, '=', int(-sum)) end
-end
+for h, d in pairs(drops) do drop_holds(h, d.x, d.ids) end
 for key, hours in pairs(add) do
   local sum, oldest = 0, tonumber(redis.call('HGET', key, '<'))
   for h, v in pairs(hours) do
@@ -186,7 +186,7 @@ return out
 // KEYS: holds and expiries keys. ARGV: reservation id. The number of holds dropped.
 constexpr const char* kRelease = R"lua(
 local n = 0
-for i = 1, #KEYS - 1, 2 do n = n + drop_hold(KEYS[i], KEYS[i + 1], ARGV[1]) end
+for i = 1, #KEYS - 1, 2 do n = n + drop_holds(KEYS[i], KEYS[i + 1], {ARGV[1]}) end
 return n
 )lua";
 

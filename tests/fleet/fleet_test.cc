@@ -584,6 +584,32 @@ TEST_CASE("a record of an hour before a window's first, in a batch, adds to the 
   }
 }
 
+TEST_CASE("ten thousand holds that expired together leave at the next reserve") {
+  // As a fleet that died holding them leaves them: more than one script call can unpack.
+  REDIS_CASE();
+  Client c = testing::open_client(
+      fleet_options(dir.sub("root"), redis.url(), {make_budget("many", 1.00)}));
+  Peek peek(redis.port());
+  const std::string h = budget::holds_key("many", BudgetPeriod::kDaily, "");
+  static const char* kFill = R"lua(
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  redis.call('HSET', KEYS[1], 'dead-' .. i, '10')
+  redis.call('ZADD', KEYS[2], 1, 'dead-' .. i)
+end
+redis.call('HSET', KEYS[1], '=', tostring(10 * n))
+return n
+)lua";
+  std::vector<long long> v;
+  REQUIRE(peek.store->command({"EVAL", kFill, "2", h, budget::expiry_key(h), "10000"}, &v).ok());
+  CHECK(peek.held("many") == 100000);
+  auto r = c.reserve(request(0.5));
+  REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  CHECK(peek.held("many") == nanos(0.5));
+  CHECK(c.release(r.value()).ok());
+  CHECK(peek.held("many") == 0);
+}
+
 TEST_CASE("a reservation of $0 is held, released and settled like any other") {
   REDIS_CASE();
   Client c = testing::open_client(
