@@ -186,9 +186,6 @@ void after_fork_child() {
   g_clients_mu.unlock();
 }
 
-}  // namespace
-
-namespace {
 
 // Tells a thread of the client's (the budget sync's, the settles') to stop, and joins it.
 void stop_thread(std::mutex& mu, std::condition_variable& cv, bool* stop, std::thread** thread) {
@@ -383,16 +380,16 @@ std::string unpriced_reason(const Event& e, const pricing::Catalog& catalog) {
          nearest_names(catalog, *e.model);
 }
 
-}  // namespace
-
-namespace {
+std::string usd_text(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, v >= 0.01 || v == 0 ? "$%.2f" : "$%.6f", v);
+  return buf;
+}
 
 // The limit of a given cost holds for a computed one too (the server refuses more). `what`:
 // "costUsd: the catalog's price of this event's tokens", say.
 Status past_limit(const char* what, const std::string& price_key, double usd) {
-  char amount[64];
-  std::snprintf(amount, sizeof amount, "%.2f", usd);
-  return Status::invalid(std::string(what) + " (\"" + price_key + "\") is $" + amount +
+  return Status::invalid(std::string(what) + " (\"" + price_key + "\") is " + usd_text(usd) +
                          ", past the limit of $1e9; check its token counts");
 }
 constexpr const char* kEventPrice = "costUsd: the catalog's price of this event's tokens";
@@ -476,12 +473,6 @@ std::int64_t now_ms() {
 }
 
 using ledger::hour_of;
-
-std::string usd_text(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, v >= 0.01 || v == 0 ? "$%.2f" : "$%.6f", v);
-  return buf;
-}
 
 std::string window_text(const BudgetState& s) {
   std::string text = "budget \"" + s.name + "\"";

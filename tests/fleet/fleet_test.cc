@@ -77,14 +77,32 @@ ReserveRequest request(double usd, const std::string& task = "t1") {
   return r;
 }
 
+budget::StoreUrl loopback(int port) {
+  budget::StoreUrl u;
+  u.host = "127.0.0.1";
+  u.port = port;
+  return u;
+}
+
+// A Fleet of `budgets` on the test's Redis, without a client: its callers give the clock.
+std::unique_ptr<budget::Fleet> direct_fleet(int port, const std::vector<Budget>& budgets) {
+  return std::make_unique<budget::Fleet>(budgets,
+                                         std::make_unique<budget::RedisStore>(loopback(port), 2000),
+                                         std::make_unique<budget::RedisStore>(loopback(port), 2000));
+}
+
+// Applies `records` in one batch at `now`; `done` as Fleet::apply.
+Status apply_at(budget::Fleet& fleet, const std::vector<std::string>& records, std::int64_t now,
+                std::size_t* done) {
+  std::vector<std::string_view> views(records.begin(), records.end());
+  std::vector<BudgetAlert> alerts;
+  std::vector<std::string> unreadable;
+  return fleet.apply(views, now, &alerts, done, &unreadable);
+}
+
 // A direct connection to the test's Redis, to read what the budgets keep there.
 struct Peek {
-  explicit Peek(int port) {
-    budget::StoreUrl u;
-    u.host = "127.0.0.1";
-    u.port = port;
-    store = std::make_unique<budget::RedisStore>(u, 2000);
-  }
+  explicit Peek(int port) { store = std::make_unique<budget::RedisStore>(loopback(port), 2000); }
   // A spend key's nano-dollars: the sum of its hours, which its "=" field must equal (and
   // its "<" field must name the oldest of them).
   std::int64_t spent(const std::string& name, const std::string& scope = "",
@@ -498,12 +516,8 @@ TEST_CASE(
 
 TEST_CASE("a window's spend, kept as a sum, follows hours that enter it and leave it (a clock moved on)") {
   REDIS_CASE();
-  budget::StoreUrl u;
-  u.host = "127.0.0.1";
-  u.port = redis.port();
-  budget::Fleet fleet({make_budget("week", 100.0, BudgetPeriod::kWeekly)},
-                      std::make_unique<budget::RedisStore>(u, 2000),
-                      std::make_unique<budget::RedisStore>(u, 2000));
+  auto owned = direct_fleet(redis.port(), {make_budget("week", 100.0, BudgetPeriod::kWeekly)});
+  budget::Fleet& fleet = *owned;
   Peek peek(redis.port());
   budget::Scope scope;
   scope.agent_id = "a";
@@ -513,12 +527,9 @@ TEST_CASE("a window's spend, kept as a sum, follows hours that enter it and leav
   const std::int64_t h0 = t0 / hour_ms;
   auto settle = [&](std::int64_t hour, std::int64_t nanos, const std::string& key,
                     std::int64_t now) {
-    std::string r = fleet.settle_record(scope, hour, nanos, key, nullptr);
-    std::vector<std::string_view> records{r};
-    std::vector<BudgetAlert> alerts;
-    std::vector<std::string> unreadable;
     std::size_t done = 0;
-    REQUIRE(fleet.apply(records, now, &alerts, &done, &unreadable).ok());
+    REQUIRE(apply_at(fleet, {fleet.settle_record(scope, hour, nanos, key, nullptr)}, now, &done)
+                .ok());
     CHECK(done == 1);
   };
   auto spent = [&](std::int64_t now) {
@@ -548,12 +559,9 @@ TEST_CASE("a record of an hour before a window's first, in a batch, adds to the 
   // Just past midnight UTC: a record of 23:00 yesterday is outside today's daily window (with
   // no spend yet today, so without a key) and inside the monthly one; one of now, in both.
   REDIS_CASE();
-  budget::StoreUrl u;
-  u.host = "127.0.0.1";
-  u.port = redis.port();
-  budget::Fleet fleet(
-      {make_budget("day", 100.0), make_budget("month", 100.0, BudgetPeriod::kMonthly)},
-      std::make_unique<budget::RedisStore>(u, 2000), std::make_unique<budget::RedisStore>(u, 2000));
+  auto owned = direct_fleet(redis.port(), {make_budget("day", 100.0),
+                                           make_budget("month", 100.0, BudgetPeriod::kMonthly)});
+  budget::Fleet& fleet = *owned;
   Peek peek(redis.port());
   budget::Scope scope;
   scope.agent_id = "a";
@@ -565,13 +573,10 @@ TEST_CASE("a record of an hour before a window's first, in a batch, adds to the 
     // Alone, then beside a record of now.
     std::vector<std::string> r{fleet.settle_record(scope, hour - 1, 1000, "late-" + std::to_string(batch), nullptr)};
     if (batch == 1) r.push_back(fleet.settle_record(scope, hour, 20, "now", nullptr));
-    std::vector<std::string_view> records(r.begin(), r.end());
-    std::vector<BudgetAlert> alerts;
-    std::vector<std::string> unreadable;
     std::size_t done = 0;
-    Status s = fleet.apply(records, now, &alerts, &done, &unreadable);
+    Status s = apply_at(fleet, r, now, &done);
     CHECK_MESSAGE(s.ok(), s.to_string());
-    CHECK(done == records.size());
+    CHECK(done == r.size());
   }
   CHECK(peek.spent("month", "", BudgetPeriod::kMonthly) == 2020);
   CHECK(peek.spent("day") == 20);
