@@ -566,6 +566,27 @@ agentburn::BudgetState fleet_state(agentburn::Client& c, const std::string& name
   die("the fleet budget's window is missing");
 }
 
+// Waits, untimed, until the store's window of budget `name` satisfies `done` (60 s at most).
+template <typename Done>
+void wait_fleet(agentburn::Client& c, const std::string& name, Done done) {
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (!done(fleet_state(c, name))) {
+    if (Clock::now() >= deadline) die("the settles did not reach Redis within 60 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// The timed loop of the reserve + release benchmarks: two round trips an iteration.
+void reserve_release(benchmark::State& state, agentburn::Client& c) {
+  agentburn::ReserveRequest req = fleet_request();
+  for (auto _ : state) {
+    auto r = c.reserve(req);
+    if (!r.ok()) die(r.status().to_string());
+    agentburn::Status s = c.release(r.value());
+    if (!s.ok()) die(s.to_string());
+  }
+}
+
 // Client::reserve (one EVALSHA round trip to Redis on the caller's thread: the hold is checked
 // against the window's spend and holds and written, atomically) then Client::track(event,
 // reservation) of an event of $0.000001: the event and its settle record in one RocksDB write.
@@ -593,11 +614,7 @@ void BM_FleetReserveTrack(benchmark::State& state) {
   }
   agentburn::BudgetState at_end = fleet_state(*c, "fleet-bench");
   state.counters["unsettled_at_end"] = std::round(at_end.held_usd / 0.000001);
-  auto deadline = Clock::now() + std::chrono::seconds(60);
-  for (agentburn::BudgetState st = at_end; st.held_usd > 0; st = fleet_state(*c, "fleet-bench")) {
-    if (Clock::now() >= deadline) die("the settles did not reach Redis within 60 s");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  wait_fleet(*c, "fleet-bench", [](const agentburn::BudgetState& st) { return st.held_usd <= 0; });
 }
 BENCHMARK(BM_FleetReserveTrack)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
@@ -610,13 +627,7 @@ void BM_FleetReserveRelease(benchmark::State& state) {
     state.SkipWithError(why.c_str());
     return;
   }
-  agentburn::ReserveRequest req = fleet_request();
-  for (auto _ : state) {
-    auto r = c->reserve(req);
-    if (!r.ok()) die(r.status().to_string());
-    agentburn::Status s = c->release(r.value());
-    if (!s.ok()) die(s.to_string());
-  }
+  reserve_release(state, *c);
 }
 BENCHMARK(BM_FleetReserveRelease)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
@@ -643,12 +654,7 @@ void BM_FleetReserveReleaseOpenHolds(benchmark::State& state) {
     }
     filled[n] = true;
   }
-  for (auto _ : state) {
-    auto r = c->reserve(req);
-    if (!r.ok()) die(r.status().to_string());
-    agentburn::Status s = c->release(r.value());
-    if (!s.ok()) die(s.to_string());
-  }
+  reserve_release(state, *c);
   state.counters["open_holds"] = std::round(fleet_state(*c, name).held_usd / 0.000001);
 }
 BENCHMARK(BM_FleetReserveReleaseOpenHolds)
@@ -683,20 +689,12 @@ void BM_FleetReserveReleaseHours(benchmark::State& state) {
       agentburn::Status s = c->track(e);
       if (!s.ok()) die(s.to_string());
     }
-    auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (std::llround(fleet_state(*c, name).spent_usd / 0.000001) < n) {
-      if (Clock::now() >= deadline) die("the settles did not reach Redis within 60 s");
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    wait_fleet(*c, name, [n](const agentburn::BudgetState& st) {
+      return std::llround(st.spent_usd / 0.000001) >= n;
+    });
     filled[n] = true;
   }
-  agentburn::ReserveRequest req = fleet_request();
-  for (auto _ : state) {
-    auto r = c->reserve(req);
-    if (!r.ok()) die(r.status().to_string());
-    agentburn::Status s = c->release(r.value());
-    if (!s.ok()) die(s.to_string());
-  }
+  reserve_release(state, *c);
 }
 BENCHMARK(BM_FleetReserveReleaseHours)
     ->Arg(1)
